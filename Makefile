@@ -1,0 +1,53 @@
+# shoplens: two commands do everything on a fresh machine.
+#   make demo   builds .venv if needed, then generates, loads, streams, builds and reports
+#   make test   builds .venv if needed, then runs every test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DBT_PROFILES_DIR := $(CURDIR)
+export SHOPLENS_DB ?= $(CURDIR)/warehouse.duckdb
+DEMO_SESSIONS ?= 50000
+
+.PHONY: demo test lint bench sysdeps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# System packages the tests drive for real: headless chromium for the report pages and
+# docker-compose (1.29) to validate docker-compose.yml offline. Installed only when missing.
+sysdeps:
+	@if ! command -v chromium >/dev/null || ! command -v docker-compose >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium and docker-compose from Debian"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose >/dev/null; \
+		else \
+			echo "chromium or docker-compose missing and cannot apt-get install: those tests will fail" >&2; \
+		fi; \
+	fi
+
+demo: $(STAMP)
+	rm -f $(SHOPLENS_DB) $(SHOPLENS_DB).wal
+	$(BIN)/shoplens generate --sessions $(DEMO_SESSIONS) --seed 42 --days 365
+	$(BIN)/dbt seed --quiet
+	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink
+	$(BIN)/dbt build
+	$(BIN)/shoplens report --out reports
+
+test: $(STAMP) sysdeps
+	$(BIN)/ruff check python tests bench
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check python tests bench
+	$(BIN)/ruff format --check python tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) target logs reports artifacts warehouse.duckdb warehouse.duckdb.wal

@@ -1,0 +1,117 @@
+"""The `shoplens` command line. Every failure the user can act on is one line on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from shoplens.config import default_db_path
+from shoplens.warehouse import WarehouseError
+
+db_option = click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=default_db_path,
+    show_default="$SHOPLENS_DB or warehouse.duckdb in the project root",
+    help="Warehouse file.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="shoplens")
+def cli() -> None:
+    """shoplens: an analytics warehouse for e-commerce user behaviour."""
+
+
+@cli.command()
+@db_option
+@click.option("--sessions", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="Sessions to simulate.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
+              help="Days of history, ending at --end.")
+@click.option("--end", "end", type=click.DateTime(["%Y-%m-%d"]), default="2026-10-31",
+              show_default=True, help="Last day of the simulated history.")
+@click.option("--defects", type=click.FloatRange(0, 0.5), default=0.01, show_default=True,
+              help="Rate of realistic defects (duplicates, missing values, late and "
+              "malformed events); 0 turns them off.")
+def generate(db: Path, sessions: int, seed: int, days: int, end, defects: float) -> None:
+    """Simulate customers, products, sessions (as events) and orders; load them into raw.*."""
+    from shoplens.generate import generate_and_load
+
+    summary = generate_and_load(
+        db, sessions=sessions, seed=seed, days=days, end=end.date(), defect_rate=defects
+    )
+    click.echo(summary)
+
+
+@cli.command()
+@db_option
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Rows to print at most.")
+def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
+    """Run a SQL query against the warehouse (read-only) and print the result."""
+    import duckdb
+
+    from shoplens.warehouse import connect
+
+    with connect(db, read_only=True) as con:
+        try:
+            rel = con.sql(query)
+        except duckdb.Error as exc:
+            raise click.ClickException(f"query failed: {str(exc).splitlines()[0]}") from exc
+        if rel is None:
+            return
+        columns = rel.columns
+        rows = rel.limit(limit).fetchall()
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console().print(table)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"shoplens: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn every expected failure into one line on stderr."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        _fail(exc.format_message().splitlines()[0] + hint, 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message().splitlines()[0], exc.exit_code)
+    except WarehouseError as exc:
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # the last line of defence: still one line, never a traceback
+        if os.environ.get("SHOPLENS_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _fail(f"{type(exc).__name__}: {first} (set SHOPLENS_DEBUG=1 for the traceback)", 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""The DuckDB warehouse file: connections that wait politely for the lock, and the raw schema.
+
+DuckDB lets one process at a time hold a database file for writing (and a writer excludes
+readers from other processes). Every writer here is short-lived and every connection retries
+with back-off while another process (a `dbt build`, the Kafka sink) holds the file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+
+class WarehouseError(Exception):
+    """A problem with the warehouse file that the user can act on (missing, locked...)."""
+
+
+LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """True when DuckDB refused the file because another process holds it."""
+    return isinstance(exc, duckdb.Error) and any(m in str(exc) for m in LOCK_MARKERS)
+
+
+def open_connection(
+    db: str | Path,
+    *,
+    read_only: bool = False,
+    timeout: float = 30.0,
+    create: bool = True,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, retrying with back-off for up to `timeout` s while it is locked.
+
+    Read-only connections and `create=False` require the file to exist already.
+    """
+    path = Path(db)
+    if (read_only or not create) and not path.exists():
+        raise WarehouseError(
+            f"warehouse file not found: {path} (run `shoplens generate` or set SHOPLENS_DB)"
+        )
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not is_lock_error(exc):
+                raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise WarehouseError(
+                    f"warehouse {path} is locked by another process "
+                    f"(a dbt build or the sink?); gave up after {timeout:.0f} s"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def connect(
+    db: str | Path, *, read_only: bool = False, timeout: float = 30.0, create: bool = True
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Context manager around `open_connection` that always closes (and so releases) the file."""
+    con = open_connection(db, read_only=read_only, timeout=timeout, create=create)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Raw schema: the contract every loader (generator, Kafka sink, REES46 import) writes to.
+# Each entry: table -> (table comment, [(column, type, comment), ...]).
+# --------------------------------------------------------------------------------------------
+
+RAW_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
+    "raw.events": (
+        "One row per behavioural event, a superset of the public REES46 clickstream schema. "
+        "Append-only landing table: duplicates, late events and defects are cleaned by dbt.",
+        [
+            ("event_id", "VARCHAR", "Unique event id across all loads: '<run tag>-<n>' for "
+             "generated events, the producer's id for streamed ones, 'rees46:<file>:<line>' "
+             "for imports"),
+            ("event_time", "TIMESTAMP", "When the event happened, UTC"),
+            ("event_type", "VARCHAR", "page_view, product_view, add_to_cart, remove_from_cart, "
+             "checkout or purchase (REES46 imports keep their own view/cart/... values)"),
+            ("product_id", "BIGINT", "Product the event is about; null for page views"),
+            ("category_id", "BIGINT", "Category id of the product (REES46 field)"),
+            ("category_code", "VARCHAR", "Dotted category code, top level first, "
+             "e.g. 'electronics.audio'"),
+            ("brand", "VARCHAR", "Product brand"),
+            ("price", "DOUBLE", "Unit price at the time of the event"),
+            ("user_id", "BIGINT", "Customer id (REES46 user_id)"),
+            ("user_session", "VARCHAR", "Session id; may be missing, then dbt sessionises by "
+             "30 minutes of inactivity"),
+            ("quantity", "INTEGER", "Units added, removed or bought; null for views"),
+            ("device", "VARCHAR", "desktop, mobile or tablet"),
+            ("traffic_source", "VARCHAR", "direct, organic, paid_search, social, email or "
+             "referral"),
+            ("page", "VARCHAR", "Page type for page views: home, search, category, cart, "
+             "account, help"),
+            ("source", "VARCHAR", "Which loader wrote the row: generator, kafka or rees46"),
+            ("loaded_at", "TIMESTAMP", "When the row was written to the warehouse, UTC"),
+        ],
+    ),
+    "raw.customers": (
+        "One row per customer as registered by the shop (generated or imported).",
+        [
+            ("customer_id", "BIGINT", "Customer id, joins raw.events.user_id"),
+            ("age", "INTEGER", "Age in years; may be missing"),
+            ("gender", "VARCHAR", "F, M or X; may be missing"),
+            ("city", "VARCHAR", "City of residence"),
+            ("country", "VARCHAR", "Country of residence"),
+            ("signup_date", "DATE", "When the customer registered"),
+            ("source", "VARCHAR", "Which loader wrote the row"),
+            ("loaded_at", "TIMESTAMP", "When the row was written, UTC"),
+        ],
+    ),
+    "raw.products": (
+        "One row per product in the catalogue.",
+        [
+            ("product_id", "BIGINT", "Product id, joins raw.events.product_id"),
+            ("product_name", "VARCHAR", "Display name"),
+            ("category_id", "BIGINT", "Category id"),
+            ("category_code", "VARCHAR", "Dotted category code, top level first"),
+            ("brand", "VARCHAR", "Brand"),
+            ("price", "DOUBLE", "List price"),
+            ("source", "VARCHAR", "Which loader wrote the row"),
+            ("loaded_at", "TIMESTAMP", "When the row was written, UTC"),
+        ],
+    ),
+    "raw.transactions": (
+        "Order lines as the order system records them: one row per product bought. Each "
+        "follows from a purchase event (same event_id).",
+        [
+            ("transaction_id", "VARCHAR", "Order line id, unique"),
+            ("order_id", "VARCHAR", "Order id: the lines bought together in one checkout"),
+            ("event_id", "VARCHAR", "The purchase event this line comes from"),
+            ("customer_id", "BIGINT", "Buyer"),
+            ("product_id", "BIGINT", "Product bought"),
+            ("category_code", "VARCHAR", "Category code of the product"),
+            ("price", "DOUBLE", "Unit price paid"),
+            ("quantity", "INTEGER", "Units bought"),
+            ("transaction_time", "TIMESTAMP", "When the order was placed, UTC"),
+            ("source", "VARCHAR", "Which loader wrote the row"),
+            ("loaded_at", "TIMESTAMP", "When the row was written, UTC"),
+        ],
+    ),
+    "raw.rejects": (
+        "Input that could not be accepted, kept whole with the reason: nothing is dropped "
+        "silently. Written by the Kafka sink and the file importers.",
+        [
+            ("rejected_at", "TIMESTAMP", "When it was rejected, UTC"),
+            ("source", "VARCHAR", "kafka or the importer's format (rees46)"),
+            ("topic", "VARCHAR", "Kafka topic, or the file name for imports"),
+            ("partition", "INTEGER", "Kafka partition; null for imports"),
+            ("kafka_offset", "BIGINT", "Kafka offset, or the line number for imports"),
+            ("payload", "BLOB", "The raw bytes as received"),
+            ("reason", "VARCHAR", "Why it was rejected"),
+        ],
+    ),
+    "raw.sink_offsets": (
+        "Next Kafka offset to read per consumer group, topic and partition, written in the "
+        "same transaction as the rows: the sink's exactly-once bookkeeping.",
+        [
+            ("consumer_group", "VARCHAR", "Kafka consumer group of the sink"),
+            ("topic", "VARCHAR", "Topic"),
+            ("partition", "INTEGER", "Partition"),
+            ("next_offset", "BIGINT", "First offset not yet written to the warehouse"),
+            ("updated_at", "TIMESTAMP", "Last commit, UTC"),
+        ],
+    ),
+    "raw.load_runs": (
+        "One row per load (generate run, import, sink start): what was loaded and with which "
+        "parameters.",
+        [
+            ("run_id", "INTEGER", "Sequential run id"),
+            ("kind", "VARCHAR", "generate, rees46, kafka..."),
+            ("started_at", "TIMESTAMP", "Start, UTC"),
+            ("params", "VARCHAR", "Parameters as JSON"),
+        ],
+    ),
+    "ground_truth.customer_personas": (
+        "EVALUATION ONLY: the latent behaviour persona the generator gave each customer. "
+        "Never a feature; used only to check that segmentation recovers the design.",
+        [
+            ("customer_id", "BIGINT", "Customer id"),
+            ("persona", "VARCHAR", "browser, cart_abandoner, one_click_buyer, explorer or "
+             "ordinary"),
+        ],
+    ),
+}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw and ground_truth schemas and tables (with comments) if missing."""
+    con.execute("create schema if not exists raw")
+    con.execute("create schema if not exists ground_truth")
+    existing = {
+        f"{s}.{t}"
+        for s, t in con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = "
+            "current_database()"
+        ).fetchall()
+    }
+    for table, (comment, columns) in RAW_TABLES.items():
+        if table in existing:
+            continue
+        cols = ", ".join(f"{name} {dtype}" for name, dtype, _ in columns)
+        con.execute(f"create table {table} ({cols})")
+        con.execute(f"comment on table {table} is {_quote(comment)}")
+        for name, _, col_comment in columns:
+            con.execute(f"comment on column {table}.{name} is {_quote(col_comment)}")
+
+
+def raw_columns(table: str) -> list[str]:
+    """Column names of a raw table, in contract order."""
+    return [name for name, _, _ in RAW_TABLES[table][1]]
+
+
+def append(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> int:
+    """Append an Arrow table to a raw table by column name (missing columns become null)."""
+    con.register("_shoplens_append", data)
+    try:
+        names = [c for c in raw_columns(table) if c in data.column_names]
+        cols = ", ".join(names)
+        con.execute(f"insert into {table} ({cols}) select {cols} from _shoplens_append")
+    finally:
+        con.unregister("_shoplens_append")
+    return data.num_rows
+
+
+def start_run(con: duckdb.DuckDBPyConnection, kind: str, params: dict) -> int:
+    """Record a load run and return its id (1, 2, ... per warehouse)."""
+    run_id = con.execute("select coalesce(max(run_id), 0) + 1 from raw.load_runs").fetchone()[0]
+    con.execute(
+        "insert into raw.load_runs values (?, ?, now()::timestamp, ?)",
+        [run_id, kind, json.dumps(params, sort_keys=True)],
+    )
+    return int(run_id)
