@@ -1,0 +1,1 @@
+"""Benchmarks: each script measures one path and writes its section of docs/benchmarks.md."""

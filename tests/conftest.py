@@ -1,0 +1,66 @@
+"""Shared fixtures: small generated warehouses and a dbt runner that keeps runs apart.
+
+The expensive fixtures are session-scoped: one small generated warehouse, and one copy of it
+after a full `dbt build` (staging to ml), shared by the dbt, ml, report and scoring tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DBT = str(Path(sys.executable).with_name("dbt"))
+
+# Small but with structure: enough sessions per customer for segments and models to find it.
+SMALL_SESSIONS = 6_000
+SMALL_SEED = 7
+SMALL_END = dt.date(2026, 10, 31)
+
+
+def run_dbt(args: list[str], db: Path, workdir: Path, check: bool = True,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run dbt against `db` with its own target and log folders under `workdir`."""
+    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT),
+           **(extra_env or {})}
+    cmd = [DBT, *args, "--project-dir", str(ROOT), "--target-path", str(workdir / "target"),
+           "--log-path", str(workdir / "logs")]
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def dbt() -> Callable[..., subprocess.CompletedProcess]:
+    """`dbt(args, db, workdir)` runs dbt on a warehouse file; fails the test on error."""
+    return run_dbt
+
+
+@pytest.fixture(scope="session")
+def small_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated (not yet built) warehouse: SMALL_SESSIONS sessions, seed SMALL_SEED."""
+    from shoplens.generate import generate_and_load
+
+    db = tmp_path_factory.mktemp("small") / "raw.duckdb"
+    generate_and_load(db, sessions=SMALL_SESSIONS, seed=SMALL_SEED, days=365, end=SMALL_END,
+                      defect_rate=0.01, progress=False)
+    return db
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(small_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of `small_warehouse` after `dbt seed` and a full `dbt build` (including ml)."""
+    work = tmp_path_factory.mktemp("built")
+    db = work / "warehouse.duckdb"
+    shutil.copy(small_warehouse, db)
+    run_dbt(["seed"], db, work)
+    run_dbt(["build"], db, work)
+    return db
