@@ -7,6 +7,7 @@ with back-off while another process (a `dbt build`, the Kafka sink) holds the fi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -228,13 +229,26 @@ def raw_columns(table: str) -> list[str]:
     return [name for name, _, _ in RAW_TABLES[table][1]]
 
 
-def append(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> int:
-    """Append an Arrow table to a raw table by column name (missing columns become null)."""
+def append(
+    con: duckdb.DuckDBPyConnection, table: str, data: pa.Table,
+    *, loaded_at: dt.datetime | None = None,
+) -> int:
+    """Append an Arrow table to a raw table by column name (missing columns become null).
+
+    `loaded_at`, when given, fills the `loaded_at` column of every row (naive UTC).
+    """
     con.register("_shoplens_append", data)
     try:
         names = [c for c in raw_columns(table) if c in data.column_names]
         cols = ", ".join(names)
-        con.execute(f"insert into {table} ({cols}) select {cols} from _shoplens_append")
+        if loaded_at is not None and "loaded_at" not in names:
+            con.execute(
+                f"insert into {table} ({cols}, loaded_at) "
+                f"select {cols}, ?::timestamp from _shoplens_append",
+                [loaded_at],
+            )
+        else:
+            con.execute(f"insert into {table} ({cols}) select {cols} from _shoplens_append")
     finally:
         con.unregister("_shoplens_append")
     return data.num_rows
