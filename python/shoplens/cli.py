@@ -86,6 +86,25 @@ def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
     Console().print(table)
 
 
+@cli.command()
+@db_option
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True, help="Folder to write the site to.")
+@click.option("--dbt-target", "dbt_target", type=click.Path(file_okay=False, path_type=Path),
+              default=None, show_default="target/ in the project root",
+              help="dbt target folder with run_results.json and sources.json (quality page).")
+def report(db: Path, out: Path, dbt_target: Path | None) -> None:
+    """Build the static report site from the marts (read-only); print the index.html path."""
+    from shoplens.reports import build_site, default_dbt_target
+
+    result = build_site(db, out, dbt_target or default_dbt_target())
+    charts = sum(result.charts.values())
+    notices = sum(result.notices.values())
+    click.echo(f"{len(result.charts)} pages, {charts} charts, {notices} sections without data, "
+               f"{result.seconds:.1f} s", err=True)
+    click.echo(str(result.index.resolve()))
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"shoplens: error: {message}", err=True)
     sys.exit(code)

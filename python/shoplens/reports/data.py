@@ -1,0 +1,155 @@
+"""Read-only access to the warehouse for the report pages.
+
+Every query goes through one read-only DuckDB connection. Pages ask `ReportData.missing(...)`
+before they query, so a warehouse without some tables (no streaming run yet, REES46 data
+without demographics, no `dbt build` at all) gives "no data yet" notices instead of errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from shoplens.warehouse import connect
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """When the data ends and when the warehouse was last built, each with where it came from."""
+
+    data_as_of: dt.datetime | None
+    data_as_of_source: str
+    built_at: dt.datetime | None
+    built_at_source: str
+
+
+class ReportData:
+    """A read-only view of the warehouse: table existence checks and queries to DataFrames."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, db: Path,
+                 dbt_target: Path | None = None) -> None:
+        self.con = con
+        self.db = db
+        self.dbt_target = dbt_target
+        rows = con.execute(
+            "select schema_name || '.' || table_name from duckdb_tables() "
+            "where database_name = current_database() "
+            "union all select schema_name || '.' || view_name from duckdb_views() "
+            "where database_name = current_database() and not internal"
+        ).fetchall()
+        self._relations = {r[0].lower() for r in rows}
+        self._empty: dict[str, bool] = {}
+
+    def exists(self, relation: str) -> bool:
+        """True when `schema.name` is a table or view in the warehouse."""
+        return relation.lower() in self._relations
+
+    def is_empty(self, relation: str) -> bool:
+        """True when the relation exists and has no rows (cached)."""
+        key = relation.lower()
+        if key not in self._empty:
+            self._empty[key] = self.con.execute(
+                f"select not exists (select 1 from {relation})"
+            ).fetchone()[0]
+        return self._empty[key]
+
+    def missing(self, *relations: str) -> str | None:
+        """Why the relations cannot be shown (missing or empty), or None when all have rows."""
+        absent = [r for r in relations if not self.exists(r)]
+        if absent:
+            return f"{', '.join(absent)} not in the warehouse yet"
+        empty = [r for r in relations if self.is_empty(r)]
+        if empty:
+            return f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty"
+        return None
+
+    def lacks(self, needs: dict[str, Sequence[str]]) -> str | None:
+        """Why a section cannot be drawn: a relation missing or empty, or columns it lacks."""
+        reason = self.missing(*needs)
+        if reason:
+            return reason
+        for relation, wanted in needs.items():
+            have = set(self.columns(relation))
+            absent = [c for c in wanted if c not in have]
+            if absent:
+                return f"{relation} has no column {', '.join(absent)}"
+        return None
+
+    def columns(self, relation: str) -> list[str]:
+        """Column names of a relation, in order."""
+        schema, name = relation.split(".", 1)
+        return [r[0] for r in self.con.execute(
+            "select column_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = ? and table_name = ? order by column_index", [schema, name]
+        ).fetchall()]
+
+    def df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run a query and return a DataFrame."""
+        return self.con.execute(sql, params or []).df()
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run a query and return the first column of its first row (None when no rows)."""
+        row = self.con.execute(sql, params or []).fetchone()
+        return None if row is None else row[0]
+
+    def dbt_artifact(self, name: str) -> tuple[dict, Path] | None:
+        """A JSON artifact (`run_results.json`, `sources.json`) from the dbt target folder."""
+        if self.dbt_target is None:
+            return None
+        path = self.dbt_target / name
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text()), path
+        except (OSError, ValueError):
+            return None
+
+    def build_info(self) -> BuildInfo:
+        """The data's "as of" time (latest session or event) and the last warehouse build."""
+        as_of, as_of_source = None, "no events yet"
+        for relation, column in (("marts.fct_sessions", "session_start"),
+                                 ("marts.fct_events", "event_time"),
+                                 ("raw.events", "event_time")):
+            if self.exists(relation) and column in self.columns(relation):
+                as_of = self.scalar(f"select max({column}) from {relation}")
+                if as_of is not None:
+                    as_of_source = f"latest {column} in {relation}"
+                    break
+        built_at, built_source = None, "no dbt build found"
+        artifact = self.dbt_artifact("run_results.json")
+        if artifact is not None:
+            generated = artifact[0].get("metadata", {}).get("generated_at")
+            if generated:
+                built_at = _parse_time(generated)
+                built_source = f"dbt run_results.json in {artifact[1].parent}"
+        if built_at is None and self.exists("marts.fct_sessions"):
+            built_at = dt.datetime.fromtimestamp(self.db.stat().st_mtime, dt.UTC).replace(
+                tzinfo=None)
+            built_source = "warehouse file last modified"
+        return BuildInfo(as_of, as_of_source, built_at, built_source)
+
+
+def _parse_time(text: str) -> dt.datetime | None:
+    """ISO time from a dbt artifact, as naive UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+@contextmanager
+def open_report_data(db: Path, dbt_target: Path | None = None) -> Iterator[ReportData]:
+    """Open the warehouse read-only for the duration of a report build."""
+    with connect(db, read_only=True) as con:
+        yield ReportData(con, db, dbt_target)

@@ -1,0 +1,23 @@
+"""One module per page; each has `build(data) -> Page`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from shoplens.reports.content import Notice, Section
+from shoplens.reports.data import ReportData
+
+HINT = "run `dbt build` to create it"
+
+
+def guarded(data: ReportData, title: str, needs: dict[str, Sequence[str]],
+            draw: Callable[[], Section], empty_hint: str = HINT) -> Section:
+    """`draw()` when every relation in `needs` exists, has rows and the columns; else a notice.
+
+    `empty_hint` explains an empty relation (a missing one always needs `dbt build`).
+    """
+    reason = data.lacks(needs)
+    if reason:
+        hint = empty_hint if all(data.exists(r) for r in needs) else HINT
+        return Notice(title, f"No data yet: {reason} ({hint}).")
+    return draw()

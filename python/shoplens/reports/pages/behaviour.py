@@ -1,0 +1,150 @@
+"""Behaviour: what sessions look like, where carts are abandoned, the funnel."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from shoplens.reports.content import Chart, Page, esc, style
+from shoplens.reports.data import ReportData
+from shoplens.reports.pages import guarded
+
+SESSIONS = "marts.fct_sessions"
+FUNNEL = "marts.mart_funnel_daily"
+SCATTER_SAMPLE = 5_000
+CORRELATION_FEATURES = [
+    ("products_viewed", "products viewed"),
+    ("products_added_to_cart", "cart additions"),
+    ("pages_visited", "pages visited"),
+    ("session_duration_seconds", "duration"),
+    ("time_per_page_seconds", "time per page"),
+    ("revenue", "revenue"),
+]
+
+
+def views_and_carts(data: ReportData) -> Chart:
+    """Product views and cart additions per category (grouped bars)."""
+    frame = data.df(f"""
+        select category, sum(product_views) as views, sum(cart_additions) as carts
+        from {FUNNEL} group by all order by views desc""")
+    fig = go.Figure([
+        go.Bar(name="product views", x=esc(frame["category"]), y=frame["views"]),
+        go.Bar(name="cart additions", x=esc(frame["category"]), y=frame["carts"]),
+    ])
+    style(fig, barmode="group", yaxis_title="events")
+    return Chart("Product views and cart additions by category", fig,
+                 f"All days in {FUNNEL}.")
+
+
+def abandonment(data: ReportData) -> Chart:
+    """Sessions with a cart addition, split into bought and abandoned, per category."""
+    frame = data.df(f"""
+        select dominant_category as category,
+               count(*) filter (where purchase_made) as bought,
+               count(*) filter (where not purchase_made) as abandoned
+        from {SESSIONS} where products_added_to_cart > 0
+        group by all order by abandoned / (bought + abandoned) desc""")
+    share = frame["abandoned"] / (frame["bought"] + frame["abandoned"])
+    fig = go.Figure([
+        go.Bar(name="bought", x=esc(frame["category"]), y=frame["bought"],
+               marker_color="#3a9d5d"),
+        go.Bar(name="abandoned", x=esc(frame["category"]), y=frame["abandoned"],
+               marker_color="#c8453c", text=[f"{s:.0%}" for s in share],
+               textposition="outside"),
+    ])
+    style(fig, barmode="stack", yaxis_title="sessions with a cart addition")
+    return Chart("Cart abandonment by category", fig,
+                 "Sessions that added to cart, by their dominant category; the label is the "
+                 "share abandoned.")
+
+
+def duration_box(data: ReportData) -> Chart:
+    """Session duration by purchase outcome, as box plots from SQL quantiles."""
+    frame = data.df(f"""
+        select purchase_made,
+               quantile_cont(session_duration_seconds, [0.05, 0.25, 0.5, 0.75, 0.95]) as q,
+               avg(session_duration_seconds) as mean, count(*) as n
+        from {SESSIONS} group by all order by purchase_made""")
+    fig = go.Figure()
+    for row in frame.itertuples():
+        q = [v / 60 for v in row.q]
+        fig.add_trace(go.Box(
+            name=f"purchase: {'yes' if row.purchase_made else 'no'} (n={row.n:,})",
+            q1=[q[1]], median=[q[2]], q3=[q[3]], lowerfence=[q[0]], upperfence=[q[4]],
+            mean=[row.mean / 60], boxpoints=False))
+    style(fig, yaxis_title="session duration (minutes)", showlegend=False)
+    return Chart("Session duration vs purchase", fig,
+                 "Whiskers at the 5th and 95th percentiles; dashed line: mean.")
+
+
+def pages_vs_duration(data: ReportData) -> Chart:
+    """Pages visited against session duration for a sample of sessions (WebGL scatter)."""
+    frame = data.df(f"""
+        select pages_visited, session_duration_seconds / 60 as minutes, purchase_made,
+               dominant_category
+        from {SESSIONS} using sample reservoir({SCATTER_SAMPLE} rows) repeatable (42)""")
+    fig = go.Figure()
+    for bought, colour in ((False, "#2f6fb0"), (True, "#e07b39")):
+        part = frame[frame["purchase_made"] == bought]
+        fig.add_trace(go.Scattergl(
+            x=part["pages_visited"], y=part["minutes"], mode="markers",
+            name="purchase" if bought else "no purchase",
+            marker={"size": 5, "opacity": 0.5, "color": colour},
+            text=esc(part["dominant_category"]),
+            hovertemplate="%{x} pages, %{y:.1f} min<br>%{text}<extra></extra>"))
+    style(fig, xaxis_title="pages visited", yaxis_title="session duration (minutes)")
+    return Chart("Pages visited vs session duration", fig,
+                 f"A random sample of {SCATTER_SAMPLE:,} sessions; zoom and hover for detail.")
+
+
+def funnel(data: ReportData) -> Chart:
+    """Views to cart additions to checkouts to purchases, all categories."""
+    row = data.df(f"""
+        select sum(product_views) as views, sum(cart_additions) as carts,
+               sum(checkouts) as checkouts, sum(purchases) as purchases
+        from {FUNNEL}""").iloc[0]
+    fig = go.Figure(go.Funnel(
+        y=["product views", "cart additions", "checkouts", "purchases"],
+        x=[row["views"], row["carts"], row["checkouts"], row["purchases"]],
+        textinfo="value+percent initial"))
+    style(fig, height=360)
+    return Chart("Funnel", fig, f"Event counts over all days in {FUNNEL}.")
+
+
+def correlation(data: ReportData) -> Chart:
+    """Pearson correlation between the session features, computed in DuckDB."""
+    names = [c for c, _ in CORRELATION_FEATURES]
+    pairs = ", ".join(f"corr({a}, {b}) as \"{a}|{b}\"" for a in names for b in names)
+    row = data.df(f"select {pairs} from {SESSIONS}").iloc[0]
+    matrix = [[row[f"{a}|{b}"] for b in names] for a in names]
+    labels = [label for _, label in CORRELATION_FEATURES]
+    fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, zmin=-1, zmax=1,
+                               colorscale="RdBu", reversescale=True,
+                               text=[[f"{v:.2f}" for v in r] for r in matrix],
+                               texttemplate="%{text}"))
+    style(fig, height=480, yaxis_autorange="reversed")
+    return Chart("Feature correlation", fig,
+                 "Pearson correlation over all sessions. Revenue and cart additions go with "
+                 "the purchase itself: that is the leak the Models page demonstrates.")
+
+
+def build(data: ReportData) -> Page:
+    """The behaviour page."""
+    session_cols = ["dominant_category", "purchase_made", "products_added_to_cart",
+                    "session_duration_seconds", "pages_visited"]
+    funnel_cols = ["category", "product_views", "cart_additions", "checkouts", "purchases"]
+    sections = [
+        guarded(data, "Product views and cart additions by category", {FUNNEL: funnel_cols},
+                lambda: views_and_carts(data)),
+        guarded(data, "Cart abandonment by category", {SESSIONS: session_cols},
+                lambda: abandonment(data)),
+        guarded(data, "Session duration vs purchase", {SESSIONS: session_cols},
+                lambda: duration_box(data)),
+        guarded(data, "Pages visited vs session duration", {SESSIONS: session_cols},
+                lambda: pages_vs_duration(data)),
+        guarded(data, "Funnel", {FUNNEL: funnel_cols}, lambda: funnel(data)),
+        guarded(data, "Feature correlation",
+                {SESSIONS: [c for c, _ in CORRELATION_FEATURES]}, lambda: correlation(data)),
+    ]
+    return Page("behaviour", "Behaviour",
+                "How sessions unfold: what people look at, what they put in the cart, and "
+                "where they drop out.", sections)

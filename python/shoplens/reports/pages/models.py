@@ -1,0 +1,246 @@
+"""Models: purchase intent against its baseline, the leakage demonstration, curves, confusion
+matrix, importances, the category model, and the live scorer's activity."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from shoplens.reports.content import Bullets, Chart, Notice, Page, Section, Table, esc, style
+from shoplens.reports.data import ReportData
+from shoplens.reports.pages import guarded
+
+METRICS = "ml.model_metrics"
+CURVES = "ml.model_curves"
+CONFUSION = "ml.confusion_matrices"
+IMPORTANCES = "ml.feature_importances"
+LEAKAGE = "ml.leakage_screen"
+CLASS_REPORT = "ml.category_class_metrics"
+SCORES = "live.session_scores"
+
+DEPLOYED = "purchase_intent"
+DEPLOYED_EVAL = "time_holdout"
+STRATIFIED = "purchase_intent_stratified"
+REPLICATION = "session_study_replication"
+REPLICATION_NO_LEAK = "session_study_replication_no_leak"
+CATEGORY = "category_choice"
+STUDY_ACCURACY = 0.9998
+SHOWN_METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"]
+MODEL_LABELS = {
+    DEPLOYED: "early intent, time hold-out (deployed)",
+    STRATIFIED: "early intent, stratified 75/25",
+    REPLICATION: "study replication, all features",
+    REPLICATION_NO_LEAK: "study replication, leaky features removed",
+}
+
+
+def _test_metrics(data: ReportData, model: str) -> dict[str, tuple[float, float]]:
+    frame = data.df(f"select metric, value, baseline_value from {METRICS} "
+                    "where model_name = ? and split = 'test'", [model])
+    return {r.metric: (r.value, r.baseline_value) for r in frame.itertuples()}
+
+
+def intent_vs_baseline(data: ReportData) -> Section:
+    """The deployed model's test metrics beside the majority-class baseline."""
+    values = _test_metrics(data, DEPLOYED)
+    if not values:
+        return Notice("Purchase intent against the baseline",
+                      f"No data yet: no test metrics for {DEPLOYED} in {METRICS}.")
+    shown = [m for m in SHOWN_METRICS if m in values]
+    fig = go.Figure([
+        go.Bar(name="model", x=shown, y=[values[m][0] for m in shown],
+               text=[f"{values[m][0]:.3f}" for m in shown], textposition="outside"),
+        go.Bar(name="majority baseline", x=shown, y=[values[m][1] for m in shown],
+               text=[f"{values[m][1]:.3f}" for m in shown], textposition="outside",
+               marker_color="#9aa5b1"),
+    ])
+    style(fig, barmode="group", yaxis_range=[0, 1.1], yaxis_title="score on the test set")
+    brier = values.get("brier")
+    note = ("The deployed model sees only events before a session's first checkout or "
+            "purchase; trained on earlier sessions, tested on the latest weeks.")
+    if brier:
+        note += f" Brier score {brier[0]:.3f} (baseline {brier[1]:.3f}; lower is better)."
+    return Chart("Purchase intent against the baseline", fig, note)
+
+
+def metrics_table(data: ReportData) -> Table:
+    """Every purchase-intent model's test metrics, baseline beside each."""
+    frame = data.df(f"""
+        select model_name, evaluation, metric, value, baseline_value from {METRICS}
+        where split = 'test' and model_name <> ? order by model_name, metric""", [CATEGORY])
+    rows = []
+    for (model, evaluation), part in frame.groupby(["model_name", "evaluation"], sort=False):
+        cells = {r.metric: f"{r.value:.3f} ({r.baseline_value:.3f})" for r in part.itertuples()}
+        rows.append([MODEL_LABELS.get(model, model), evaluation,
+                     *(cells.get(m, "") for m in [*SHOWN_METRICS, "brier"])])
+    return Table("All intent models on their test sets", ["model", "evaluation",
+                 *SHOWN_METRICS, "brier"], rows,
+                 "Each cell: model (majority baseline). Thresholds were chosen on validation "
+                 "data carved from the training part, never on the test set.")
+
+
+def leakage(data: ReportData) -> Section:
+    """The study's 99.98% beside the replication with and without the leaky features."""
+    bars = [("session study (reported)", STUDY_ACCURACY)]
+    for model in (REPLICATION, REPLICATION_NO_LEAK, STRATIFIED, DEPLOYED):
+        values = _test_metrics(data, model)
+        if "accuracy" in values:
+            bars.append((MODEL_LABELS[model], values["accuracy"][0]))
+    deployed = _test_metrics(data, DEPLOYED)
+    if "accuracy" in deployed:
+        bars.append(("majority baseline", deployed["accuracy"][1]))
+    fig = go.Figure(go.Bar(
+        x=[v for _, v in bars], y=[label for label, _ in bars], orientation="h",
+        text=[f"{v:.2%}" for _, v in bars], textposition="outside",
+        marker_color=["#c8453c", "#e07b39", "#2f6fb0", "#2f6fb0", "#3a9d5d", "#9aa5b1"][
+            :len(bars)]))
+    style(fig, height=360, xaxis_range=[0, 1.12], xaxis_tickformat=".0%",
+          xaxis_title="test accuracy", yaxis_autorange="reversed",
+          margin={"l": 290, "r": 30, "t": 30, "b": 60})
+    return Chart("Leakage: the study's 99.98% against honest figures", fig,
+                 "The study's features include what happens after the purchase decision; the "
+                 "screen below shows which ones alone nearly determine the outcome.")
+
+
+def leakage_screen(data: ReportData) -> Table:
+    """Per-feature univariate AUC and whether it leaks."""
+    frame = data.df(f"select feature_set, feature, univariate_auc, leaks from {LEAKAGE} "
+                    "order by feature_set desc, univariate_auc desc")
+    frame["leaks"] = frame["leaks"].map({True: "LEAKS", False: "no"})
+    return Table.from_frame("Leakage screen", frame,
+                            "Univariate AUC of each feature alone (0.5 = no signal). A feature "
+                            "that alone nearly predicts the purchase was measured after it.",
+                            {"univariate_auc": ".3f"})
+
+
+def curves(data: ReportData, curve: str) -> Chart:
+    """ROC or PR curves of the intent models on their test sets."""
+    frame = data.df(f"select model_name, x, y from {CURVES} where curve = ? "
+                    "order by model_name, point", [curve])
+    fig = go.Figure()
+    for model, part in frame.groupby("model_name", sort=False):
+        fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="lines",
+                                 name=esc(MODEL_LABELS.get(model, model))))
+    if curve == "roc":
+        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                                 line={"dash": "dot", "color": "#9aa5b1"}))
+        style(fig, xaxis_title="false positive rate", yaxis_title="true positive rate")
+        return Chart("ROC curves", fig, f"From {CURVES}, test sets.")
+    style(fig, xaxis_title="recall", yaxis_title="precision")
+    return Chart("Precision-recall curves", fig, f"From {CURVES}, test sets.")
+
+
+def confusion(data: ReportData) -> Chart:
+    """The deployed model's confusion matrix on its test set."""
+    frame = data.df(f"""select actual, predicted, count from {CONFUSION}
+                        where model_name = ? and split = 'test'""", [DEPLOYED])
+    grid = frame.pivot_table(index="actual", columns="predicted", values="count",
+                             aggfunc="sum", fill_value=0)
+    labels = {"0": "no purchase", "1": "purchase", "False": "no purchase", "True": "purchase"}
+    fig = go.Figure(go.Heatmap(
+        z=grid.values, x=[labels.get(str(c), str(c)) for c in grid.columns],
+        y=[labels.get(str(i), str(i)) for i in grid.index], colorscale="Blues",
+        text=grid.values, texttemplate="%{text:,}", showscale=False))
+    style(fig, height=360, xaxis_title="predicted", yaxis_title="actual",
+          yaxis_autorange="reversed")
+    return Chart("Confusion matrix (deployed model)", fig, f"From {CONFUSION}, test set.")
+
+
+def importances(data: ReportData, model: str, title: str) -> Chart:
+    """Top features by impurity and by permutation importance."""
+    frame = data.df(f"""select kind, feature, importance, importance_std from {IMPORTANCES}
+                        where model_name = ? and rank <= 12 order by kind, rank""", [model])
+    fig = go.Figure([
+        go.Bar(name=kind, y=esc(part["feature"]), x=part["importance"], orientation="h",
+               error_x={"type": "data", "array": part["importance_std"]})
+        for kind, part in frame.groupby("kind", sort=False)
+    ])
+    style(fig, height=460, barmode="group", yaxis_autorange="reversed",
+          xaxis_title="importance", margin={"l": 220, "r": 30, "t": 30, "b": 60})
+    return Chart(title, fig, f"From {IMPORTANCES}: impurity (mean over trees) and permutation "
+                             "importance on held-out rows, top 12 of each.")
+
+
+def category_model(data: ReportData) -> Section:
+    """The category-choice model: accuracy and macro-F1 against the baseline, per class."""
+    values = _test_metrics(data, CATEGORY)
+    if not values:
+        return Notice("Category choice model",
+                      f"No data yet: no test metrics for {CATEGORY} in {METRICS}.")
+    items = [f"{metric}: {model:.3f} against a majority baseline of {base:.3f}"
+             for metric, (model, base) in sorted(values.items())]
+    beats = values.get("accuracy", (0, 1))[0] > values.get("accuracy", (0, 1))[1] and \
+        values.get("macro_f1", (0, 1))[0] > values.get("macro_f1", (0, 1))[1]
+    items.append("It beats the baseline." if beats else
+                 "It does NOT beat the majority baseline on both measures: demographics and "
+                 "time say little about which category a customer buys.")
+    return Bullets("Category choice model", items,
+                   "Random Forest on age, gender, location, hour, weekday and month; 80/20.")
+
+
+def class_report(data: ReportData) -> Table:
+    """Per-class precision, recall, F1 and support of the category model."""
+    frame = data.df(f"select class_label as category, precision, recall, f1, support "
+                    f"from {CLASS_REPORT} order by support desc")
+    return Table.from_frame("Category model per class", frame, f"From {CLASS_REPORT}.",
+                            {"precision": ".3f", "recall": ".3f", "f1": ".3f",
+                             "support": ",d"})
+
+
+def live_scores(data: ReportData) -> Section:
+    """How many sessions the live scorer rated and how many it flagged."""
+    frame = data.df(f"""
+        select count(*) as scorings, count(distinct session_id) as sessions,
+               count(*) filter (where high_intent) as flagged,
+               avg(probability) as mean_probability,
+               min(scored_at) as first_scored, max(scored_at) as last_scored
+        from {SCORES}""")
+    row = frame.iloc[0]
+    return Table("Live scoring", ["scorings", "sessions", "flagged high intent",
+                                  "mean probability", "first", "last"],
+                 [[f"{int(row['scorings']):,}", f"{int(row['sessions']):,}",
+                   f"{int(row['flagged']):,}", f"{row['mean_probability']:.3f}",
+                   f"{row['first_scored']:%Y-%m-%d %H:%M:%S}",
+                   f"{row['last_scored']:%Y-%m-%d %H:%M:%S}"]],
+                 f"From {SCORES}, written by `shoplens sink --score`.")
+
+
+def build(data: ReportData) -> Page:
+    """The models page."""
+    metric_cols = ["model_name", "evaluation", "split", "metric", "value", "baseline_value"]
+    sections = [
+        guarded(data, "Purchase intent against the baseline", {METRICS: metric_cols},
+                lambda: intent_vs_baseline(data)),
+        guarded(data, "Leakage: the study's 99.98% against honest figures",
+                {METRICS: metric_cols}, lambda: leakage(data)),
+        guarded(data, "Leakage screen",
+                {LEAKAGE: ["feature_set", "feature", "univariate_auc", "leaks"]},
+                lambda: leakage_screen(data)),
+        guarded(data, "All intent models on their test sets", {METRICS: metric_cols},
+                lambda: metrics_table(data)),
+        guarded(data, "ROC curves", {CURVES: ["model_name", "curve", "point", "x", "y"]},
+                lambda: curves(data, "roc")),
+        guarded(data, "Precision-recall curves",
+                {CURVES: ["model_name", "curve", "point", "x", "y"]},
+                lambda: curves(data, "pr")),
+        guarded(data, "Confusion matrix (deployed model)",
+                {CONFUSION: ["model_name", "split", "actual", "predicted", "count"]},
+                lambda: confusion(data)),
+        guarded(data, "Feature importances (deployed model)",
+                {IMPORTANCES: ["model_name", "kind", "feature", "importance", "rank"]},
+                lambda: importances(data, DEPLOYED, "Feature importances (deployed model)")),
+        guarded(data, "Category choice model", {METRICS: metric_cols},
+                lambda: category_model(data)),
+        guarded(data, "Category model per class",
+                {CLASS_REPORT: ["class_label", "precision", "recall", "f1", "support"]},
+                lambda: class_report(data)),
+        guarded(data, "Feature importances (category model)",
+                {IMPORTANCES: ["model_name", "kind", "feature", "importance", "rank"]},
+                lambda: importances(data, CATEGORY, "Feature importances (category model)")),
+        guarded(data, "Live scoring",
+                {SCORES: ["session_id", "probability", "high_intent", "scored_at"]},
+                lambda: live_scores(data), empty_hint="no streaming run has scored sessions yet: "
+                "`shoplens stream --embedded --sink` then `shoplens sink --score`"),
+    ]
+    return Page("models", "Models",
+                "How well purchases can be predicted honestly, why the original study's 99.98% "
+                "was too good to be true, and what the live scorer is doing.", sections)

@@ -1,0 +1,149 @@
+"""Overview: KPI tiles against the previous period, and recommendations drawn from the data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from shoplens.reports.content import Bullets, Notice, Page, Section, Tile, Tiles
+from shoplens.reports.data import ReportData
+from shoplens.reports.pages import guarded
+
+PERIOD_DAYS = 30
+
+SESSIONS = "marts.fct_sessions"
+ORDER_LINES = "marts.fct_order_lines"
+FUNNEL = "marts.mart_funnel_daily"
+
+
+def periods(as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+    """Bounds (previous start, current start, end) of the last two PERIOD_DAYS windows.
+
+    The current period is the PERIOD_DAYS days up to and including the day of `as_of`.
+    """
+    end = dt.datetime.combine(as_of.date() + dt.timedelta(days=1), dt.time())
+    current = end - dt.timedelta(days=PERIOD_DAYS)
+    return current - dt.timedelta(days=PERIOD_DAYS), current, end
+
+
+KPI_SQL = f"""
+with s as (
+    select
+        case when session_start >= $current then 'current' else 'previous' end as period,
+        count(*) as sessions,
+        count(*) filter (where purchase_made) as buying_sessions,
+        count(*) filter (where products_added_to_cart > 0) as cart_sessions,
+        count(*) filter (where products_added_to_cart > 0 and not purchase_made)
+            as abandoned_sessions
+    from {SESSIONS}
+    where session_start >= $previous and session_start < $end
+    group by all
+), o as (
+    select
+        case when order_time >= $current then 'current' else 'previous' end as period,
+        sum(line_revenue) as revenue,
+        count(distinct order_id) as orders
+    from {ORDER_LINES}
+    where order_time >= $previous and order_time < $end
+    group by all
+)
+select
+    period,
+    s.sessions,
+    s.buying_sessions / nullif(s.sessions, 0) as conversion_rate,
+    coalesce(o.revenue, 0) as revenue,
+    o.revenue / nullif(o.orders, 0) as average_order_value,
+    s.abandoned_sessions / nullif(s.cart_sessions, 0) as cart_abandonment
+from s full join o using (period)
+"""
+
+KPIS = [
+    ("sessions", "Sessions", "count", True),
+    ("conversion_rate", "Conversion rate", "rate", True),
+    ("revenue", "Revenue", "money", True),
+    ("average_order_value", "Average order value", "money", True),
+    ("cart_abandonment", "Cart abandonment", "rate", False),
+]
+
+
+def kpi_tiles(data: ReportData) -> Section:
+    """Five KPI tiles for the last PERIOD_DAYS days against the PERIOD_DAYS before."""
+    as_of = data.scalar(f"select max(session_start) from {SESSIONS}")
+    previous, current, end = periods(as_of)
+    frame = data.df(KPI_SQL, {"previous": previous, "current": current, "end": end})
+    by_period = {row["period"]: row for row in frame.to_dict("records")}
+    cur, prev = by_period.get("current", {}), by_period.get("previous")
+    tiles = [
+        Tile(key, label, _number(cur.get(key)), _number(prev.get(key)) if prev else None,
+             unit, better)
+        for key, label, unit, better in KPIS
+    ]
+    note = (f"Last {PERIOD_DAYS} days ({current:%Y-%m-%d} to {end - dt.timedelta(days=1):%Y-%m-%d})"
+            f" against the {PERIOD_DAYS} days before. Conversion: sessions with a purchase; cart "
+            "abandonment: sessions with a cart addition and no purchase; revenue and average "
+            "order value from order lines.")
+    return Tiles(f"Last {PERIOD_DAYS} days", tiles, note)
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number
+
+
+RECOMMEND_SQL = f"""
+with recent as (
+    select category, sum(cart_additions) as carts, sum(purchases) as purchases,
+           sum(product_views) as views
+    from {FUNNEL}
+    where event_date > (select max(event_date) from {FUNNEL}) - interval {PERIOD_DAYS} day
+    group by all
+)
+select category, views, carts, purchases, greatest(carts - purchases, 0) as lost_carts,
+       1 - purchases / nullif(carts, 0) as abandonment, carts / nullif(views, 0) as cart_rate
+from recent order by lost_carts desc
+"""
+
+
+def recommendations(data: ReportData) -> Section:
+    """Plain findings: where carts are lost, which categories convert views worst and best."""
+    frame = data.df(RECOMMEND_SQL)
+    frame = frame[frame["carts"] > 0]
+    if frame.empty:
+        return Notice("Recommendations",
+                      "No cart additions in the last period: nothing to recommend.")
+    items: list[str] = []
+    worst = frame.head(3)
+    lost = ", ".join(f"{r.category} ({r.lost_carts:,.0f} carts, {r.abandonment:.0%} abandoned)"
+                     for r in worst.itertuples())
+    items.append(f"Most carts are lost in {lost}: start cart-recovery e-mails and checkout "
+                 "fixes there.")
+    ranked = frame.sort_values("abandonment", ascending=False)
+    top = ranked.iloc[0]
+    items.append(f"{top['category']} has the highest abandonment rate ({top['abandonment']:.0%}"
+                 f" of {top['carts']:,.0f} cart additions): review its prices, delivery costs "
+                 "and stock messages.")
+    by_cart_rate = frame[frame["views"] > 0].sort_values("cart_rate")
+    if len(by_cart_rate) >= 2:
+        low, high = by_cart_rate.iloc[0], by_cart_rate.iloc[-1]
+        items.append(f"Views turn into carts least in {low['category']} "
+                     f"({low['cart_rate']:.1%} of views) and most in {high['category']} "
+                     f"({high['cart_rate']:.1%}): improve product pages where the rate is low.")
+    return Bullets("Recommendations", items,
+                   f"From {FUNNEL}, last {PERIOD_DAYS} days of data.")
+
+
+def build(data: ReportData) -> Page:
+    """The overview page."""
+    sections = [
+        guarded(data, f"Last {PERIOD_DAYS} days",
+                {SESSIONS: ["session_start", "purchase_made", "products_added_to_cart"],
+                 ORDER_LINES: ["order_time", "order_id", "line_revenue"]},
+                lambda: kpi_tiles(data)),
+        guarded(data, "Recommendations",
+                {FUNNEL: ["event_date", "category", "product_views", "cart_additions",
+                          "purchases"]},
+                lambda: recommendations(data)),
+    ]
+    return Page("index", "Overview",
+                "How the shop is doing and where to act first.", sections)

@@ -1,0 +1,91 @@
+"""Build the static report site: one shared layout, six pages, plotly.js shipped once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import plotly
+
+from shoplens.config import PROJECT_ROOT
+from shoplens.reports.content import Page, chart_count
+from shoplens.reports.data import ReportData, open_report_data
+from shoplens.reports.pages import behaviour, models, overview, quality, sales, segments
+
+TEMPLATES = Path(__file__).with_name("templates")
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+PageBuilder = Callable[[ReportData], Page]
+PAGES: list[tuple[str, str, PageBuilder]] = [
+    ("index", "Overview", overview.build),
+    ("behaviour", "Behaviour", behaviour.build),
+    ("sales", "Sales", sales.build),
+    ("models", "Models", models.build),
+    ("segments", "Segments", segments.build),
+    ("quality", "Data quality", quality.build),
+]
+
+
+@dataclass(frozen=True)
+class NavItem:
+    slug: str
+    title: str
+
+    @property
+    def filename(self) -> str:
+        return "index.html" if self.slug == "index" else f"{self.slug}.html"
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    """What a build wrote: the index path, per-page chart counts and the time it took."""
+
+    index: Path
+    charts: dict[str, int]
+    notices: dict[str, int]
+    seconds: float
+
+
+def _when(value: dt.datetime | None) -> str:
+    return "unknown" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=False)
+    env.filters["when"] = _when
+    return env
+
+
+def default_dbt_target() -> Path:
+    """Where `dbt build` run from the project root writes run_results.json and sources.json."""
+    return PROJECT_ROOT / "target"
+
+
+def build_site(db: Path, out: Path, dbt_target: Path | None = None) -> SiteResult:
+    """Read the warehouse (read-only) and write the site to `out`; return what was written."""
+    started = time.perf_counter()
+    template = _environment().get_template("base.html")
+    nav = [NavItem(slug, title) for slug, title, _ in PAGES]
+    generated_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    charts: dict[str, int] = {}
+    notices: dict[str, int] = {}
+    with open_report_data(db, dbt_target) as data:
+        info = data.build_info()
+        assets = out / "assets"
+        assets.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PLOTLY_JS, assets / "plotly.min.js")
+        shutil.copyfile(TEMPLATES / "site.css", assets / "site.css")
+        for _slug, _title, builder in PAGES:
+            page = builder(data)
+            html = template.render(page=page, nav=nav, info=info, generated_at=generated_at,
+                                   db_name=db.name)
+            (out / page.filename).write_text(html, encoding="utf-8")
+            charts[page.filename] = chart_count(page.sections)
+            notices[page.filename] = sum(1 for s in page.sections if s.kind == "notice")
+    return SiteResult(out / "index.html", charts, notices, time.perf_counter() - started)

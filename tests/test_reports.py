@@ -1,0 +1,131 @@
+"""Report site without a browser: empty warehouses, offline output, CLI errors, tile maths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoplens.reports import PAGES, build_site
+from shoplens.reports.content import Tile, format_value
+from shoplens.reports.pages.overview import PERIOD_DAYS, periods
+from shoplens.warehouse import connect, ensure_raw_schema
+
+SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
+PAGE_FILES = ["index.html", "behaviour.html", "sales.html", "models.html", "segments.html",
+              "quality.html"]
+
+
+@pytest.fixture()
+def raw_only_warehouse(tmp_path: Path) -> Path:
+    """A warehouse with the raw schema and nothing built: every page must say so."""
+    db = tmp_path / "raw_only.duckdb"
+    with connect(db) as con:
+        ensure_raw_schema(con)
+    return db
+
+
+def test_page_registry_names_the_fixed_files() -> None:
+    files = ["index.html" if slug == "index" else f"{slug}.html" for slug, _, _ in PAGES]
+    assert files == PAGE_FILES
+
+
+def test_empty_warehouse_gives_notices_on_every_page(raw_only_warehouse: Path,
+                                                      tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    result = build_site(raw_only_warehouse, out, dbt_target=tmp_path / "no-target")
+    assert sorted(result.charts) == sorted(PAGE_FILES)
+    assert sum(result.charts.values()) == 0
+    for name in PAGE_FILES:
+        html = (out / name).read_text()
+        assert result.notices[name] >= 1
+        assert "No data yet" in html or "Nothing rejected" in html
+        assert 'class="chart"' not in html
+    index = (out / "index.html").read_text()
+    assert "marts.fct_sessions, marts.fct_order_lines not in the warehouse yet" in index
+    assert "no run_results.json" in (out / "quality.html").read_text()
+
+
+def test_site_is_offline_and_ships_plotly_once(raw_only_warehouse: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(raw_only_warehouse, out)
+    scripts = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.js"))
+    assert scripts == ["assets/plotly.min.js"]
+    assert (out / "assets" / "plotly.min.js").stat().st_size > 1_000_000
+    for name in PAGE_FILES:
+        html = (out / name).read_text()
+        assert not re.search(r"https?://", html), name
+        assert html.count('src="assets/plotly.min.js"') == 1
+        for other in PAGE_FILES:  # the navigation links every page
+            assert f'href="{other}"' in html
+
+
+def test_layout_shows_as_of_and_build_time(raw_only_warehouse: Path, tmp_path: Path) -> None:
+    with connect(raw_only_warehouse) as con:
+        con.execute("insert into raw.events (event_id, event_time) values "
+                    "('a', '2026-10-30 12:00:00'), ('b', '2026-10-31 08:15:00')")
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "run_results.json").write_text(
+        '{"metadata": {"generated_at": "2026-11-01T09:30:00.123456Z"}, "results": []}')
+    out = tmp_path / "site"
+    build_site(raw_only_warehouse, out, dbt_target=target)
+    for name in PAGE_FILES:
+        html = (out / name).read_text()
+        assert "Data as of <b>2026-10-31 08:15 UTC</b>" in html
+        assert "Warehouse built <b>2026-11-01 09:30 UTC</b>" in html
+    assert "ran no tests" in (out / "quality.html").read_text()
+
+
+def test_kpi_periods_are_two_adjacent_windows() -> None:
+    previous, current, end = periods(dt.datetime(2026, 10, 31, 23, 59))
+    assert end == dt.datetime(2026, 11, 1)
+    assert current == end - dt.timedelta(days=PERIOD_DAYS)
+    assert previous == current - dt.timedelta(days=PERIOD_DAYS)
+
+
+def test_tiles_format_values_and_changes() -> None:
+    assert format_value(1234567, "count") == "1,234,567"
+    assert format_value(0.03456, "rate") == "3.5%"
+    assert format_value(1234.5, "money") == "1,234.50"
+    assert format_value(None, "money") == "n/a"
+    sessions = Tile("sessions", "Sessions", 1100, 1000)
+    assert sessions.change() == "+10.0% vs previous period"
+    assert sessions.tone() == "good"
+    abandonment = Tile("cart_abandonment", "Cart abandonment", 0.70, 0.65, "rate",
+                       higher_is_better=False)
+    assert abandonment.change() == "+5.0 pp vs previous period"
+    assert abandonment.tone() == "bad"
+    assert Tile("revenue", "Revenue", 10.0, None, "money").change() == "no previous period"
+    assert Tile("revenue", "Revenue", 10.0, 0.0, "money").change() == "previous period was zero"
+
+
+def test_cli_report_without_warehouse_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([SHOPLENS, "report", "--db", str(tmp_path / "nope.duckdb"),
+                           "--out", str(tmp_path / "site")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("shoplens: error: warehouse file not found")
+    assert not (tmp_path / "site").exists()
+
+
+def test_cli_report_prints_index_path(raw_only_warehouse: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    proc = subprocess.run([SHOPLENS, "report", "--db", str(raw_only_warehouse), "--out",
+                           str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str((out / "index.html").resolve())
+    assert "6 pages, 0 charts" in proc.stderr
+
+
+def test_cli_report_refuses_a_file_as_out(raw_only_warehouse: Path, tmp_path: Path) -> None:
+    clash = tmp_path / "a-file"
+    clash.write_text("x")
+    proc = subprocess.run([SHOPLENS, "report", "--db", str(raw_only_warehouse), "--out",
+                           str(clash)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--out" in proc.stderr
