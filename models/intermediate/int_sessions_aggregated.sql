@@ -1,0 +1,115 @@
+{#-
+    One row per session: what happened in it, from all of its events (including the outcome).
+    Incremental (delete+insert on sessionization_key): recomputes only the sessions whose
+    sessionization_key has events loaded after the newest max_loaded_at already here.
+-#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='sessionization_key',
+    on_schema_change='fail'
+) }}
+
+with events as (
+    select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() %}
+    where sessionization_key in (
+        select sessionization_key from {{ ref('int_events_sessionized') }}
+        where loaded_at > (select coalesce(max(max_loaded_at), {{ epoch_start() }}) from {{ this }})
+    )
+    {% endif %}
+),
+
+category_counts as (
+    select
+        session_id,
+        category,
+        count(*) as category_events
+    from events
+    where event_type in ('product_view', 'add_to_cart', 'remove_from_cart', 'purchase')
+    group by session_id, category
+),
+
+dominant_category as (
+    select session_id, category as dominant_category
+    from (
+        select
+            session_id,
+            category,
+            row_number() over (
+                partition by session_id order by category_events desc, category
+            ) as category_rank
+        from category_counts
+    ) as ranked
+    where category_rank = 1
+),
+
+sessions as (
+    select
+        session_id,
+        min(sessionization_key) as sessionization_key,
+        min(session_source) as session_source,
+        min(customer_id) as customer_id,
+        min(event_time) as session_start,
+        max(event_time) as session_end,
+        count(*) as events,
+        count(case when event_type = 'page_view' then 1 end) as page_views,
+        count(case when event_type = 'product_view' then 1 end) as product_views,
+        count(distinct case when event_type = 'product_view' then product_id end)
+            as distinct_products_viewed,
+        count(distinct case when event_type in ('product_view', 'add_to_cart') then category end)
+            as distinct_categories,
+        count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
+        cast(coalesce(sum(case when event_type = 'add_to_cart' then quantity end), 0)
+            as {{ dbt.type_bigint() }}) as cart_units,
+        count(case when event_type = 'remove_from_cart' then 1 end) as cart_removals,
+        count(case when event_type = 'checkout' then 1 end) as checkouts,
+        count(case when event_type = 'purchase' then 1 end) as purchases,
+        cast(coalesce(sum(case when event_type = 'purchase' then quantity end), 0)
+            as {{ dbt.type_bigint() }}) as units_purchased,
+        coalesce(sum(purchase_revenue), 0) as revenue,
+        coalesce(min(case when device <> 'unknown' then device end), 'unknown') as device,
+        coalesce(min(case when traffic_source <> 'unknown' then traffic_source end), 'unknown')
+            as traffic_source,
+        max(loaded_at) as max_loaded_at
+    from events
+    group by session_id
+)
+
+select
+    sessions.session_id,
+    sessions.sessionization_key,
+    sessions.session_source,
+    sessions.customer_id,
+    sessions.session_start,
+    sessions.session_end,
+    cast(sessions.session_start as date) as session_date,
+    sessions.events,
+    sessions.page_views,
+    sessions.product_views,
+    sessions.distinct_products_viewed,
+    sessions.distinct_categories,
+    sessions.cart_additions,
+    sessions.cart_units,
+    sessions.cart_removals,
+    sessions.checkouts,
+    sessions.purchases,
+    sessions.units_purchased,
+    sessions.revenue,
+    sessions.page_views + sessions.product_views as pages_visited,
+    {{ seconds_between('sessions.session_start', 'sessions.session_end') }} as session_duration_seconds,
+    {{ seconds_between('sessions.session_start', 'sessions.session_end') }} * 1.0
+        / nullif(sessions.page_views + sessions.product_views, 0) as time_per_page_seconds,
+    coalesce(dominant_category.dominant_category, 'None') as dominant_category,
+    sessions.device,
+    sessions.traffic_source,
+    {{ hour_of_day('sessions.session_start') }} as start_hour,
+    {{ day_of_week_iso('sessions.session_start') }} as start_weekday,
+    {{ month_of_year('sessions.session_start') }} as start_month,
+    sessions.checkouts > 0 as checkout_reached,
+    sessions.purchases > 0 as purchase_made,
+    sessions.cart_additions > 0 and sessions.purchases = 0 as cart_abandoned,
+    sessions.max_loaded_at
+from sessions
+left join dominant_category
+    on dominant_category.session_id = sessions.session_id

@@ -1,0 +1,65 @@
+{#-
+    One row per session: the early-intent features (macro early_intent_features, events strictly
+    before the first checkout or purchase) with the label purchase_made and session_start for
+    time-based splits. Incremental like int_sessions_aggregated.
+-#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='sessionization_key',
+    on_schema_change='fail'
+) }}
+
+with sessions as (
+    select
+        session_id,
+        sessionization_key,
+        customer_id,
+        session_start,
+        purchase_made,
+        max_loaded_at
+    from {{ ref('int_sessions_aggregated') }}
+    {% if is_incremental() %}
+    where sessionization_key in (
+        select sessionization_key from {{ ref('int_sessions_aggregated') }}
+        where max_loaded_at > (select coalesce(max(max_loaded_at), {{ epoch_start() }}) from {{ this }})
+    )
+    {% endif %}
+),
+
+events as (
+    select
+        event_id,
+        session_id,
+        customer_id,
+        event_time,
+        event_type,
+        product_id,
+        category,
+        price,
+        quantity,
+        device,
+        traffic_source
+    from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() %}
+    where sessionization_key in (select sessionization_key from sessions)
+    {% endif %}
+),
+
+features as (
+    {{ early_intent_features('events') }}
+)
+
+select
+    sessions.session_id,
+    sessions.sessionization_key,
+    sessions.customer_id,
+    sessions.session_start,
+    {%- for column in early_intent_feature_columns() %}
+    features.{{ column }},
+    {%- endfor %}
+    sessions.purchase_made,
+    sessions.max_loaded_at
+from sessions
+inner join features
+    on features.session_id = sessions.session_id
