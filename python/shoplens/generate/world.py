@@ -61,7 +61,7 @@ CATEGORY_IDS = np.array(
 # --------------------------------------------------------------------------------------------
 
 PERSONAS: tuple[str, ...] = ("browser", "cart_abandoner", "one_click_buyer", "explorer", "ordinary")
-PERSONA_SHARE = np.array([0.20, 0.18, 0.14, 0.16, 0.32])
+PERSONA_SHARE = np.array([0.20, 0.18, 0.12, 0.16, 0.34])
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,10 @@ PERSONA = PersonaParams(
     session_weight=np.array([1.2, 1.0, 0.7, 1.5, 1.0]),
     extra_pages=np.array([1.0, 1.0, 0.2, 4.0, 1.2]),
     views=np.array([9.0, 4.0, 1.4, 6.0, 3.0]),
-    p_cart=np.array([0.02, 0.85, 0.45, 0.22, 0.20]),
+    p_cart=np.array([0.01, 0.85, 0.55, 0.22, 0.20]),
     cart_adds=np.array([1.0, 2.2, 1.1, 1.4, 1.2]),
     p_remove=np.array([0.10, 0.35, 0.02, 0.10, 0.10]),
-    p_buy=np.array([0.05, 0.04, 0.85, 0.35, 0.32]),
+    p_buy=np.array([0.05, 0.04, 0.90, 0.25, 0.22]),
     dwell=np.array([30.0, 45.0, 10.0, 95.0, 40.0]),
 )
 
