@@ -24,6 +24,7 @@ REPLICATION = "session_study_replication"
 REPLICATION_NO_LEAK = "session_study_replication_no_leak"
 CATEGORY = "category_choice"
 STUDY_ACCURACY = 0.9998
+LIVE_HINT = "no streaming run has scored sessions yet: see `shoplens sink --help`"
 SHOWN_METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"]
 MODEL_LABELS = {
     DEPLOYED: "early intent, time hold-out (deployed)",
@@ -238,8 +239,7 @@ def build(data: ReportData) -> Page:
                 lambda: importances(data, CATEGORY, "Feature importances (category model)")),
         guarded(data, "Live scoring",
                 {SCORES: ["session_id", "probability", "high_intent", "scored_at"]},
-                lambda: live_scores(data), empty_hint="no streaming run has scored sessions yet: "
-                "`shoplens stream --embedded --sink` then `shoplens sink --score`"),
+                lambda: live_scores(data), empty_hint=LIVE_HINT, missing_hint=LIVE_HINT),
     ]
     return Page("models", "Models",
                 "How well purchases can be predicted honestly, why the original study's 99.98% "
