@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,17 +31,33 @@ def is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.Error) and any(m in str(exc) for m in LOCK_MARKERS)
 
 
+LOCK_TIMEOUT_ENV = "SHOPLENS_LOCK_TIMEOUT"
+
+
+def default_lock_timeout() -> float:
+    """Seconds to wait for a locked warehouse: `$SHOPLENS_LOCK_TIMEOUT`, else 30."""
+    value = os.environ.get(LOCK_TIMEOUT_ENV)
+    try:
+        return float(value) if value else 30.0
+    except ValueError as exc:
+        raise WarehouseError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds, "
+                             f"not {value!r}") from exc
+
+
 def open_connection(
     db: str | Path,
     *,
     read_only: bool = False,
-    timeout: float = 30.0,
+    timeout: float | None = None,
     create: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, retrying with back-off for up to `timeout` s while it is locked.
 
-    Read-only connections and `create=False` require the file to exist already.
+    `timeout` defaults to `default_lock_timeout()`. Read-only connections and `create=False`
+    require the file to exist already.
     """
+    if timeout is None:
+        timeout = default_lock_timeout()
     path = Path(db)
     if (read_only or not create) and not path.exists():
         raise WarehouseError(
@@ -65,7 +82,8 @@ def open_connection(
 
 @contextmanager
 def connect(
-    db: str | Path, *, read_only: bool = False, timeout: float = 30.0, create: bool = True
+    db: str | Path, *, read_only: bool = False, timeout: float | None = None,
+    create: bool = True,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Context manager around `open_connection` that always closes (and so releases) the file."""
     con = open_connection(db, read_only=read_only, timeout=timeout, create=create)
