@@ -14,3 +14,11 @@
 
 {#- The earliest timestamp there can be: the watermark of an empty incremental table. -#}
 {% macro epoch_start() %}cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }}){% endmacro %}
+
+{#- Value of `arg` on the row with the largest `val` (ties: any). -#}
+{% macro shoplens_arg_max(arg, val) %}{{ return(adapter.dispatch('shoplens_arg_max', 'shoplens')(arg, val)) }}{% endmacro %}
+{% macro default__shoplens_arg_max(arg, val) %}max_by({{ arg }}, {{ val }}){% endmacro %}
+{% macro duckdb__shoplens_arg_max(arg, val) %}arg_max({{ arg }}, {{ val }}){% endmacro %}
+
+{#- Sum of an integer expression as BIGINT (DuckDB widens integer sums to HUGEINT). -#}
+{% macro sum_int(expression) %}cast(sum({{ expression }}) as {{ dbt.type_bigint() }}){% endmacro %}

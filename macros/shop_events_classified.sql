@@ -12,7 +12,7 @@
         select
             nullif(trim(event_id), '') as event_id,
             event_time,
-            lower(trim(event_type)) as source_event_type,
+            trim(event_type) as source_event_type,
             product_id,
             category_id,
             nullif(lower(trim(category_code)), '') as category_code,

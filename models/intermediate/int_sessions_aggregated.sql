@@ -27,6 +27,7 @@ category_counts as (
         count(*) as category_events
     from events
     where event_type in ('product_view', 'add_to_cart', 'remove_from_cart', 'purchase')
+        and category is not null
     group by session_id, category
 ),
 

@@ -21,7 +21,10 @@ select
     usable.product_id,
     usable.category_id,
     usable.category_code,
-    coalesce(categories.category_name, 'Other') as category,
+    case
+        when usable.product_id is not null or usable.category_code is not null
+            then coalesce(categories.category_name, 'Other')
+    end as category,
     usable.brand,
     usable.price,
     usable.customer_id,

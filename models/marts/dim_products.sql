@@ -1,0 +1,60 @@
+-- One row per product: the catalogue plus every product seen in events (REES46 imports have no
+-- catalogue; their attributes come from the latest event), with its list-price band and activity.
+with catalogue as (
+    select * from {{ ref('stg_shop__products') }}
+),
+
+events as (
+    select * from {{ ref('int_events_sessionized') }}
+    where product_id is not null
+),
+
+seen as (
+    select
+        product_id,
+        {{ shoplens_arg_max('category_code', 'event_time') }} as category_code,
+        {{ shoplens_arg_max('category', 'event_time') }} as category,
+        {{ shoplens_arg_max('brand', 'event_time') }} as brand,
+        max(price) as max_seen_price,
+        median(price) as median_seen_price,
+        count(case when event_type = 'product_view' then 1 end) as product_views,
+        count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
+        count(case when event_type = 'purchase' then 1 end) as purchases,
+        coalesce(sum(case when event_type = 'purchase' then quantity end), 0) as units_sold,
+        coalesce(sum(purchase_revenue), 0) as revenue
+    from events
+    group by product_id
+),
+
+price_bands as (
+    select * from {{ ref('price_bands') }}
+),
+
+combined as (
+    select
+        coalesce(catalogue.product_id, seen.product_id) as product_id,
+        catalogue.product_id is not null as in_catalogue,
+        catalogue.product_name,
+        coalesce(catalogue.category_code, seen.category_code) as category_code,
+        coalesce(catalogue.category, seen.category, 'Other') as category,
+        coalesce(catalogue.brand, seen.brand) as brand,
+        coalesce(catalogue.list_price, seen.median_seen_price) as list_price,
+        coalesce(seen.product_views, 0) as product_views,
+        coalesce(seen.cart_additions, 0) as cart_additions,
+        coalesce(seen.purchases, 0) as purchases,
+        cast(coalesce(seen.units_sold, 0) as {{ dbt.type_bigint() }}) as units_sold,
+        coalesce(seen.revenue, 0) as revenue
+    from catalogue
+    full outer join seen
+        on seen.product_id = catalogue.product_id
+)
+
+select
+    combined.*,
+    coalesce(price_bands.price_band, 'Unbanded') as price_band,
+    coalesce(combined.cart_additions * 1.0 / nullif(combined.product_views, 0), 0) as view_to_cart_rate
+from combined
+left join price_bands
+    on price_bands.category_name = combined.category
+    and combined.list_price >= price_bands.min_price
+    and combined.list_price < price_bands.max_price

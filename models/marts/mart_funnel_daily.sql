@@ -1,0 +1,60 @@
+-- Funnel by category and day. A session's activity in a category (its product views, cart
+-- additions and removals, purchases in that category) counts on the date of its first event in
+-- that category. Checkouts carry no product: a session-category pair counts as a checkout when it
+-- added to cart in the category and the session reached checkout.
+with events as (
+    select * from {{ ref('int_events_sessionized') }}
+    where category is not null
+),
+
+sessions as (
+    select session_id, checkout_reached from {{ ref('int_sessions_aggregated') }}
+),
+
+session_category as (
+    select
+        session_id,
+        category,
+        min(event_date) as activity_date,
+        count(case when event_type = 'product_view' then 1 end) as product_views,
+        count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
+        count(case when event_type = 'remove_from_cart' then 1 end) as cart_removals,
+        count(case when event_type = 'purchase' then 1 end) as purchases,
+        coalesce(sum(case when event_type = 'purchase' then quantity end), 0) as units_purchased,
+        coalesce(sum(purchase_revenue), 0) as revenue
+    from events
+    group by session_id, category
+),
+
+flagged as (
+    select
+        session_category.*,
+        sessions.checkout_reached
+    from session_category
+    inner join sessions
+        on sessions.session_id = session_category.session_id
+)
+
+select
+    activity_date,
+    category,
+    count(*) as sessions,
+    count(case when product_views > 0 then 1 end) as viewing_sessions,
+    {{ sum_int('product_views') }} as product_views,
+    {{ sum_int('cart_additions') }} as cart_additions,
+    {{ sum_int('cart_removals') }} as cart_removals,
+    count(case when cart_additions > 0 then 1 end) as cart_sessions,
+    count(case when cart_additions > 0 and checkout_reached then 1 end) as checkouts,
+    {{ sum_int('purchases') }} as purchases,
+    count(case when purchases > 0 then 1 end) as purchase_sessions,
+    cast(sum(units_purchased) as {{ dbt.type_bigint() }}) as units_purchased,
+    sum(revenue) as revenue,
+    count(case when cart_additions > 0 and purchases = 0 then 1 end) as abandoned_cart_sessions,
+    count(case when cart_additions > 0 and purchases = 0 then 1 end) * 1.0
+        / nullif(count(case when cart_additions > 0 then 1 end), 0) as cart_abandonment_rate,
+    count(case when cart_additions > 0 then 1 end) * 1.0
+        / nullif(count(case when product_views > 0 then 1 end), 0) as view_to_cart_rate,
+    count(case when purchases > 0 then 1 end) * 1.0
+        / nullif(count(*), 0) as conversion_rate
+from flagged
+group by activity_date, category
