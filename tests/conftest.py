@@ -49,7 +49,9 @@ def small_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated (not yet built) warehouse: SMALL_SESSIONS sessions, seed SMALL_SEED."""
     from shoplens.generate import generate_and_load
 
-    db = tmp_path_factory.mktemp("small") / "raw.duckdb"
+    # Not "raw.duckdb": a file's stem becomes its catalog name, which would clash with the
+    # schema `raw` (warehouse.open_connection refuses such names).
+    db = tmp_path_factory.mktemp("small") / "small.duckdb"
     generate_and_load(db, sessions=SMALL_SESSIONS, seed=SMALL_SEED, days=365, end=SMALL_END,
                       defect_rate=0.01, progress=False)
     return db

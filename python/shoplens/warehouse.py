@@ -32,6 +32,9 @@ def is_lock_error(exc: BaseException) -> bool:
 
 
 LOCK_TIMEOUT_ENV = "SHOPLENS_LOCK_TIMEOUT"
+# Schemas of the warehouse. A file named after one of them (raw.duckdb) would make `raw.events`
+# ambiguous, because DuckDB names the database (catalog) after the file's stem.
+SCHEMAS = ("raw", "ground_truth", "reference", "staging", "intermediate", "marts", "ml", "live")
 
 
 def default_lock_timeout() -> float:
@@ -59,6 +62,11 @@ def open_connection(
     if timeout is None:
         timeout = default_lock_timeout()
     path = Path(db)
+    if path.stem in SCHEMAS:
+        raise WarehouseError(
+            f"warehouse file name {path.name} clashes with the schema {path.stem!r} "
+            "(DuckDB names the database after the file): choose another name"
+        )
     if (read_only or not create) and not path.exists():
         raise WarehouseError(
             f"warehouse file not found: {path} (run `shoplens generate` or set SHOPLENS_DB)"
