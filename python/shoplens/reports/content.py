@@ -34,10 +34,13 @@ def esc(values: Any) -> Any:
 
 def style(fig: go.Figure, height: int = 420, **layout: Any) -> go.Figure:
     """The site's common figure look."""
-    fig.update_layout(template="plotly_white", height=height, colorway=PALETTE,
-                      margin={"l": 60, "r": 30, "t": 30, "b": 60},
-                      font={"family": "system-ui, sans-serif", "size": 12},
-                      legend={"orientation": "h", "y": -0.18}, **layout)
+    base: dict[str, Any] = {
+        "template": "plotly_white", "height": height, "colorway": PALETTE,
+        "margin": {"l": 60, "r": 30, "t": 30, "b": 60},
+        "font": {"family": "system-ui, sans-serif", "size": 12},
+        "legend": {"orientation": "h", "y": -0.2},
+    }
+    fig.update_layout(**{**base, **layout})
     return fig
 
 

@@ -12,12 +12,13 @@ SESSIONS = "marts.fct_sessions"
 FUNNEL = "marts.mart_funnel_daily"
 SCATTER_SAMPLE = 5_000
 CORRELATION_FEATURES = [
-    ("products_viewed", "products viewed"),
-    ("products_added_to_cart", "cart additions"),
+    ("product_views", "product views"),
+    ("cart_additions", "cart additions"),
     ("pages_visited", "pages visited"),
     ("session_duration_seconds", "duration"),
     ("time_per_page_seconds", "time per page"),
     ("revenue", "revenue"),
+    ("cast(purchase_made as integer)", "purchase made"),
 ]
 
 
@@ -41,7 +42,7 @@ def abandonment(data: ReportData) -> Chart:
         select dominant_category as category,
                count(*) filter (where purchase_made) as bought,
                count(*) filter (where not purchase_made) as abandoned
-        from {SESSIONS} where products_added_to_cart > 0
+        from {SESSIONS} where cart_additions > 0
         group by all order by abandoned / (bought + abandoned) desc""")
     share = frame["abandoned"] / (frame["bought"] + frame["abandoned"])
     fig = go.Figure([
@@ -67,9 +68,10 @@ def duration_box(data: ReportData) -> Chart:
     fig = go.Figure()
     for row in frame.itertuples():
         q = [v / 60 for v in row.q]
+        name = f"{'purchase' if row.purchase_made else 'no purchase'} (n={row.n:,})"
         fig.add_trace(go.Box(
-            name=f"purchase: {'yes' if row.purchase_made else 'no'} (n={row.n:,})",
-            q1=[q[1]], median=[q[2]], q3=[q[3]], lowerfence=[q[0]], upperfence=[q[4]],
+            name=name, x=[name], q1=[q[1]], median=[q[2]], q3=[q[3]], lowerfence=[q[0]],
+            upperfence=[q[4]],
             mean=[row.mean / 60], boxpoints=False))
     style(fig, yaxis_title="session duration (minutes)", showlegend=False)
     return Chart("Session duration vs purchase", fig,
@@ -113,9 +115,10 @@ def funnel(data: ReportData) -> Chart:
 def correlation(data: ReportData) -> Chart:
     """Pearson correlation between the session features, computed in DuckDB."""
     names = [c for c, _ in CORRELATION_FEATURES]
-    pairs = ", ".join(f"corr({a}, {b}) as \"{a}|{b}\"" for a in names for b in names)
+    pairs = ", ".join(f"corr({a}, {b}) as c_{i}_{j}" for i, a in enumerate(names)
+                      for j, b in enumerate(names))
     row = data.df(f"select {pairs} from {SESSIONS}").iloc[0]
-    matrix = [[row[f"{a}|{b}"] for b in names] for a in names]
+    matrix = [[row[f"c_{i}_{j}"] for j in range(len(names))] for i in range(len(names))]
     labels = [label for _, label in CORRELATION_FEATURES]
     fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, zmin=-1, zmax=1,
                                colorscale="RdBu", reversescale=True,
@@ -123,13 +126,13 @@ def correlation(data: ReportData) -> Chart:
                                texttemplate="%{text}"))
     style(fig, height=480, yaxis_autorange="reversed")
     return Chart("Feature correlation", fig,
-                 "Pearson correlation over all sessions. Revenue and cart additions go with "
-                 "the purchase itself: that is the leak the Models page demonstrates.")
+                 "Pearson correlation over all sessions; the last row shows how each feature "
+                 "moves with the purchase.")
 
 
 def build(data: ReportData) -> Page:
     """The behaviour page."""
-    session_cols = ["dominant_category", "purchase_made", "products_added_to_cart",
+    session_cols = ["dominant_category", "purchase_made", "cart_additions",
                     "session_duration_seconds", "pages_visited"]
     funnel_cols = ["category", "product_views", "cart_additions", "checkouts", "purchases"]
     sections = [
@@ -143,7 +146,8 @@ def build(data: ReportData) -> Page:
                 lambda: pages_vs_duration(data)),
         guarded(data, "Funnel", {FUNNEL: funnel_cols}, lambda: funnel(data)),
         guarded(data, "Feature correlation",
-                {SESSIONS: [c for c, _ in CORRELATION_FEATURES]}, lambda: correlation(data)),
+                {SESSIONS: [*(c for c, _ in CORRELATION_FEATURES[:-1]), "purchase_made"]},
+                lambda: correlation(data)),
     ]
     return Page("behaviour", "Behaviour",
                 "How sessions unfold: what people look at, what they put in the cart, and "

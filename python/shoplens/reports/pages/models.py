@@ -13,8 +13,7 @@ METRICS = "ml.model_metrics"
 CURVES = "ml.model_curves"
 CONFUSION = "ml.confusion_matrices"
 IMPORTANCES = "ml.feature_importances"
-LEAKAGE = "ml.leakage_screen"
-CLASS_REPORT = "ml.category_class_metrics"
+LEAKAGE = "ml.leakage_comparison"
 SCORES = "live.session_scores"
 
 DEPLOYED = "purchase_intent"
@@ -36,7 +35,7 @@ MODEL_LABELS = {
 
 def _test_metrics(data: ReportData, model: str) -> dict[str, tuple[float, float]]:
     frame = data.df(f"select metric, value, baseline_value from {METRICS} "
-                    "where model_name = ? and split = 'test'", [model])
+                    "where model_name = ? and split = 'test' and class_label is null", [model])
     return {r.metric: (r.value, r.baseline_value) for r in frame.itertuples()}
 
 
@@ -67,7 +66,8 @@ def metrics_table(data: ReportData) -> Table:
     """Every purchase-intent model's test metrics, baseline beside each."""
     frame = data.df(f"""
         select model_name, evaluation, metric, value, baseline_value from {METRICS}
-        where split = 'test' and model_name <> ? order by model_name, metric""", [CATEGORY])
+        where split = 'test' and class_label is null and model_name <> ?
+        order by model_name, metric""", [CATEGORY])
     rows = []
     for (model, evaluation), part in frame.groupby(["model_name", "evaluation"], sort=False):
         cells = {r.metric: f"{r.value:.3f} ({r.baseline_value:.3f})" for r in part.itertuples()}
@@ -104,19 +104,24 @@ def leakage(data: ReportData) -> Section:
 
 def leakage_screen(data: ReportData) -> Table:
     """Per-feature univariate AUC and whether it leaks."""
-    frame = data.df(f"select feature_set, feature, univariate_auc, leaks from {LEAKAGE} "
-                    "order by feature_set desc, univariate_auc desc")
-    frame["leaks"] = frame["leaks"].map({True: "LEAKS", False: "no"})
+    frame = data.df(f"""
+        select feature_set as "feature set", feature, univariate_auc as "univariate AUC",
+               permutation_importance as "permutation importance (replication)",
+               case when leaks then 'LEAKS' else 'no' end as leaks,
+               case when in_no_leak_model or in_early_intent_model then 'yes' else 'no' end
+                   as "used by an honest model"
+        from {LEAKAGE} order by feature_set desc, univariate_auc desc""")
     return Table.from_frame("Leakage screen", frame,
                             "Univariate AUC of each feature alone (0.5 = no signal). A feature "
                             "that alone nearly predicts the purchase was measured after it.",
-                            {"univariate_auc": ".3f"})
+                            {"univariate AUC": ".3f",
+                             "permutation importance (replication)": ".3f"})
 
 
 def curves(data: ReportData, curve: str) -> Chart:
     """ROC or PR curves of the intent models on their test sets."""
     frame = data.df(f"select model_name, x, y from {CURVES} where curve = ? "
-                    "order by model_name, point", [curve])
+                    "and model_name <> ? order by model_name, point", [curve, CATEGORY])
     fig = go.Figure()
     for model, part in frame.groupby("model_name", sort=False):
         fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="lines",
@@ -179,12 +184,22 @@ def category_model(data: ReportData) -> Section:
 
 
 def class_report(data: ReportData) -> Table:
-    """Per-class precision, recall, F1 and support of the category model."""
-    frame = data.df(f"select class_label as category, precision, recall, f1, support "
-                    f"from {CLASS_REPORT} order by support desc")
-    return Table.from_frame("Category model per class", frame, f"From {CLASS_REPORT}.",
+    """Per-class precision, recall and F1 of the category model, baseline beside each."""
+    frame = data.df(f"""
+        select class_label as category,
+               any_value(n_rows) as support,
+               max(value) filter (where metric = 'precision') as precision,
+               max(value) filter (where metric = 'recall') as recall,
+               max(value) filter (where metric = 'f1') as f1,
+               max(baseline_value) filter (where metric = 'f1') as baseline_f1
+        from {METRICS}
+        where model_name = ? and split = 'test' and class_label is not null
+        group by all order by support desc, category""", [CATEGORY])
+    return Table.from_frame("Category model per class", frame,
+                            f"From {METRICS} (test set; the baseline always predicts the "
+                            "most common category).",
                             {"precision": ".3f", "recall": ".3f", "f1": ".3f",
-                             "support": ",d"})
+                             "baseline_f1": ".3f", "support": ",d"})
 
 
 def live_scores(data: ReportData) -> Section:
@@ -207,14 +222,17 @@ def live_scores(data: ReportData) -> Section:
 
 def build(data: ReportData) -> Page:
     """The models page."""
-    metric_cols = ["model_name", "evaluation", "split", "metric", "value", "baseline_value"]
+    metric_cols = ["model_name", "evaluation", "split", "class_label", "metric", "value",
+                   "baseline_value"]
     sections = [
         guarded(data, "Purchase intent against the baseline", {METRICS: metric_cols},
                 lambda: intent_vs_baseline(data)),
         guarded(data, "Leakage: the study's 99.98% against honest figures",
                 {METRICS: metric_cols}, lambda: leakage(data)),
         guarded(data, "Leakage screen",
-                {LEAKAGE: ["feature_set", "feature", "univariate_auc", "leaks"]},
+                {LEAKAGE: ["feature_set", "feature", "univariate_auc", "leaks",
+                           "permutation_importance", "in_no_leak_model",
+                           "in_early_intent_model"]},
                 lambda: leakage_screen(data)),
         guarded(data, "All intent models on their test sets", {METRICS: metric_cols},
                 lambda: metrics_table(data)),
@@ -231,8 +249,7 @@ def build(data: ReportData) -> Page:
                 lambda: importances(data, DEPLOYED, "Feature importances (deployed model)")),
         guarded(data, "Category choice model", {METRICS: metric_cols},
                 lambda: category_model(data)),
-        guarded(data, "Category model per class",
-                {CLASS_REPORT: ["class_label", "precision", "recall", "f1", "support"]},
+        guarded(data, "Category model per class", {METRICS: [*metric_cols, "class_label"]},
                 lambda: class_report(data)),
         guarded(data, "Feature importances (category model)",
                 {IMPORTANCES: ["model_name", "kind", "feature", "importance", "rank"]},

@@ -31,19 +31,18 @@ with s as (
         case when session_start >= $current then 'current' else 'previous' end as period,
         count(*) as sessions,
         count(*) filter (where purchase_made) as buying_sessions,
-        count(*) filter (where products_added_to_cart > 0) as cart_sessions,
-        count(*) filter (where products_added_to_cart > 0 and not purchase_made)
-            as abandoned_sessions
+        count(*) filter (where cart_additions > 0) as cart_sessions,
+        count(*) filter (where cart_abandoned) as abandoned_sessions
     from {SESSIONS}
     where session_start >= $previous and session_start < $end
     group by all
 ), o as (
     select
-        case when order_time >= $current then 'current' else 'previous' end as period,
-        sum(line_revenue) as revenue,
+        case when transaction_time >= $current then 'current' else 'previous' end as period,
+        sum(revenue) as revenue,
         count(distinct order_id) as orders
     from {ORDER_LINES}
-    where order_time >= $previous and order_time < $end
+    where transaction_time >= $previous and transaction_time < $end
     group by all
 )
 select
@@ -137,8 +136,9 @@ def build(data: ReportData) -> Page:
     """The overview page."""
     sections = [
         guarded(data, f"Last {PERIOD_DAYS} days",
-                {SESSIONS: ["session_start", "purchase_made", "products_added_to_cart"],
-                 ORDER_LINES: ["order_time", "order_id", "line_revenue"]},
+                {SESSIONS: ["session_start", "purchase_made", "cart_additions",
+                            "cart_abandoned"],
+                 ORDER_LINES: ["transaction_time", "order_id", "revenue"]},
                 lambda: kpi_tiles(data)),
         guarded(data, "Recommendations",
                 {FUNNEL: ["event_date", "category", "product_views", "cart_additions",

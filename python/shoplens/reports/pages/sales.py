@@ -102,9 +102,12 @@ def price_bands(data: ReportData) -> Chart:
     frame = data.df(f"""
         select category, price_band, sum(quantity) as units from {ORDER_LINES}
         group by all order by category""")
+    order = ["Low", "Medium", "High"]
+    bands = [b for b in order if b in set(frame["price_band"])] + sorted(
+        set(frame["price_band"].dropna()) - set(order))
     fig = go.Figure([
-        go.Bar(name=band, x=esc(part["category"]), y=part["units"])
-        for band in ("Low", "Medium", "High")
+        go.Bar(name=esc(band), x=esc(part["category"]), y=part["units"])
+        for band in bands
         for part in [frame[frame["price_band"] == band]]
     ])
     style(fig, barmode="stack", yaxis_title="units sold")
@@ -115,12 +118,10 @@ def price_bands(data: ReportData) -> Chart:
 def top_products(data: ReportData) -> Table:
     """The ten products with the most revenue."""
     frame = data.df(f"""
-        select p.product_name as product, p.brand, p.category,
-               sum(l.quantity) as units, sum(l.line_revenue) as revenue
-        from {ORDER_LINES} l join {PRODUCTS} p using (product_id)
-        group by all order by revenue desc limit 10""")
-    return Table.from_frame("Top products by revenue", frame, f"From {ORDER_LINES}.",
-                            {"units": ",.0f", "revenue": ",.2f"})
+        select product_name as product, brand, category, price_band, units_sold, revenue
+        from {PRODUCTS} where revenue > 0 order by revenue desc, product_id limit 10""")
+    return Table.from_frame("Top products by revenue", frame, f"From {PRODUCTS}.",
+                            {"units_sold": ",.0f", "revenue": ",.2f"})
 
 
 def build(data: ReportData) -> Page:
@@ -143,8 +144,8 @@ def build(data: ReportData) -> Page:
         guarded(data, "Price bands", {ORDER_LINES: ["category", "price_band", "quantity"]},
                 lambda: price_bands(data)),
         guarded(data, "Top products by revenue",
-                {ORDER_LINES: ["product_id", "quantity", "line_revenue"],
-                 PRODUCTS: ["product_id", "product_name", "brand", "category"]},
+                {PRODUCTS: ["product_id", "product_name", "brand", "category", "price_band",
+                            "units_sold", "revenue"]},
                 lambda: top_products(data)),
     ]
     return Page("sales", "Sales", "What sells, when, and to whom.", sections)
