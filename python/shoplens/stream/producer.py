@@ -1,0 +1,156 @@
+"""The producer: new sessions of the warehouse's customers, streamed as JSON at a steady rate.
+
+Events go to `ecommerce_events` keyed by session id (a session stays in one partition, in
+order); each order line goes to `ecommerce_transactions` keyed by customer id, right after its
+purchase event. Messages follow the topic contracts in `contract.py` (naive UTC timestamps as
+ISO strings). The kafka-python producer is idempotent with `acks=all` and unbounded retries,
+so a broker that drops out for a while delays messages but neither loses nor duplicates them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from kafka import KafkaProducer
+
+from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
+from shoplens.generate import World, simulate_sessions
+from shoplens.stream.clients import KAFKA_API_VERSION
+from shoplens.stream.contract import EVENTS, TRANSACTIONS
+
+# Sessions simulated per chunk are sized from this guess of events per session, then topped up.
+EVENTS_PER_SESSION_GUESS = 6
+
+
+@dataclass
+class ProduceStats:
+    """What a producer run sent."""
+
+    events: int = 0
+    transactions: int = 0
+    failed: int = 0
+    sessions: set[str] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def line(self) -> str:
+        """A one-line progress report."""
+        rate = self.events / self.elapsed if self.elapsed > 0 else 0.0
+        return (f"stream: {self.events:,} events, {self.transactions:,} order lines, "
+                f"{len(self.sessions):,} sessions, {rate:,.0f} events/s")
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode(row: dict[str, Any]) -> bytes:
+    """One contract row as compact JSON bytes."""
+    return json.dumps(row, separators=(",", ":"), default=_json_default).encode()
+
+
+def _rows(table: pa.Table, columns: list[str]) -> list[dict[str, Any]]:
+    return table.select(columns).to_pylist()
+
+
+def session_stream(world: World, n_events: int, start: dt.datetime, span: dt.timedelta,
+                   seed: int, id_prefix: str, defect_rate: float = 0.0,
+                   ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Yield `n_events` (event, its order lines) pairs of new sessions, in arrival order.
+
+    Sessions start in [start, start + span) and are simulated in chunks; the stream stops after
+    `n_events` events, so the last sessions are still in progress.
+    """
+    sent, chunk = 0, 0
+    while sent < n_events:
+        need = n_events - sent
+        sessions = max(10, math.ceil(need / EVENTS_PER_SESSION_GUESS))
+        events, transactions = simulate_sessions(
+            world, sessions, start, start + span, seed=seed + chunk,
+            id_prefix=f"{id_prefix}c{chunk}-", defect_rate=defect_rate)
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for line in _rows(transactions, TRANSACTIONS.columns):
+            lines.setdefault(line["event_id"], []).append(line)
+        for event in _rows(events.slice(0, need), EVENTS.columns):
+            yield event, lines.get(event["event_id"], [])
+        sent += min(need, events.num_rows)
+        chunk += 1
+
+
+def make_producer(bootstrap: str) -> KafkaProducer:
+    """An idempotent kafka-python producer (acks=all, retries until delivery timeout)."""
+    return KafkaProducer(bootstrap_servers=bootstrap, api_version=KAFKA_API_VERSION,
+                         client_id="shoplens-producer", linger_ms=5, batch_size=64 * 1024,
+                         enable_idempotence=True, acks="all")
+
+
+def produce(bootstrap: str, world: World, *, rate: float, duration: float, seed: int = 0,
+            id_prefix: str | None = None, defect_rate: float = 0.0,
+            report: Callable[[str], None] | None = None, progress_every: float = 2.0,
+            stop: threading.Event | None = None,
+            on_sent: Callable[[dict[str, Any]], None] | None = None) -> ProduceStats:
+    """Stream `rate * duration` events at `rate` events/s; returns what was sent.
+
+    Raises RuntimeError when some messages could not be delivered (after the producer's own
+    retries). `on_sent` sees every event as it is handed to the client.
+    """
+    report = report or (lambda line: None)
+    stop = stop or threading.Event()
+    n_events = max(1, round(rate * duration))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    prefix = id_prefix or f"k{now:%Y%m%d%H%M%S%f}-"
+    stats = ProduceStats()
+    errors: list[BaseException] = []
+
+    def failed(exc: BaseException) -> None:
+        stats.failed += 1
+        errors.append(exc)
+
+    producer = make_producer(bootstrap)
+    try:
+        last_progress = time.monotonic()
+        stream = session_stream(world, n_events, now, dt.timedelta(seconds=max(duration, 1.0)),
+                                seed, prefix, defect_rate)
+        for i, (event, lines) in enumerate(stream):
+            if stop.is_set():
+                break
+            # Steady pacing: event i is due at started + i / rate.
+            wait = stats.started + i / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            producer.send(EVENTS_TOPIC, key=event["user_session"].encode()
+                          if event["user_session"] else None,
+                          value=encode(event)).add_errback(failed)
+            stats.events += 1
+            stats.sessions.add(event["user_session"])
+            for line in lines:
+                producer.send(TRANSACTIONS_TOPIC, key=str(line["customer_id"]).encode(),
+                              value=encode(line)).add_errback(failed)
+                stats.transactions += 1
+            if on_sent is not None:
+                on_sent(event)
+            if time.monotonic() - last_progress >= progress_every:
+                report(stats.line())
+                last_progress = time.monotonic()
+        producer.flush()
+    finally:
+        producer.close()
+    stats.finished = time.monotonic()
+    report(stats.line())
+    if errors:
+        raise RuntimeError(f"{stats.failed} message(s) were not delivered: {errors[0]}")
+    return stats

@@ -1,0 +1,589 @@
+"""The exactly-once Kafka → DuckDB sink.
+
+A kafka-python consumer group reads `ecommerce_events` and `ecommerce_transactions` and
+micro-batches the raw payloads (by count and by time). Each batch is validated in bulk
+(`contract.Validator`), then ONE DuckDB transaction writes the valid rows, the rejects and the
+next offset of every partition in the batch to `raw.sink_offsets`. The warehouse, not Kafka,
+is the source of truth for offsets: on start and on every rebalance the sink pauses the new
+partitions, reads their offsets from DuckDB and seeks there before it accepts any record. A
+sink killed at any instant therefore re-reads exactly what it had not committed.
+
+Before writing, the transaction checks that the stored offsets are still the ones this sink
+last saw; if another instance wrote those partitions meanwhile (this one was presumed dead
+during a long pause) the batch is rolled back and the partitions are re-read from the stored
+offsets. Writer connections are short-lived (open, write one batch, close), so a `dbt build`
+can take the file between batches; while it holds the file the sink pauses its partitions,
+keeps polling (so it stays in the group) and retries, and Kafka buffers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
+from shoplens.stream.clients import KAFKA_API_VERSION
+from shoplens.stream.contract import BATCH_SCHEMA, CONTRACTS, Validator
+from shoplens.warehouse import append, ensure_raw_schema, is_lock_error, start_run
+
+DEFAULT_GROUP = "shoplens-sink"
+SOURCE = "kafka"
+
+
+@dataclass
+class SinkConfig:
+    """How the sink runs. Times are in seconds unless the name says ms."""
+
+    db: Path
+    bootstrap: str
+    group: str = DEFAULT_GROUP
+    topics: tuple[str, ...] = (EVENTS_TOPIC, TRANSACTIONS_TOPIC)
+    batch_size: int = 5_000
+    batch_interval: float = 0.5
+    session_timeout_ms: int = 10_000
+    stop_when_idle: float | None = None
+    progress_every: float = 5.0
+    shutdown_timeout: float = 60.0
+
+
+@dataclass
+class SinkStats:
+    """What a sink run did."""
+
+    messages: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    rejects: int = 0
+    batches: int = 0
+    conflicts: int = 0
+    lock_waits: int = 0
+    lag: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def line(self) -> str:
+        """A one-line progress report."""
+        rate = self.messages / self.elapsed if self.elapsed > 0 else 0.0
+        rows = ", ".join(f"{n:,} {t.split('.')[-1]}" for t, n in sorted(self.rows.items()))
+        lag = "?" if self.lag is None else f"{self.lag:,}"
+        return (f"sink: {self.messages:,} messages ({rows or 'no rows'}, {self.rejects:,} "
+                f"rejects) in {self.batches:,} batches, {rate:,.0f} msg/s, lag {lag}")
+
+
+class BatchHook:
+    """Extension point called around each batch write (the live scorer implements it)."""
+
+    def prepare(self, rows: dict[str, pa.Table]) -> Any:
+        """Compute what to write with the batch (before the file is opened)."""
+        return None
+
+    def write(self, con: duckdb.DuckDBPyConnection, prepared: Any) -> None:
+        """Write inside the batch's transaction."""
+
+    def committed(self, prepared: Any) -> None:
+        """Act after the transaction committed (e.g. publish alerts)."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class _Buffer:
+    """Records of one topic waiting for the next flush, as parallel lists."""
+
+    def __init__(self) -> None:
+        self.partitions: list[int] = []
+        self.offsets: list[int] = []
+        self.payloads: list[bytes | None] = []
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def clear(self) -> None:
+        self.partitions, self.offsets, self.payloads = [], [], []
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        keep = [i for i, p in enumerate(self.partitions) if p not in partitions]
+        self.partitions = [self.partitions[i] for i in keep]
+        self.offsets = [self.offsets[i] for i in keep]
+        self.payloads = [self.payloads[i] for i in keep]
+
+    def table(self) -> pa.Table:
+        return pa.table({"partition": pa.array(self.partitions, pa.int32()),
+                         "kafka_offset": pa.array(self.offsets, pa.int64()),
+                         "payload": pa.array(self.payloads, pa.binary())}, schema=BATCH_SCHEMA)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.sink._revoke(set(revoked))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.sink._assign(set(assigned))
+
+
+class WarehouseBusy(Exception):
+    """The warehouse file is held by another process right now."""
+
+
+class WriteAbandoned(Exception):
+    """Shutdown gave up waiting for the warehouse; the batch stays in Kafka."""
+
+
+@dataclass
+class _Batch:
+    """Records handed to the writer, with the offsets they advance."""
+
+    tables: dict[str, pa.Table]
+    next_offsets: dict[TopicPartition, int]
+    expected_stored: dict[TopicPartition, int | None]
+    messages: int
+
+
+@dataclass
+class _Result:
+    batch: _Batch
+    rows: dict[str, int] = field(default_factory=dict)
+    rejects: int = 0
+    stale: list[TopicPartition] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class _Writer:
+    """A thread that validates and writes one batch at a time (DuckDB releases the GIL, so
+    the consumer keeps fetching meanwhile). Each write opens the file, runs one transaction
+    and closes it; while the file is held elsewhere it retries with back-off."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._batch: _Batch | None = None
+        self._results: list[_Result] = []
+        self._closing = False
+        self.abandon = threading.Event()
+        self.waiting_since: float | None = None
+        self._thread = threading.Thread(target=self._loop, name="shoplens-sink-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._batch is not None
+
+    def submit(self, batch: _Batch) -> None:
+        with self._lock:
+            if self._batch is not None:
+                raise RuntimeError("writer busy")
+            self._batch = batch
+            self._work.notify()
+
+    def results(self) -> list[_Result]:
+        with self._lock:
+            out, self._results = self._results, []
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            self._work.notify()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while self._batch is None and not self._closing:
+                    self._work.wait()
+                if self._batch is None:
+                    return
+                batch = self._batch
+            result = self._write_with_retry(batch)
+            with self._lock:
+                self._results.append(result)
+                self._batch = None
+
+    def _write_with_retry(self, batch: _Batch) -> _Result:
+        delay = 0.02
+        while True:
+            try:
+                result = self.sink._write(batch)
+                if self.waiting_since is not None:
+                    self.sink.report(f"sink: warehouse free again after "
+                                     f"{time.monotonic() - self.waiting_since:.1f} s")
+                    self.waiting_since = None
+                return result
+            except WarehouseBusy:
+                if self.waiting_since is None:
+                    self.waiting_since = time.monotonic()
+                    self.sink.stats.lock_waits += 1
+                    self.sink.report("sink: warehouse busy (another process holds it); "
+                                     "retrying while Kafka buffers")
+                if self.abandon.wait(delay):
+                    return _Result(batch, error=WriteAbandoned("gave up waiting for the "
+                                                               "warehouse"))
+                delay = min(delay * 2, 0.5)
+            except Exception as exc:  # handed to the consumer thread, which re-raises
+                return _Result(batch, error=exc)
+
+
+class Sink:
+    """One sink instance. `run(stop)` consumes until `stop` is set (or idle, if configured)."""
+
+    def __init__(self, config: SinkConfig, hook: BatchHook | None = None,
+                 report: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.hook = hook or BatchHook()
+        self.report = report or (lambda line: None)
+        self.stats = SinkStats()
+        self.validators = {t: Validator(CONTRACTS[t]) for t in config.topics}
+        self.buffers = {t: _Buffer() for t in config.topics}
+        # Next offset stored in DuckDB for each owned partition (None: nothing stored yet).
+        self.committed: dict[TopicPartition, int | None] = {}
+        # Next offset this sink accepts for each owned partition.
+        self.expected: dict[TopicPartition, int] = {}
+        self.pending_seek: set[TopicPartition] = set()
+        self._schema_ready = False
+        self._first_buffered: float | None = None
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=config.bootstrap,
+            api_version=KAFKA_API_VERSION,
+            group_id=config.group,
+            client_id=f"{config.group}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=max(100, config.session_timeout_ms // 5),
+            max_poll_interval_ms=max(30_000, config.session_timeout_ms * 3),
+            max_partition_fetch_bytes=4 * 2**20,
+        )
+        self.consumer.subscribe(list(config.topics), listener=_Listener(self))
+        self.writer = _Writer(self)
+
+    # ---------------------------------------------------------------- rebalance bookkeeping
+
+    def _revoke(self, revoked: set[TopicPartition]) -> None:
+        """Forget revoked partitions; their unwritten records are re-read by the next owner.
+
+        A batch already with the writer may still commit them: the stored-offset check makes
+        whichever writer comes second re-read instead of writing twice.
+        """
+        for topic, buffer in self.buffers.items():
+            gone = {tp.partition for tp in revoked if tp.topic == topic}
+            if gone:
+                buffer.drop_partitions(gone)
+        if not self.buffered():
+            self._first_buffered = None
+        for tp in revoked:
+            self.committed.pop(tp, None)
+            self.expected.pop(tp, None)
+            self.pending_seek.discard(tp)
+
+    def _assign(self, assigned: set[TopicPartition]) -> None:
+        """Hold new partitions until their offsets are read from DuckDB (main loop)."""
+        self.pending_seek |= assigned
+        self.consumer.pause(*assigned)
+
+    def _seek_pending(self) -> None:
+        """Seek the held partitions to the offsets stored in DuckDB; resume them.
+
+        Raises WarehouseBusy when the file is held by another process.
+        """
+        with self._connection() as con:
+            stored = self._stored_offsets(con)
+        for tp in sorted(self.pending_seek):
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+            self.committed[tp] = offset
+            self.expected[tp] = offset or 0
+        self.consumer.resume(*self.pending_seek)
+        self.pending_seek.clear()
+
+    # ---------------------------------------------------------------- warehouse access
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One short-lived writer connection, or WarehouseBusy if the file is held."""
+        try:
+            con = duckdb.connect(str(self.config.db))
+        except duckdb.Error as exc:
+            if is_lock_error(exc):
+                raise WarehouseBusy(str(exc)) from exc
+            raise
+        try:
+            if not self._schema_ready:
+                ensure_raw_schema(con)
+                start_run(con, SOURCE, {"group": self.config.group,
+                                        "topics": list(self.config.topics)})
+                self._schema_ready = True
+            yield con
+        finally:
+            con.close()
+
+    def _stored_offsets(self, con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], int]:
+        rows = con.execute(
+            "select topic, partition, next_offset from raw.sink_offsets where consumer_group = ?",
+            [self.config.group],
+        ).fetchall()
+        return {(t, p): o for t, p, o in rows}
+
+    def _write(self, batch: _Batch) -> _Result:
+        """Validate and write one batch in one transaction (writer thread)."""
+        valid: dict[str, pa.Table] = {}
+        rejects: list[pa.Table] = []
+        for topic, table in batch.tables.items():
+            rows, bad = self.validators[topic].validate(table)
+            valid[CONTRACTS[topic].table] = rows
+            if bad.num_rows:
+                rejects.append(bad.append_column("topic", pa.array([topic] * bad.num_rows)))
+        prepared = self.hook.prepare(valid)
+        result = _Result(batch, rows={t: r.num_rows for t, r in valid.items()},
+                         rejects=sum(b.num_rows for b in rejects))
+        with self._connection() as con:
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            con.execute("begin transaction")
+            try:
+                stored = self._stored_offsets(con)
+                result.stale = [tp for tp in batch.next_offsets
+                                if stored.get((tp.topic, tp.partition))
+                                != batch.expected_stored.get(tp)]
+                if result.stale:
+                    con.execute("rollback")
+                    return result
+                self._insert(con, valid, rejects, batch.next_offsets, now)
+                self.hook.write(con, prepared)
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+        self.hook.committed(prepared)
+        return result
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, valid: dict[str, pa.Table],
+                rejects: list[pa.Table], next_offsets: dict[TopicPartition, int],
+                now: dt.datetime) -> None:
+        for table, rows in valid.items():
+            if rows.num_rows:
+                append(con, table, rows.append_column(
+                    "source", pa.array([SOURCE] * rows.num_rows)), loaded_at=now)
+        for bad in rejects:
+            con.register("_shoplens_rejects", bad)
+            con.execute(
+                "insert into raw.rejects (rejected_at, source, topic, partition, kafka_offset, "
+                "payload, reason) select ?::timestamp, ?, topic, partition, kafka_offset, "
+                "payload, reason from _shoplens_rejects", [now, SOURCE])
+            con.unregister("_shoplens_rejects")
+        offsets = pa.table({
+            "topic": [tp.topic for tp in next_offsets],
+            "partition": pa.array([tp.partition for tp in next_offsets], pa.int32()),
+            "next_offset": pa.array(list(next_offsets.values()), pa.int64()),
+        })
+        con.register("_shoplens_offsets", offsets)
+        con.execute(
+            "delete from raw.sink_offsets o using _shoplens_offsets n where "
+            "o.consumer_group = ? and o.topic = n.topic and o.partition = n.partition",
+            [self.config.group])
+        con.execute(
+            "insert into raw.sink_offsets select ?, topic, partition, next_offset, "
+            "?::timestamp from _shoplens_offsets", [self.config.group, now])
+        con.unregister("_shoplens_offsets")
+
+    # ---------------------------------------------------------------- consuming
+
+    def _accept(self, records: dict[TopicPartition, list[Any]]) -> int:
+        """Buffer polled records, skipping held partitions and offsets already stored."""
+        n = 0
+        for tp, msgs in records.items():
+            if tp in self.pending_seek or tp not in self.expected:
+                continue
+            expected = self.expected[tp]
+            buffer = self.buffers[tp.topic]
+            for m in msgs:
+                if m.offset < expected:
+                    continue
+                buffer.partitions.append(tp.partition)
+                buffer.offsets.append(m.offset)
+                buffer.payloads.append(m.value)
+                expected = m.offset + 1
+                n += 1
+            self.expected[tp] = expected
+        if n and self._first_buffered is None:
+            self._first_buffered = time.monotonic()
+        return n
+
+    def buffered(self) -> int:
+        return sum(len(b) for b in self.buffers.values())
+
+    def _lag(self) -> int | None:
+        total = 0
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None or tp not in self.expected:
+                return None
+            total += max(0, high - self.expected[tp])
+        return total
+
+    def _handoff(self) -> None:
+        """Give the buffered records to the writer as one batch."""
+        tables, next_offsets, messages = {}, {}, 0
+        for topic, buffer in self.buffers.items():
+            if not len(buffer):
+                continue
+            messages += len(buffer)
+            for p, o in zip(buffer.partitions, buffer.offsets, strict=True):
+                next_offsets[TopicPartition(topic, p)] = o + 1
+            tables[topic] = buffer.table()
+            buffer.clear()
+        self._first_buffered = None
+        expected_stored = {tp: self.committed.get(tp) for tp in next_offsets}
+        # The next batch expects the offsets this one will store.
+        self.committed.update(next_offsets)
+        self.writer.submit(_Batch(tables, next_offsets, expected_stored, messages))
+
+    def _collect(self) -> None:
+        """Account for finished writes; re-read partitions whose offsets moved under us."""
+        for result in self.writer.results():
+            if result.error is not None:
+                raise result.error
+            if result.stale:
+                self._conflict(result)
+                continue
+            self.stats.messages += result.batch.messages
+            self.stats.batches += 1
+            self.stats.rejects += result.rejects
+            for table, n in result.rows.items():
+                self.stats.rows[table] = self.stats.rows.get(table, 0) + n
+
+    def _conflict(self, result: _Result) -> None:
+        """Another instance wrote these partitions: drop our copy and re-read from DuckDB."""
+        self.stats.conflicts += 1
+        self.report("sink: stored offsets moved under us (another sink wrote them); "
+                    "re-reading from the warehouse")
+        owned = self.consumer.assignment()
+        redo = {tp for tp in result.batch.next_offsets if tp in owned}
+        for topic, buffer in self.buffers.items():
+            buffer.drop_partitions({tp.partition for tp in redo if tp.topic == topic})
+        if not self.buffered():
+            self._first_buffered = None
+        self.pending_seek |= redo
+        self.consumer.pause(*redo)
+
+    def _poll_paused(self, timeout: float) -> None:
+        """Poll with every partition paused: stay in the group without fetching."""
+        self.consumer.pause(*self.consumer.assignment())
+        try:
+            self._accept(self.consumer.poll(timeout_ms=int(timeout * 1000)))
+        finally:
+            self.consumer.resume(*(self.consumer.assignment() - self.pending_seek))
+
+    def _drain(self, stop: threading.Event) -> None:
+        """Wait (polling, paused) until the writer is idle; give up at shutdown if told to."""
+        deadline = None
+        while self.writer.busy:
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + self.config.shutdown_timeout
+            if deadline is not None and time.monotonic() > deadline:
+                self.writer.abandon.set()
+            self._poll_paused(0.05)
+        self._collect()
+
+    def _seek_when_free(self, stop: threading.Event) -> None:
+        """Seek held partitions once pending writes are done and the file can be opened."""
+        self._drain(stop)
+        delay = 0.02
+        while self.pending_seek and not stop.is_set():
+            try:
+                self._seek_pending()
+            except WarehouseBusy:
+                self._poll_paused(delay)
+                delay = min(delay * 2, 0.5)
+
+    def run(self, stop: threading.Event | None = None) -> SinkStats:
+        """Consume until `stop` is set or (with `stop_when_idle`) nothing arrives for a while."""
+        stop = stop or threading.Event()
+        cfg = self.config
+        last_progress = last_record = time.monotonic()
+        try:
+            while not stop.is_set():
+                self._collect()
+                if self.pending_seek:
+                    self._seek_when_free(stop)
+                    continue
+                if self.buffered() >= 2 * cfg.batch_size:
+                    # The writer is behind (or waiting for the file): let Kafka buffer.
+                    self._poll_paused(0.05)
+                else:
+                    room = 2 * cfg.batch_size - self.buffered()
+                    got = self._accept(self.consumer.poll(timeout_ms=50, max_records=room))
+                    if got:
+                        last_record = time.monotonic()
+                now = time.monotonic()
+                due = self.buffered() >= cfg.batch_size or (
+                    self._first_buffered is not None
+                    and now - self._first_buffered >= cfg.batch_interval)
+                if due and not self.writer.busy and not self.pending_seek:
+                    self._handoff()
+                if now - last_progress >= cfg.progress_every:
+                    self.stats.lag = self._lag()
+                    self.report(self.stats.line())
+                    last_progress = now
+                if cfg.stop_when_idle is not None and now - last_record >= cfg.stop_when_idle \
+                        and not self.buffered() and not self.writer.busy \
+                        and not self.pending_seek and self.consumer.assignment() \
+                        and self._lag() == 0:
+                    break
+            self._drain(stop)
+            if self.buffered() and not self.pending_seek:
+                self._handoff()
+                self._drain(stop)
+        finally:
+            self.writer.abandon.set()
+            self.writer.close()
+            self.stats.lag = self._lag()
+            self.consumer.close(autocommit=False)
+            for validator in self.validators.values():
+                validator.close()
+            self.hook.close()
+        self.report(self.stats.line())
+        return self.stats
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (main thread only): finish the batch, then exit."""
+    stop = threading.Event()
+
+    def _handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _handler)
+    return stop
+
+
+def stats_json(stats: SinkStats) -> str:
+    """Machine-readable summary of a run (printed by `shoplens sink --json`)."""
+    return json.dumps({"messages": stats.messages, "rows": stats.rows, "rejects": stats.rejects,
+                       "batches": stats.batches, "conflicts": stats.conflicts,
+                       "lock_waits": stats.lock_waits, "lag": stats.lag,
+                       "seconds": round(stats.elapsed, 3)}, sort_keys=True)
