@@ -105,6 +105,114 @@ def report(db: Path, out: Path, dbt_target: Path | None) -> None:
     click.echo(str(result.index.resolve()))
 
 
+# ------------------------------------------------------------------------------ streaming
+
+def _kafka(bootstrap: str | None, embedded: bool) -> str | None:
+    """The cluster to use: --bootstrap / $KAFKA_BOOTSTRAP_SERVERS, or None for embedded."""
+    if bootstrap and embedded:
+        raise click.UsageError("--embedded conflicts with --bootstrap / KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap and not embedded:
+        raise click.UsageError("no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS (e.g. to the "
+                               "address `shoplens broker` prints) or pass --embedded")
+    return bootstrap
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+bootstrap_option = click.option(
+    "--bootstrap", "bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None,
+    show_default="$KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers (host:port,...).")
+
+
+@cli.command()
+@click.option("--partitions", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Partitions per topic.")
+def broker(partitions: int) -> None:
+    """Run an embedded Kafka-protocol broker with the shoplens topics until Ctrl-C / SIGTERM."""
+    from shoplens.config import kafka_bootstrap
+    from shoplens.stream.broker import EmbeddedBroker, run_until_signalled
+
+    if kafka_bootstrap():
+        raise click.UsageError("KAFKA_BOOTSTRAP_SERVERS is set: the commands use that cluster, "
+                               "no embedded broker needed (unset it to run one)")
+
+    def announce(address: str) -> None:
+        click.echo(address)
+        _err(f"embedded broker ready ({partitions} partitions per topic); in another shell:\n"
+             f"  export KAFKA_BOOTSTRAP_SERVERS={address}")
+
+    run_until_signalled(EmbeddedBroker(partitions=partitions), announce)
+
+
+@cli.command()
+@db_option
+@bootstrap_option
+@click.option("--rate", type=click.FloatRange(min=0.1), default=500, show_default=True,
+              help="Events per second.")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=10, show_default=True,
+              help="Seconds to stream (rate x duration events).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--defects", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
+              help="Rate of generator defects in the streamed events.")
+@click.option("--embedded", is_flag=True,
+              help="Start an embedded broker for this run (needs --sink).")
+@click.option("--sink", "with_sink", is_flag=True,
+              help="Also run the sink in this process until everything streamed is landed.")
+@click.option("--score", is_flag=True, help="With --sink: score sessions live.")
+def stream(db: Path, bootstrap: str | None, rate: float, duration: float, seed: int,
+           defects: float, embedded: bool, with_sink: bool, score: bool) -> None:
+    """Stream new sessions of the warehouse's customers to Kafka as JSON events."""
+    from shoplens.stream.run import stream as run_stream
+
+    bootstrap = _kafka(bootstrap, embedded)
+    if embedded and not with_sink:
+        raise click.UsageError("--embedded needs --sink: the embedded broker lives only as "
+                               "long as this command")
+    if score and not with_sink:
+        raise click.UsageError("--score needs --sink (or run `shoplens sink --score`)")
+    result = run_stream(db, bootstrap, rate=rate, duration=duration, seed=seed,
+                        defect_rate=defects, with_sink=with_sink, score=score, report=_err)
+    if result.sunk is not None and result.sunk.lag:
+        raise click.ClickException(f"the sink stopped with {result.sunk.lag} messages unread")
+
+
+@cli.command()
+@db_option
+@bootstrap_option
+@click.option("--group", default="shoplens-sink", show_default=True,
+              help="Kafka consumer group (offsets are kept per group in raw.sink_offsets).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=5_000, show_default=True,
+              help="Messages per micro-batch at most.")
+@click.option("--batch-interval", type=click.FloatRange(min=0.01), default=0.5,
+              show_default=True, help="Seconds a message may wait for its batch.")
+@click.option("--session-timeout-ms", type=click.IntRange(min=1000), default=10_000,
+              show_default=True, help="Consumer group session timeout.")
+@click.option("--stop-when-idle", type=click.FloatRange(min=0.1), default=None,
+              help="Exit after this many seconds with nothing new and no lag.")
+@click.option("--score", is_flag=True,
+              help="Score in-progress sessions with the purchase-intent model; alerts go to "
+              "the high-intent topic.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on exit.")
+def sink(db: Path, bootstrap: str | None, group: str, batch_size: int, batch_interval: float,
+         session_timeout_ms: int, stop_when_idle: float | None, score: bool,
+         as_json: bool) -> None:
+    """Land Kafka events and order lines in raw.* exactly once (until Ctrl-C / SIGTERM)."""
+    from shoplens.stream.run import make_hook
+    from shoplens.stream.sink import Sink, SinkConfig, stats_json, stop_on_signals
+
+    bootstrap = _kafka(bootstrap, embedded=False)
+    assert bootstrap is not None
+    stop = stop_on_signals()
+    config = SinkConfig(db=db, bootstrap=bootstrap, group=group, batch_size=batch_size,
+                        batch_interval=batch_interval, session_timeout_ms=session_timeout_ms,
+                        stop_when_idle=stop_when_idle)
+    stats = Sink(config, hook=make_hook(db, bootstrap, score, _err), report=_err).run(stop)
+    if as_json:
+        click.echo(stats_json(stats))
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"shoplens: error: {message}", err=True)
     sys.exit(code)

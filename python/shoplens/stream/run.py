@@ -1,0 +1,91 @@
+"""What the `shoplens broker / stream / sink` commands run: the pieces wired together."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoplens.generate import World, load_world
+from shoplens.stream.broker import EmbeddedBroker
+from shoplens.stream.producer import ProduceStats, produce
+from shoplens.stream.sink import BatchHook, Sink, SinkConfig, SinkStats
+from shoplens.warehouse import WarehouseError, connect
+
+
+def warehouse_world(db: Path) -> World:
+    """The customers and products already in the warehouse (read-only, retrying on lock)."""
+    with connect(db, read_only=True) as con:
+        try:
+            world = load_world(con)
+        except Exception as exc:
+            raise WarehouseError(f"cannot read customers and products from {db}: "
+                                 f"{str(exc).splitlines()[0]}") from exc
+    if world.n_customers == 0 or world.n_products == 0:
+        raise WarehouseError(f"no customers or products in {db}: run `shoplens generate` first")
+    return world
+
+
+def make_hook(db: Path, bootstrap: str, score: bool,
+              report: Callable[[str], None]) -> BatchHook | None:
+    """The live scorer as a sink hook when `score` is set (it loads and checks the model)."""
+    if not score:
+        return None
+    from shoplens.stream.scorer import LiveScorer
+
+    return LiveScorer.from_warehouse(db, bootstrap=bootstrap, report=report)
+
+
+@dataclass
+class StreamRun:
+    """What `shoplens stream` did."""
+
+    produced: ProduceStats
+    sunk: SinkStats | None
+
+
+def stream(db: Path, bootstrap: str | None, *, rate: float, duration: float, seed: int,
+           defect_rate: float, with_sink: bool, score: bool,
+           report: Callable[[str], None], sink_config: dict | None = None) -> StreamRun:
+    """Produce a burst; with `with_sink`, land it in `db` in the same process.
+
+    With `bootstrap` None an embedded broker lives for the duration of the call. The sink
+    runs in a thread and stops once everything produced is in the warehouse.
+    """
+    world = warehouse_world(db)
+    with ExitStack() as stack:
+        if bootstrap is None:
+            broker = stack.enter_context(EmbeddedBroker())
+            bootstrap = broker.bootstrap
+            report(f"embedded broker at {bootstrap}")
+        sink: Sink | None = None
+        outcome: dict[str, SinkStats | BaseException] = {}
+        thread = None
+        if with_sink:
+            config = SinkConfig(db=db, bootstrap=bootstrap, stop_when_idle=None,
+                                **(sink_config or {}))
+            sink = Sink(config, hook=make_hook(db, bootstrap, score, report), report=report)
+            stop = threading.Event()
+
+            def _run() -> None:
+                try:
+                    outcome["stats"] = sink.run(stop)
+                except BaseException as exc:  # re-raised in the calling thread
+                    outcome["error"] = exc
+
+            thread = threading.Thread(target=_run, name="shoplens-sink", daemon=True)
+            thread.start()
+        try:
+            produced = produce(bootstrap, world, rate=rate, duration=duration, seed=seed,
+                               defect_rate=defect_rate, report=report)
+        finally:
+            if sink is not None and thread is not None:
+                # Let the sink catch up with everything produced, then stop it.
+                sink.config.stop_when_idle = 1.0
+                thread.join()
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        stats = outcome.get("stats")
+        return StreamRun(produced, stats if isinstance(stats, SinkStats) else None)
