@@ -110,6 +110,7 @@ def generate_and_load(
         console=Console(stderr=True), transient=True, disable=not progress,
     ) as bar:
         task = bar.add_task("world", total=sessions)
+        con.execute("set enable_progress_bar = false")  # ours is on stderr; DuckDB's on stdout
         con.execute("begin transaction")
         warehouse.ensure_raw_schema(con)
         customer_offset = max(
