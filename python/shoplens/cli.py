@@ -49,6 +49,23 @@ def generate(db: Path, sessions: int, seed: int, days: int, end, defects: float)
     click.echo(summary)
 
 
+@cli.command("load-events")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["rees46"]), default="rees46",
+              show_default=True, help="File format of the events.")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def load_events(db: Path, fmt: str, files: tuple[Path, ...]) -> None:
+    """Import clickstream files (REES46 CSV or Parquet) into raw.events; bad rows to raw.rejects."""
+    from shoplens.rees46 import Rees46FormatError, load_rees46
+
+    try:
+        summary = load_rees46(db, files)
+    except Rees46FormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(summary)
+
+
 @cli.command()
 @db_option
 @click.argument("query")
