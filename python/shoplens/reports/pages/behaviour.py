@@ -37,13 +37,12 @@ def views_and_carts(data: ReportData) -> Chart:
 
 
 def abandonment(data: ReportData) -> Chart:
-    """Sessions with a cart addition, split into bought and abandoned, per category."""
+    """Sessions that added a category's products to the cart: bought there or abandoned."""
     frame = data.df(f"""
-        select dominant_category as category,
-               count(*) filter (where purchase_made) as bought,
-               count(*) filter (where not purchase_made) as abandoned
-        from {SESSIONS} where cart_additions > 0
-        group by all order by abandoned / (bought + abandoned) desc""")
+        select category, sum(cart_sessions) - sum(abandoned_cart_sessions) as bought,
+               sum(abandoned_cart_sessions) as abandoned
+        from {FUNNEL} group by all having sum(cart_sessions) > 0
+        order by abandoned / (bought + abandoned) desc""")
     share = frame["abandoned"] / (frame["bought"] + frame["abandoned"])
     fig = go.Figure([
         go.Bar(name="bought", x=esc(frame["category"]), y=frame["bought"],
@@ -54,8 +53,8 @@ def abandonment(data: ReportData) -> Chart:
     ])
     style(fig, barmode="stack", yaxis_title="sessions with a cart addition")
     return Chart("Cart abandonment by category", fig,
-                 "Sessions that added to cart, by their dominant category; the label is the "
-                 "share abandoned.")
+                 f"From {FUNNEL}: sessions that added the category's products to the cart and "
+                 "bought none of them (label: share abandoned).")
 
 
 def duration_box(data: ReportData) -> Chart:
@@ -99,17 +98,18 @@ def pages_vs_duration(data: ReportData) -> Chart:
 
 
 def funnel(data: ReportData) -> Chart:
-    """Views to cart additions to checkouts to purchases, all categories."""
+    """Sessions viewing a category, adding to cart, reaching checkout, buying (all categories)."""
     row = data.df(f"""
-        select sum(product_views) as views, sum(cart_additions) as carts,
-               sum(checkouts) as checkouts, sum(purchases) as purchases
+        select sum(viewing_sessions) as viewed, sum(cart_sessions) as carted,
+               sum(checkouts) as checkouts, sum(purchase_sessions) as bought
         from {FUNNEL}""").iloc[0]
     fig = go.Figure(go.Funnel(
-        y=["product views", "cart additions", "checkouts", "purchases"],
-        x=[row["views"], row["carts"], row["checkouts"], row["purchases"]],
-        textinfo="value+percent initial"))
-    style(fig, height=360)
-    return Chart("Funnel", fig, f"Event counts over all days in {FUNNEL}.")
+        y=["viewed products", "added to cart", "reached checkout", "bought"],
+        x=[row["viewed"], row["carted"], row["checkouts"], row["bought"]],
+        textinfo="value+percent initial", marker_color="#2f6fb0"))
+    style(fig, height=360, margin={"l": 140, "r": 30, "t": 30, "b": 40})
+    return Chart("Funnel", fig, f"From {FUNNEL}: session-category pairs at each step, summed "
+                                "over all days and categories.")
 
 
 def correlation(data: ReportData) -> Chart:
@@ -132,13 +132,14 @@ def correlation(data: ReportData) -> Chart:
 
 def build(data: ReportData) -> Page:
     """The behaviour page."""
-    session_cols = ["dominant_category", "purchase_made", "cart_additions",
-                    "session_duration_seconds", "pages_visited"]
-    funnel_cols = ["category", "product_views", "cart_additions", "checkouts", "purchases"]
+    session_cols = ["dominant_category", "purchase_made", "session_duration_seconds",
+                    "pages_visited"]
+    funnel_cols = ["category", "product_views", "cart_additions", "viewing_sessions",
+                   "cart_sessions", "checkouts", "purchase_sessions", "abandoned_cart_sessions"]
     sections = [
         guarded(data, "Product views and cart additions by category", {FUNNEL: funnel_cols},
                 lambda: views_and_carts(data)),
-        guarded(data, "Cart abandonment by category", {SESSIONS: session_cols},
+        guarded(data, "Cart abandonment by category", {FUNNEL: funnel_cols},
                 lambda: abandonment(data)),
         guarded(data, "Session duration vs purchase", {SESSIONS: session_cols},
                 lambda: duration_box(data)),

@@ -81,25 +81,33 @@ def metrics_table(data: ReportData) -> Table:
 
 def leakage(data: ReportData) -> Section:
     """The study's 99.98% beside the replication with and without the leaky features."""
-    bars = [("session study (reported)", STUDY_ACCURACY)]
+    bars = [("session study (reported)", STUDY_ACCURACY, "#c8453c")]
+    colours = {REPLICATION: "#e07b39", REPLICATION_NO_LEAK: "#2f6fb0", STRATIFIED: "#2f6fb0",
+               DEPLOYED: "#3a9d5d"}
     for model in (REPLICATION, REPLICATION_NO_LEAK, STRATIFIED, DEPLOYED):
         values = _test_metrics(data, model)
         if "accuracy" in values:
-            bars.append((MODEL_LABELS[model], values["accuracy"][0]))
+            bars.append((MODEL_LABELS[model], values["accuracy"][0], colours[model]))
     deployed = _test_metrics(data, DEPLOYED)
     if "accuracy" in deployed:
-        bars.append(("majority baseline", deployed["accuracy"][1]))
+        bars.append(("majority baseline", deployed["accuracy"][1], "#9aa5b1"))
     fig = go.Figure(go.Bar(
-        x=[v for _, v in bars], y=[label for label, _ in bars], orientation="h",
-        text=[f"{v:.2%}" for _, v in bars], textposition="outside",
-        marker_color=["#c8453c", "#e07b39", "#2f6fb0", "#2f6fb0", "#3a9d5d", "#9aa5b1"][
-            :len(bars)]))
+        x=[v for _, v, _ in bars], y=[label for label, _, _ in bars], orientation="h",
+        text=[f"{v:.2%}" for _, v, _ in bars], textposition="outside",
+        marker_color=[c for _, _, c in bars]))
     style(fig, height=360, xaxis_range=[0, 1.12], xaxis_tickformat=".0%",
           xaxis_title="test accuracy", yaxis_autorange="reversed",
           margin={"l": 290, "r": 30, "t": 30, "b": 60})
-    return Chart("Leakage: the study's 99.98% against honest figures", fig,
-                 "The study's features include what happens after the purchase decision; the "
-                 "screen below shows which ones alone nearly determine the outcome.")
+    note = ("The study's whole-session features include what happens at and after the purchase "
+            "decision.")
+    if data.exists(LEAKAGE):
+        leaky = data.df(f"select feature from {LEAKAGE} where leaks and "
+                        "feature_set = 'session_study' order by univariate_auc desc")["feature"]
+        if len(leaky):
+            note += (f" Leaking features found by the screen: {', '.join(leaky)}; they are "
+                     "removed in the no-leak replication and absent from the early-intent "
+                     "features.")
+    return Chart("Leakage: the study's 99.98% against honest figures", fig, note)
 
 
 def leakage_screen(data: ReportData) -> Table:

@@ -92,15 +92,15 @@ def _number(value: object) -> float | None:
 
 RECOMMEND_SQL = f"""
 with recent as (
-    select category, sum(cart_additions) as carts, sum(purchases) as purchases,
-           sum(product_views) as views
+    select category, sum(viewing_sessions) as viewing, sum(cart_sessions) as carts,
+           sum(abandoned_cart_sessions) as lost_carts
     from {FUNNEL}
-    where event_date > (select max(event_date) from {FUNNEL}) - interval {PERIOD_DAYS} day
+    where activity_date > (select max(activity_date) from {FUNNEL}) - interval {PERIOD_DAYS} day
     group by all
 )
-select category, views, carts, purchases, greatest(carts - purchases, 0) as lost_carts,
-       1 - purchases / nullif(carts, 0) as abandonment, carts / nullif(views, 0) as cart_rate
-from recent order by lost_carts desc
+select category, viewing, carts, lost_carts, lost_carts / nullif(carts, 0) as abandonment,
+       carts / nullif(viewing, 0) as cart_rate
+from recent order by lost_carts desc, category
 """
 
 
@@ -113,20 +113,20 @@ def recommendations(data: ReportData) -> Section:
                       "No cart additions in the last period: nothing to recommend.")
     items: list[str] = []
     worst = frame.head(3)
-    lost = ", ".join(f"{r.category} ({r.lost_carts:,.0f} carts, {r.abandonment:.0%} abandoned)"
+    lost = ", ".join(f"{r.category} ({r.lost_carts:,.0f} of {r.carts:,.0f} carts abandoned)"
                      for r in worst.itertuples())
     items.append(f"Most carts are lost in {lost}: start cart-recovery e-mails and checkout "
                  "fixes there.")
     ranked = frame.sort_values("abandonment", ascending=False)
     top = ranked.iloc[0]
     items.append(f"{top['category']} has the highest abandonment rate ({top['abandonment']:.0%}"
-                 f" of {top['carts']:,.0f} cart additions): review its prices, delivery costs "
-                 "and stock messages.")
-    by_cart_rate = frame[frame["views"] > 0].sort_values("cart_rate")
+                 f" of {top['carts']:,.0f} carts): review its prices, delivery costs and stock "
+                 "messages.")
+    by_cart_rate = frame[frame["viewing"] > 0].sort_values("cart_rate")
     if len(by_cart_rate) >= 2:
         low, high = by_cart_rate.iloc[0], by_cart_rate.iloc[-1]
-        items.append(f"Views turn into carts least in {low['category']} "
-                     f"({low['cart_rate']:.1%} of views) and most in {high['category']} "
+        items.append(f"Viewers add to cart least in {low['category']} "
+                     f"({low['cart_rate']:.1%} of viewing sessions) and most in {high['category']} "
                      f"({high['cart_rate']:.1%}): improve product pages where the rate is low.")
     return Bullets("Recommendations", items,
                    f"From {FUNNEL}, last {PERIOD_DAYS} days of data.")
@@ -141,8 +141,8 @@ def build(data: ReportData) -> Page:
                  ORDER_LINES: ["transaction_time", "order_id", "revenue"]},
                 lambda: kpi_tiles(data)),
         guarded(data, "Recommendations",
-                {FUNNEL: ["event_date", "category", "product_views", "cart_additions",
-                          "purchases"]},
+                {FUNNEL: ["activity_date", "category", "viewing_sessions", "cart_sessions",
+                          "abandoned_cart_sessions"]},
                 lambda: recommendations(data)),
     ]
     return Page("index", "Overview",

@@ -9,84 +9,73 @@ import plotly.graph_objects as go
 
 from shoplens.reports.content import Chart, Notice, Page, Section, Table, esc, style
 from shoplens.reports.data import ReportData
+from shoplens.reports.pages import guarded
 
-REJECTS = "raw.rejects"
-EVENTS_QUARANTINE = "staging.stg_shop__events_quarantined"
-LINES_QUARANTINE = "staging.stg_shop__transactions_quarantined"
+QUALITY = "marts.mart_data_quality"
 RAW_LOADED = ["raw.events", "raw.customers", "raw.products", "raw.transactions"]
+
+
+def _bars(frame: pd.DataFrame, group: str, title: str, note: str, x_title: str) -> Chart:
+    """Horizontal stacked bars of `n` per check, one trace per `group`."""
+    fig = go.Figure([
+        go.Bar(name=esc(name), y=esc(part["check_name"]), x=part["n"], orientation="h")
+        for name, part in frame.groupby(group, sort=False)
+    ])
+    style(fig, height=max(260, 80 + 28 * frame["check_name"].nunique()), barmode="stack",
+          xaxis_title=x_title, yaxis_autorange="reversed",
+          margin={"l": 260, "r": 30, "t": 30, "b": 60})
+    return Chart(title, fig, note)
 
 
 def rejects(data: ReportData) -> Section:
     """Input refused at the door (Kafka sink, importers), by source and reason."""
     title = "Rejected input by reason"
-    if not data.exists(REJECTS):
-        return Notice(title, f"No data yet: {REJECTS} is not in the warehouse (run "
-                             "`shoplens generate`, `shoplens sink` or `shoplens load-events`).")
-    if data.is_empty(REJECTS):
-        return Notice(title, f"Nothing rejected: {REJECTS} is empty (the Kafka sink and the "
-                             "importers accepted every message and row).")
     frame = data.df(f"""
-        select source, reason, count(*) as n from {REJECTS}
-        group by all order by n desc""")
-    fig = go.Figure([
-        go.Bar(name=esc(source), y=esc(part["reason"]), x=part["n"], orientation="h")
-        for source, part in frame.groupby("source", sort=False)
-    ])
-    style(fig, height=max(260, 60 + 28 * frame["reason"].nunique()), barmode="stack",
-          xaxis_title="rejected messages / rows", yaxis_autorange="reversed",
-          margin={"l": 260, "r": 30, "t": 30, "b": 60})
-    return Chart(title, fig,
-                 f"From {REJECTS}: messages and rows that could not be parsed, kept whole with "
-                 "the reason.")
+        select replace(dataset, 'rejects:', '') as source, check_name, row_count as n
+        from {QUALITY} where check_kind = 'rejected_by_loader' order by n desc""")
+    if frame.empty:
+        return Notice(title, "Nothing rejected: the Kafka sink and the importers accepted every "
+                             "message and row (no raw.rejects rows at the last build).")
+    return _bars(frame, "source", title,
+                 f"From {QUALITY} (raw.rejects at the last build): messages and rows that "
+                 "could not be parsed, kept whole with the reason.", "rejected messages / rows")
 
 
 def quarantine(data: ReportData) -> Section:
-    """Rows staging set aside (duplicates, bad values), by table and reason."""
+    """Rows staging set aside (duplicates, bad values), by dataset and reason."""
     title = "Quarantined rows by reason"
-    parts = []
-    for relation, label in ((EVENTS_QUARANTINE, "events"), (LINES_QUARANTINE, "order lines")):
-        if data.exists(relation):
-            part = data.df(f"select quarantine_reason as reason, count(*) as n from {relation} "
-                           "group by all")
-            part["table"] = label
-            parts.append(part)
-    frame = pd.concat(parts).sort_values("n", ascending=False)
+    frame = data.df(f"""
+        select dataset, check_name, row_count as n from {QUALITY}
+        where check_kind in ('quarantined', 'duplicate_removed') order by n desc""")
     if frame.empty:
         return Notice(title, "Nothing was quarantined: every raw row passed the staging checks.")
-    fig = go.Figure([
-        go.Bar(name=table, y=esc(part["reason"]), x=part["n"], orientation="h")
-        for table, part in frame.groupby("table", sort=False)
-    ])
-    style(fig, height=max(260, 60 + 28 * frame["reason"].nunique()), barmode="stack",
-          xaxis_title="rows", yaxis_autorange="reversed",
-          margin={"l": 260, "r": 30, "t": 30, "b": 60})
-    return Chart(title, fig,
-                 f"From {EVENTS_QUARANTINE} and {LINES_QUARANTINE}: raw rows staging does not "
-                 "use, each with the first check it failed.")
+    return _bars(frame, "dataset", title,
+                 f"From {QUALITY}: raw rows staging does not use, each with the first check it "
+                 "failed.", "rows")
 
 
 def duplicates(data: ReportData) -> Table:
-    """Raw rows against kept rows, and how many copies of an id were removed."""
-    rows = []
-    for raw, quarantined, label in (
-        ("raw.events", EVENTS_QUARANTINE, "events"),
-        ("raw.transactions", LINES_QUARANTINE, "order lines"),
-    ):
-        if not (data.exists(raw) and data.exists(quarantined)):
-            continue
-        row = data.df(f"""
-            select (select count(*) from {raw}) as raw_rows,
-                   count(*) filter (where quarantine_reason like 'duplicate%') as duplicates,
-                   count(*) filter (where quarantine_reason not like 'duplicate%') as other,
-                   count(*) as quarantined
-            from {quarantined}""").iloc[0]
-        kept = int(row["raw_rows"]) - int(row["quarantined"])
-        share = row["duplicates"] / row["raw_rows"] if row["raw_rows"] else 0.0
-        rows.append([label, f"{int(row['raw_rows']):,}", f"{int(row['duplicates']):,}",
-                     f"{share:.2%}", f"{int(row['other']):,}", f"{kept:,}"])
-    return Table("Duplicates removed", ["table", "raw rows", "duplicates removed", "share",
-                 "other quarantined", "kept"], rows,
-                 "A duplicate is a second copy of the same id; the first valid copy is kept.")
+    """Raw rows against usable rows, and how many duplicate copies were removed."""
+    frame = data.df(f"""
+        select dataset,
+               sum(row_count) filter (where check_name = 'raw_rows') as raw_rows,
+               coalesce(sum(row_count) filter (where check_kind = 'duplicate_removed'), 0)
+                   as duplicates,
+               coalesce(sum(row_count) filter (where check_kind = 'quarantined'), 0) as other,
+               sum(row_count) filter (where check_name = 'usable_rows') as usable
+        from {QUALITY} where dataset in ('events', 'transactions')
+        group by dataset order by dataset""")
+    rows = [[r.dataset, f"{r.raw_rows:,.0f}", f"{r.duplicates:,.0f}",
+             f"{r.duplicates / r.raw_rows:.2%}" if r.raw_rows else "", f"{r.other:,.0f}",
+             f"{r.usable:,.0f}"] for r in frame.itertuples()]
+    repaired = data.scalar(f"select sum(row_count) from {QUALITY} "
+                           "where check_name = 'sessionized_by_inactivity'")
+    note = "A duplicate is a second copy of the same id; the first valid copy is kept."
+    if repaired:
+        note += (f" {int(repaired):,} sessions had no session id and were cut by 30 minutes of "
+                 "inactivity.")
+    return Table("Duplicates removed", ["dataset", "raw rows", "duplicates removed", "share",
+                 "other quarantined", "usable"], rows, note)
 
 
 def dbt_tests(data: ReportData) -> Section:
@@ -141,14 +130,11 @@ def freshness(data: ReportData) -> Section:
 
 def build(data: ReportData) -> Page:
     """The data quality page."""
+    quality_cols = {QUALITY: ["dataset", "check_name", "check_kind", "row_count"]}
     sections = [
-        rejects(data),
-        quarantine(data) if data.exists(EVENTS_QUARANTINE) else Notice(
-            "Quarantined rows by reason", f"No data yet: {EVENTS_QUARANTINE} is not in the "
-            "warehouse (run `dbt build`)."),
-        duplicates(data) if data.exists(EVENTS_QUARANTINE) else Notice(
-            "Duplicates removed", f"No data yet: {EVENTS_QUARANTINE} is not in the warehouse "
-            "(run `dbt build`)."),
+        guarded(data, "Rejected input by reason", quality_cols, lambda: rejects(data)),
+        guarded(data, "Quarantined rows by reason", quality_cols, lambda: quarantine(data)),
+        guarded(data, "Duplicates removed", quality_cols, lambda: duplicates(data)),
         dbt_tests(data),
         freshness(data),
     ]

@@ -18,83 +18,129 @@ ORDER_LINES = "marts.fct_order_lines"
 PRODUCTS = "marts.dim_products"
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 NO_DEMOGRAPHICS = "REES46-style data has no customer demographics"
+NO_TRANSACTIONS = "REES46-style data has no order lines"
 
 
 def monthly(data: ReportData) -> Chart:
     """Revenue (bars) and orders (line) per month."""
-    frame = data.df(f"select month, revenue, orders from {MONTHLY} order by month")
+    frame = data.df(f"select sales_month, revenue, orders, seasonality_index from {MONTHLY} "
+                    "order by sales_month")
     fig = go.Figure([
-        go.Bar(name="revenue", x=frame["month"], y=frame["revenue"], marker_color="#2f6fb0"),
-        go.Scatter(name="orders", x=frame["month"], y=frame["orders"], yaxis="y2",
+        go.Bar(name="revenue", x=frame["sales_month"], y=frame["revenue"],
+               marker_color="#2f6fb0", customdata=frame["seasonality_index"],
+               hovertemplate="%{x|%b %Y}: %{y:,.0f} (index %{customdata:.2f})<extra></extra>"),
+        go.Scatter(name="orders", x=frame["sales_month"], y=frame["orders"], yaxis="y2",
                    mode="lines+markers", marker_color="#e07b39"),
     ])
-    style(fig, yaxis_title="revenue", xaxis_title="month",
+    style(fig, yaxis_title="revenue", xaxis_title="month", xaxis_tickformat="%b %Y",
           yaxis2={"title": "orders", "overlaying": "y", "side": "right", "showgrid": False})
-    return Chart("Monthly sales", fig, f"From {MONTHLY}: seasonality of revenue and orders.")
+    return Chart("Monthly sales", fig, f"From {MONTHLY}: seasonality of revenue and orders "
+                                       "(hover: revenue against the monthly average).")
 
 
 def popularity(data: ReportData) -> Chart:
-    """Units sold and revenue per category."""
-    frame = data.df(f"select category, units_sold, revenue from {POPULARITY} "
-                    "order by revenue desc")
+    """Purchases and revenue per category, most popular first."""
+    frame = data.df(f"select category, purchases, event_revenue, product_views "
+                    f"from {POPULARITY} order by popularity_rank")
     fig = go.Figure([
-        go.Bar(name="revenue", x=esc(frame["category"]), y=frame["revenue"]),
-        go.Bar(name="units sold", x=esc(frame["category"]), y=frame["units_sold"], yaxis="y2",
-               offsetgroup=1),
+        go.Bar(name="purchases", x=esc(frame["category"]), y=frame["purchases"],
+               offsetgroup=0),
+        go.Bar(name="revenue", x=esc(frame["category"]), y=frame["event_revenue"],
+               yaxis="y2", offsetgroup=1),
     ])
-    style(fig, barmode="group", yaxis_title="revenue",
-          yaxis2={"title": "units sold", "overlaying": "y", "side": "right", "showgrid": False})
-    return Chart("Category popularity", fig, f"From {POPULARITY}.")
+    style(fig, barmode="group", yaxis_title="purchases",
+          yaxis2={"title": "revenue", "overlaying": "y", "side": "right", "showgrid": False})
+    return Chart("Category popularity", fig,
+                 f"From {POPULARITY}: purchase events and their revenue, ranked by purchases.")
 
 
 def hour_weekday(data: ReportData) -> Chart:
     """Sessions by hour of day and weekday (heatmap)."""
-    frame = data.df(f"select weekday, hour, sessions from {HOUR_WEEKDAY}")
-    grid = frame.pivot_table(index="weekday", columns="hour", values="sessions",
-                             aggfunc="sum").reindex(index=range(7), columns=range(24))
-    fig = go.Figure(go.Heatmap(z=grid.values, x=list(range(24)), y=WEEKDAYS,
-                               colorscale="Blues", colorbar={"title": "sessions"}))
+    frame = data.df(f"select start_weekday, start_hour, sessions, conversion_rate "
+                    f"from {HOUR_WEEKDAY}")
+    grid = frame.pivot_table(index="start_weekday", columns="start_hour", values="sessions",
+                             aggfunc="sum").reindex(index=range(1, 8), columns=range(24))
+    conv = frame.pivot_table(index="start_weekday", columns="start_hour",
+                             values="conversion_rate", aggfunc="mean").reindex(
+        index=range(1, 8), columns=range(24))
+    fig = go.Figure(go.Heatmap(
+        z=grid.values, x=list(range(24)), y=WEEKDAYS, customdata=conv.values,
+        colorscale="Blues", colorbar={"title": "sessions"},
+        hovertemplate="%{y} %{x}h: %{z} sessions, conversion %{customdata:.1%}<extra></extra>"))
     style(fig, height=360, xaxis_title="hour of day (UTC)", yaxis_autorange="reversed",
           xaxis_dtick=2)
-    return Chart("Activity by hour and weekday", fig, f"From {HOUR_WEEKDAY}.")
+    return Chart("Activity by hour and weekday", fig,
+                 f"From {HOUR_WEEKDAY}: sessions by start time (hover for conversion).")
 
 
 def ages(data: ReportData) -> Chart:
-    """Customers per age band."""
-    frame = data.df(f"select age_band, customers from {AGES} order by age_band")
-    fig = go.Figure(go.Bar(x=esc(frame["age_band"]), y=frame["customers"],
-                           marker_color="#3a9d5d"))
-    style(fig, height=340, xaxis_title="age band", yaxis_title="customers")
-    return Chart("Age distribution", fig, f"From {AGES}.")
+    """Customers and buyers per age band."""
+    frame = data.df(f"select age_band, customers, buyers from {AGES} order by band_order")
+    fig = go.Figure([
+        go.Bar(name="customers", x=esc(frame["age_band"]), y=frame["customers"]),
+        go.Bar(name="buyers", x=esc(frame["age_band"]), y=frame["buyers"]),
+    ])
+    style(fig, height=360, barmode="group", xaxis_title="age band",
+          yaxis_title="registered customers")
+    return Chart("Age distribution", fig, f"From {AGES}: buyers have at least one order.")
 
 
 def demographic(data: ReportData) -> Chart:
-    """Purchases per age band and category (heatmap of each band's category shares)."""
-    frame = data.df(f"select age_band, category, purchases from {DEMOGRAPHIC}")
-    grid = frame.pivot_table(index="age_band", columns="category", values="purchases",
-                             aggfunc="sum", fill_value=0)
+    """Order lines per age band and category (each band's category shares)."""
+    frame = data.df(f"""
+        select d.age_band, d.category, sum(d.order_lines) as lines,
+               coalesce(min(a.band_order), 99) as band_order
+        from {DEMOGRAPHIC} d left join {AGES} a using (age_band)
+        where d.age_band is not null group by all""")
+    order = frame.groupby("age_band")["band_order"].min().sort_values().index
+    grid = frame.pivot_table(index="age_band", columns="category", values="lines",
+                             aggfunc="sum", fill_value=0).reindex(order)
     share = grid.div(grid.sum(axis=1), axis=0)
-    fig = go.Figure(go.Heatmap(z=share.values, x=esc(list(share.columns)),
-                               y=esc(list(share.index)), colorscale="Viridis",
-                               text=grid.values, texttemplate="%{text}",
-                               hovertemplate="%{y}, %{x}: %{z:.1%} of the band's purchases"
-                                             "<extra></extra>",
-                               colorbar={"title": "share", "tickformat": ".0%"}))
-    style(fig, height=380, xaxis_title="category", yaxis_title="age band")
+    fig = go.Figure(go.Heatmap(
+        z=share.values, x=esc(list(share.columns)), y=esc(list(share.index)),
+        colorscale="Viridis", text=grid.values, texttemplate="%{text}",
+        hovertemplate="%{y}, %{x}: %{z:.1%} of the band's purchases<extra></extra>",
+        colorbar={"title": "share", "tickformat": ".0%"}))
+    style(fig, height=400, xaxis_title="category", yaxis_title="age band",
+          yaxis_autorange="reversed")
     return Chart("Purchases by age band and category", fig,
-                 f"From {DEMOGRAPHIC}: colour is the band's share, the number is purchases.")
+                 f"From {DEMOGRAPHIC}: colour is the band's share, the number is order lines.")
+
+
+def gender_category(data: ReportData) -> Chart:
+    """Each gender's share of order lines per category."""
+    frame = data.df(f"""
+        select coalesce(gender, 'unknown') as gender, category, sum(order_lines) as lines
+        from {DEMOGRAPHIC} group by all order by gender, category""")
+    totals = frame.groupby("gender")["lines"].transform("sum")
+    frame["share"] = frame["lines"] / totals
+    fig = go.Figure([
+        go.Bar(name=esc(g), x=esc(part["category"]), y=part["share"], customdata=part["lines"],
+               hovertemplate="%{x}: %{y:.1%} (%{customdata} lines)<extra></extra>")
+        for g, part in frame.groupby("gender", sort=True)
+    ])
+    style(fig, barmode="group", yaxis_tickformat=".0%", yaxis_title="share of the group's lines")
+    return Chart("Purchases by gender and category", fig, f"From {DEMOGRAPHIC}.")
 
 
 def customer_value(data: ReportData) -> Chart:
-    """Customers per lifetime-value bucket."""
-    frame = data.df(f"select value_band, customers, total_revenue from {VALUE} "
-                    "order by value_band_order")
-    fig = go.Figure(go.Bar(x=esc(frame["value_band"]), y=frame["customers"],
-                           customdata=frame["total_revenue"],
-                           hovertemplate="%{x}: %{y} customers, revenue %{customdata:,.0f}"
-                                         "<extra></extra>"))
-    style(fig, height=340, xaxis_title="lifetime spend", yaxis_title="customers")
-    return Chart("Customer value distribution", fig, f"From {VALUE}.")
+    """Customers and their share of all spend per lifetime-value decile."""
+    frame = data.df(f"""select value_decile, customers, avg_lifetime_value, share_of_value
+                        from {VALUE} order by value_decile""")
+    labels = ["never bought" if d == 0 else f"decile {d}" for d in frame["value_decile"]]
+    fig = go.Figure([
+        go.Bar(name="customers", x=labels, y=frame["customers"],
+               customdata=frame["avg_lifetime_value"],
+               hovertemplate="%{x}: %{y} customers, mean spend %{customdata:,.2f}"
+                             "<extra></extra>"),
+        go.Scatter(name="share of all spend", x=labels, y=frame["share_of_value"],
+                   yaxis="y2", mode="lines+markers"),
+    ])
+    style(fig, height=380, yaxis_title="customers",
+          yaxis2={"title": "share of all spend", "overlaying": "y", "side": "right",
+                  "tickformat": ".0%", "showgrid": False})
+    return Chart("Customer value distribution", fig,
+                 f"From {VALUE}: buyers in deciles of lifetime spend (10 = top spenders).")
 
 
 def price_bands(data: ReportData) -> Chart:
@@ -127,22 +173,29 @@ def top_products(data: ReportData) -> Table:
 def build(data: ReportData) -> Page:
     """The sales page."""
     sections = [
-        guarded(data, "Monthly sales", {MONTHLY: ["month", "revenue", "orders"]},
-                lambda: monthly(data)),
-        guarded(data, "Category popularity", {POPULARITY: ["category", "units_sold", "revenue"]},
+        guarded(data, "Monthly sales",
+                {MONTHLY: ["sales_month", "revenue", "orders", "seasonality_index"]},
+                lambda: monthly(data), empty_hint=NO_TRANSACTIONS),
+        guarded(data, "Category popularity",
+                {POPULARITY: ["category", "purchases", "event_revenue", "popularity_rank"]},
                 lambda: popularity(data)),
         guarded(data, "Activity by hour and weekday",
-                {HOUR_WEEKDAY: ["weekday", "hour", "sessions"]}, lambda: hour_weekday(data)),
-        guarded(data, "Age distribution", {AGES: ["age_band", "customers"]},
+                {HOUR_WEEKDAY: ["start_weekday", "start_hour", "sessions", "conversion_rate"]},
+                lambda: hour_weekday(data)),
+        guarded(data, "Age distribution",
+                {AGES: ["age_band", "band_order", "customers", "buyers"]},
                 lambda: ages(data), empty_hint=NO_DEMOGRAPHICS),
         guarded(data, "Purchases by age band and category",
-                {DEMOGRAPHIC: ["age_band", "category", "purchases"]},
+                {DEMOGRAPHIC: ["age_band", "category", "order_lines"], AGES: ["band_order"]},
                 lambda: demographic(data), empty_hint=NO_DEMOGRAPHICS),
+        guarded(data, "Purchases by gender and category",
+                {DEMOGRAPHIC: ["gender", "category", "order_lines"]},
+                lambda: gender_category(data), empty_hint=NO_DEMOGRAPHICS),
         guarded(data, "Customer value distribution",
-                {VALUE: ["value_band", "value_band_order", "customers", "total_revenue"]},
+                {VALUE: ["value_decile", "customers", "avg_lifetime_value", "share_of_value"]},
                 lambda: customer_value(data)),
         guarded(data, "Price bands", {ORDER_LINES: ["category", "price_band", "quantity"]},
-                lambda: price_bands(data)),
+                lambda: price_bands(data), empty_hint=NO_TRANSACTIONS),
         guarded(data, "Top products by revenue",
                 {PRODUCTS: ["product_id", "product_name", "brand", "category", "price_band",
                             "units_sold", "revenue"]},

@@ -46,11 +46,15 @@ def sizes(data: ReportData) -> Chart:
 
 
 def profiles(data: ReportData) -> Table:
-    """Mean behaviour features per segment."""
+    """Size, share and mean behaviour features per segment."""
     frame = data.df(f"select * from {PROFILES} order by customers desc")
-    numeric = {c: ",.2f" for c in frame.columns if frame[c].dtype.kind == "f"}
+    frame = frame.drop(columns=[c for c in ("segment_id",) if c in frame.columns])
+    frame.columns = [c.removeprefix("mean_").replace("_", " ") for c in frame.columns]
+    formats = {c: ",.2f" for c in frame.columns if frame[c].dtype.kind == "f"}
+    formats["share"] = ".1%"
     return Table.from_frame("Segment profiles", frame,
-                            f"From {PROFILES}: size and mean features of each segment.", numeric)
+                            f"From {PROFILES}: size, share and the mean of each behaviour "
+                            "feature per segment.", formats)
 
 
 def k_selection(data: ReportData) -> Chart:
@@ -80,7 +84,8 @@ def build(data: ReportData) -> Page:
                 {SEGMENTS: ["customer_id", "segment_name", "pc1", "pc2"]},
                 lambda: pca_scatter(data)),
         guarded(data, "Segment sizes", {SEGMENTS: ["segment_name"]}, lambda: sizes(data)),
-        guarded(data, "Segment profiles", {PROFILES: ["customers"]}, lambda: profiles(data)),
+        guarded(data, "Segment profiles", {PROFILES: ["segment_name", "customers", "share"]},
+                lambda: profiles(data)),
         guarded(data, "Silhouette by k",
                 {K_SELECTION: ["k", "silhouette", "davies_bouldin", "chosen"]},
                 lambda: k_selection(data)),
