@@ -8,7 +8,7 @@ import pandas as pd
 
 def session_frame(n: int = 3_000, seed: int = 0) -> pd.DataFrame:
     """Sessions whose purchase depends on early behaviour, plus whole-session features where
-    pages and duration include the checkout and purchase steps (the leak)."""
+    checkouts, units purchased and revenue record the outcome itself (the leak)."""
     rng = np.random.default_rng(seed)
     views = rng.poisson(4, n)
     carts = rng.binomial(np.maximum(views, 1), 0.15)
@@ -18,42 +18,49 @@ def session_frame(n: int = 3_000, seed: int = 0) -> pd.DataFrame:
     early_pages = views + rng.poisson(2, n)
     early_duration = early_pages * rng.gamma(4, 15, n)
     start = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.uniform(0, 300, n), unit="D")
-    checkout_pages = np.where(bought, 3 + rng.poisson(1, n), 0)
     return pd.DataFrame({
         "session_id": [f"s{i:06d}" for i in range(n)],
         "session_start": start,
         "purchase_made": bought,
-        "early_events": early_pages + carts,
-        "early_page_views": early_pages - views,
-        "early_products_viewed": views,
-        "early_distinct_products_viewed": np.minimum(views, rng.poisson(3, n)),
-        "early_cart_additions": carts,
-        "early_cart_removals": rng.binomial(carts, 0.2),
-        "early_distinct_categories": rng.integers(1, 4, n),
-        "early_duration_seconds": early_duration,
-        "early_time_per_page_seconds": early_duration / np.maximum(early_pages, 1),
-        "early_cart_value": carts * rng.gamma(3, 20, n),
+        "events_so_far": early_pages + carts,
+        "page_views_so_far": early_pages - views,
+        "product_views_so_far": views,
+        "distinct_products_viewed_so_far": np.minimum(views, rng.poisson(3, n)),
+        "distinct_categories_so_far": rng.integers(1, 4, n),
+        "cart_adds_so_far": carts,
+        "cart_removes_so_far": rng.binomial(carts, 0.2),
+        "cart_units_so_far": carts + rng.binomial(carts, 0.3),
+        "cart_value_so_far": carts * rng.gamma(3, 20, n),
+        "duration_seconds_so_far": early_duration,
+        "pages_so_far": early_pages,
+        "seconds_per_page_so_far": early_duration / np.maximum(early_pages, 1),
+        "mean_price_viewed_so_far": rng.gamma(3, 20, n),
+        "max_price_viewed_so_far": rng.gamma(3, 40, n),
         "start_hour": start.hour,
-        "start_weekday": start.day_of_week,
+        "start_weekday": start.day_of_week + 1,
+        "start_month": start.month,
         "device": device,
         "traffic_source": rng.choice(["direct", "organic", "email"], n),
-        "products_viewed": views,
-        "products_added_to_cart": carts,
-        # Whole-session counts include the checkout and purchase pages: near-perfect signal.
-        "pages_visited": early_pages + checkout_pages * 10,
-        "session_duration_seconds": early_duration + np.where(bought, 900, 0),
+        "product_views": views,
+        "cart_additions": carts,
+        "pages_visited": early_pages,
+        "session_duration_seconds": early_duration + rng.gamma(2, 30, n),
         "time_per_page_seconds": early_duration / np.maximum(early_pages, 1),
+        # Counts over the whole session include the checkout and purchase steps: the leak.
+        "checkouts": bought.astype(int),
+        "units_purchased": np.where(bought, np.maximum(carts, 1), 0),
+        "revenue": np.where(bought, np.maximum(carts, 1) * rng.gamma(3, 20, n), 0.0),
         "dominant_category": rng.choice(["Books", "Fashion", "Toys"], n),
     })
 
 
 PERSONA_PROFILES = {
-    # views, carts, pages per session, minutes per session, cart abandonment, purchase rate
-    "browser": (8.0, 0.1, 10.0, 6.0, 0.5, 0.0),
-    "cart_abandoner": (4.0, 2.0, 6.0, 5.0, 0.9, 0.02),
-    "one_click_buyer": (1.5, 1.0, 3.0, 1.5, 0.1, 0.8),
-    "explorer": (10.0, 1.0, 25.0, 25.0, 0.5, 0.2),
-    "ordinary": (4.0, 0.6, 6.0, 5.0, 0.5, 0.15),
+    # views/session, cart session rate, abandoned session rate, purchase rate, s/page, pages
+    "browser": (8.0, 0.02, 0.02, 0.01, 30.0, 10.0),
+    "cart_abandoner": (4.0, 0.85, 0.8, 0.04, 45.0, 5.0),
+    "one_click_buyer": (1.4, 0.45, 0.05, 0.4, 10.0, 2.5),
+    "explorer": (6.0, 0.22, 0.15, 0.08, 95.0, 11.0),
+    "ordinary": (3.0, 0.2, 0.14, 0.06, 40.0, 4.5),
 }
 
 
@@ -61,16 +68,16 @@ def customer_frame(per_persona: int = 300, seed: int = 0) -> pd.DataFrame:
     """Customers drawn around one behaviour profile per persona (column `persona` is truth)."""
     rng = np.random.default_rng(seed)
     parts = []
-    for persona, (views, carts, pages, minutes, abandon, buy) in PERSONA_PROFILES.items():
+    for persona, (views, cart, abandon, buy, dwell, pages) in PERSONA_PROFILES.items():
         n = per_persona
         parts.append(pd.DataFrame({
             "persona": persona,
             "views_per_session": rng.gamma(20, views / 20, n),
-            "carts_per_session": rng.gamma(20, carts / 20, n),
+            "cart_session_rate": np.clip(rng.normal(cart, 0.05, n), 0, 1),
+            "abandoned_session_rate": np.clip(rng.normal(abandon, 0.05, n), 0, 1),
+            "purchase_rate": np.clip(rng.normal(buy, 0.03, n), 0, 1),
+            "seconds_per_page": rng.gamma(20, dwell / 20, n),
             "pages_per_session": rng.gamma(20, pages / 20, n),
-            "avg_session_minutes": rng.gamma(20, minutes / 20, n),
-            "cart_abandonment_rate": np.clip(rng.normal(abandon, 0.08, n), 0, 1),
-            "purchase_rate": np.clip(rng.normal(buy, 0.05, n), 0, 1),
         }))
     frame = pd.concat(parts, ignore_index=True)
     frame.insert(0, "customer_id", rng.permutation(len(frame)) + 1)

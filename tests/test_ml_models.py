@@ -25,7 +25,7 @@ def intent_result() -> intent.IntentResult:
 
 
 def test_leakage_is_detected_in_the_replication_only(intent_result: intent.IntentResult) -> None:
-    assert sorted(intent_result.leaky_features) == ["pages_visited", "session_duration_seconds"]
+    assert sorted(intent_result.leaky_features) == ["checkouts", "revenue", "units_purchased"]
     early = [r for r in intent_result.leakage if r["feature_set"] == "early_intent"]
     assert len(early) == len(intent.EARLY_FEATURES.columns)
     assert not any(r["leaks"] for r in early)

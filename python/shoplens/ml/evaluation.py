@@ -168,7 +168,7 @@ def importance_rows(
         pick = np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False)
         X, y = X.iloc[np.sort(pick)], np.asarray(y)[np.sort(pick)]
     perm = permutation_importance(pipeline, X, y, scoring=scoring, n_repeats=n_repeats,
-                                  random_state=seed, n_jobs=n_jobs)
+                                  random_state=seed, n_jobs=1)
     rows = []
     for kind, means, stds in (
         ("impurity", by_input, by_input_std),

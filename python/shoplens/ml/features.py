@@ -48,8 +48,9 @@ class ForestParams:
     seed: int = 42
     n_estimators: int = 100
     n_jobs: int = 2
-    max_depth: int | None = 12
-    min_samples_leaf: int = 5
+    # Depth and leaf size keep the stored pipelines small (a few MB) and the forests honest.
+    max_depth: int | None = 10
+    min_samples_leaf: int = 10
     class_weight: str | None = None
 
     def as_dict(self) -> dict:

@@ -32,23 +32,28 @@ REPLICATION_NO_LEAK = "session_study_replication_no_leak"
 EVAL_STRATIFIED = "stratified_75_25"
 EVAL_TIME = "time_holdout"
 
-# Early-intent features (intermediate.int_sessions_early_featurized): only events before the
-# first checkout or purchase event of the session.
+# Early-intent features (macro early_intent_features, intermediate.int_sessions_early_featurized):
+# only events before the first checkout or purchase event of the session. The dbt model takes
+# the list from ml.feature_definitions; this default is for use outside dbt.
 EARLY_FEATURES = FeatureSet(
     numeric=(
-        "early_events", "early_page_views", "early_products_viewed",
-        "early_distinct_products_viewed", "early_cart_additions", "early_cart_removals",
-        "early_distinct_categories", "early_duration_seconds", "early_time_per_page_seconds",
-        "early_cart_value", "start_hour", "start_weekday",
+        "events_so_far", "page_views_so_far", "product_views_so_far",
+        "distinct_products_viewed_so_far", "distinct_categories_so_far", "cart_adds_so_far",
+        "cart_removes_so_far", "cart_units_so_far", "cart_value_so_far",
+        "duration_seconds_so_far", "pages_so_far", "seconds_per_page_so_far",
+        "mean_price_viewed_so_far", "max_price_viewed_so_far", "start_hour", "start_weekday",
+        "start_month",
     ),
     categorical=("device", "traffic_source"),
 )
-# The session study's whole-session features (marts.fct_sessions): products viewed, products
-# added to cart, pages visited, session duration, time per page and category.
+# The session study's set-up: the whole-session summary (intermediate.int_sessions_aggregated)
+# minus the label, as a notebook gets with `drop(columns="purchase_made")`: the study's products
+# viewed, products added to cart, pages visited, session duration, time per page and category,
+# plus the counts of the same table that include the checkout and purchase steps.
 SESSION_STUDY_FEATURES = FeatureSet(
     numeric=(
-        "products_viewed", "products_added_to_cart", "pages_visited",
-        "session_duration_seconds", "time_per_page_seconds",
+        "product_views", "cart_additions", "pages_visited", "session_duration_seconds",
+        "time_per_page_seconds", "checkouts", "units_purchased", "revenue",
     ),
     categorical=("dominant_category",),
 )

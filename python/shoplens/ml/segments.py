@@ -26,14 +26,50 @@ PCA_MODEL = "customer_segments_pca"
 # that the amount of history does not dominate the segments.
 SEGMENT_FEATURES = [
     "views_per_session",
-    "carts_per_session",
-    "pages_per_session",
-    "avg_session_minutes",
-    "cart_abandonment_rate",
+    "cart_session_rate",
+    "abandoned_session_rate",
     "purchase_rate",
+    "seconds_per_page",
+    "pages_per_session",
 ]
+# Shown in the profiles beside the clustering features.
+PROFILE_EXTRAS = ["sessions", "avg_session_minutes"]
 K_RANGE = range(2, 9)
 SILHOUETTE_SAMPLE = 5_000
+
+
+def customer_behaviour(sessions: pd.DataFrame) -> pd.DataFrame:
+    """Per-customer behaviour rates from session rows (int_sessions_aggregated columns
+    customer_id, product_views, cart_additions, pages_visited, session_duration_seconds,
+    purchase_made, cart_abandoned). Sessions without a customer id are left out.
+
+    Rates per session rather than totals, so the amount of history does not dominate; time per
+    page is total time over total pages (the persona's dwell), not a mean of per-session ratios.
+    """
+    s = sessions[sessions["customer_id"].notna()]
+    frame = pd.DataFrame({
+        "customer_id": s["customer_id"].astype("int64"),
+        "views": s["product_views"].astype(float),
+        "carted": (s["cart_additions"] > 0).astype(float),
+        "abandoned": s["cart_abandoned"].astype(float),
+        "bought": s["purchase_made"].astype(float),
+        "pages": s["pages_visited"].astype(float),
+        "seconds": s["session_duration_seconds"].astype(float),
+    })
+    g = frame.groupby("customer_id", sort=True)
+    total, n = g.sum(), g.size()
+    out = pd.DataFrame({
+        "sessions": n,
+        "views_per_session": total["views"] / n,
+        "cart_session_rate": total["carted"] / n,
+        "abandoned_session_rate": total["abandoned"] / n,
+        "purchase_rate": total["bought"] / n,
+        "seconds_per_page": (total["seconds"] / total["pages"].where(total["pages"] > 0)
+                             ).fillna(0.0),
+        "pages_per_session": total["pages"] / n,
+        "avg_session_minutes": total["seconds"] / n / 60.0,
+    })
+    return out.reset_index()
 
 
 def _log1p(x: np.ndarray) -> np.ndarray:
@@ -141,9 +177,10 @@ class SegmentResult:
         })
 
 
-def profiles(assigned: pd.DataFrame, frame: pd.DataFrame,
-             features: list[str] = SEGMENT_FEATURES) -> pd.DataFrame:
-    """One row per segment: size, share and the mean of each behaviour feature."""
+def profiles(assigned: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per segment: size, share and the mean of each behaviour feature (and of the
+    PROFILE_EXTRAS columns `frame` has)."""
+    features = SEGMENT_FEATURES + [c for c in PROFILE_EXTRAS if c in frame.columns]
     data = assigned[["segment_id", "segment_name"]].join(
         behaviour_matrix(frame, features).reset_index(drop=True))
     grouped = data.groupby(["segment_id", "segment_name"], sort=True)
