@@ -103,6 +103,7 @@ def order_line_frame(n: int = 2_000, seed: int = 0, signal: bool = True) -> pd.D
         "category": np.array(CATEGORIES)[idx],
         "age": age, "gender": gender,
         "country": rng.choice(["DE", "FR", "PL"], n),
-        "order_hour": rng.integers(0, 24, n), "order_weekday": rng.integers(0, 7, n),
-        "order_month": rng.integers(1, 13, n),
+        "transaction_hour": rng.integers(0, 24, n),
+        "transaction_weekday": rng.integers(1, 8, n),
+        "transaction_month": rng.integers(1, 13, n),
     })

@@ -6,5 +6,5 @@ def model(dbt, session):
     from shoplens.ml.build import customer_segments
     from shoplens.ml.segments import customer_behaviour
 
-    customers = customer_behaviour(dbt.ref("int_sessions_aggregated").df())
+    customers = customer_behaviour(dbt.ref("fct_sessions").df())
     return customer_segments(dbt.ref("segment_training").df(), customers)

@@ -12,7 +12,7 @@ def model(dbt, session):
     columns = definitions.loc[definitions["feature_set"] == "early_intent", "feature_columns"]
     return intent_training(
         early=dbt.ref("int_sessions_early_featurized").df(),
-        sessions=dbt.ref("int_sessions_aggregated").df(),
+        sessions=dbt.ref("fct_sessions").df(),
         feature_columns=columns.iloc[0].split(","),
         settings=settings,
     )

@@ -3,8 +3,7 @@
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from shoplens.ml.build import category_lines, order_line_predictions
+    from shoplens.ml.build import order_line_predictions
 
-    lines = category_lines(dbt.ref("stg_shop__transactions").df(),
-                           dbt.ref("stg_shop__customers").df())
-    return order_line_predictions(dbt.ref("category_training").df(), lines)
+    return order_line_predictions(dbt.ref("category_training").df(),
+                                  dbt.ref("fct_order_lines").df())

@@ -6,5 +6,5 @@ def model(dbt, session):
     from shoplens.ml.build import segment_profiles
     from shoplens.ml.segments import customer_behaviour
 
-    customers = customer_behaviour(dbt.ref("int_sessions_aggregated").df())
+    customers = customer_behaviour(dbt.ref("fct_sessions").df())
     return segment_profiles(dbt.ref("customer_segments").df(), customers)

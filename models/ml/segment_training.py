@@ -6,7 +6,7 @@ def model(dbt, session):
     from shoplens.ml.build import Settings, segment_training
     from shoplens.ml.segments import customer_behaviour
 
-    customers = customer_behaviour(dbt.ref("int_sessions_aggregated").df())
+    customers = customer_behaviour(dbt.ref("fct_sessions").df())
     return segment_training(customers, dbt.ref("segment_naming_rules").df(),
                             Settings.from_config(
         dbt.config.get("ml_seed"), dbt.config.get("ml_n_estimators"),

@@ -8,5 +8,5 @@ def model(dbt, session):
     return session_predictions(
         dbt.ref("intent_training").df(),
         dbt.ref("int_sessions_early_featurized").df(),
-        dbt.ref("int_sessions_aggregated").df(),
+        dbt.ref("fct_sessions").df(),
     )

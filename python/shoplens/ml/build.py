@@ -249,14 +249,3 @@ def registry_table(trainings: list[pd.DataFrame], latest_versions: dict[str, int
         frame["trained_at"] = pd.Timestamp(trained_at)
     return frame
 
-
-def category_lines(transactions: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """Order lines with the buyer's demographics and the order's hour, ISO weekday and month."""
-    lines = transactions[["transaction_id", "customer_id", "category", "transaction_time"]]
-    frame = lines.merge(customers[["customer_id", "age", "gender", "country"]],
-                        on="customer_id", how="left")
-    when = pd.to_datetime(frame["transaction_time"])
-    frame["order_hour"] = when.dt.hour
-    frame["order_weekday"] = when.dt.dayofweek + 1
-    frame["order_month"] = when.dt.month
-    return frame.sort_values("transaction_id", kind="stable").reset_index(drop=True)

@@ -18,8 +18,10 @@ from shoplens.ml.features import FeatureSet, ForestParams, forest_pipeline, spli
 MODEL = "category_choice"
 EVALUATION = "stratified_80_20"
 TARGET = "category"
+# Columns of marts.fct_order_lines: the buyer's age, gender and country, the order's hour,
+# ISO weekday and month.
 CATEGORY_FEATURES = FeatureSet(
-    numeric=("age", "order_hour", "order_weekday", "order_month"),
+    numeric=("age", "transaction_hour", "transaction_weekday", "transaction_month"),
     categorical=("gender", "country"),
 )
 

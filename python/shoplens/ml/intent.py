@@ -46,7 +46,7 @@ EARLY_FEATURES = FeatureSet(
     ),
     categorical=("device", "traffic_source"),
 )
-# The session study's set-up: the whole-session summary (intermediate.int_sessions_aggregated)
+# The session study's set-up: the whole-session summary (marts.fct_sessions)
 # minus the label, as a notebook gets with `drop(columns="purchase_made")`: the study's products
 # viewed, products added to cart, pages visited, session duration, time per page and category,
 # plus the counts of the same table that include the checkout and purchase steps.

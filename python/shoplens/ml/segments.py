@@ -39,7 +39,7 @@ SILHOUETTE_SAMPLE = 5_000
 
 
 def customer_behaviour(sessions: pd.DataFrame) -> pd.DataFrame:
-    """Per-customer behaviour rates from session rows (int_sessions_aggregated columns
+    """Per-customer behaviour rates from session rows (marts.fct_sessions columns
     customer_id, product_views, cart_additions, pages_visited, session_duration_seconds,
     purchase_made, cart_abandoned). Sessions without a customer id are left out.
 
