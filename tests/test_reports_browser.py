@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from shoplens.reports import build_site
+from shoplens.reports.content import format_value
+from shoplens.reports.pages.overview import periods
 from shoplens.warehouse import connect, ensure_raw_schema
 
 pytestmark = pytest.mark.browser
@@ -116,3 +119,152 @@ def test_empty_site_opens_cleanly(browser: BrowserContext, tmp_path: Path) -> No
         assert seen.page.locator(".empty").count() >= 1
         assert "Data as of" in seen.page.inner_text("header")
         seen.page.close()
+
+
+# -------------------------------------------------------------------------------------------
+# The built test warehouse (staging to ml): every chart renders, KPI tiles match SQL.
+# -------------------------------------------------------------------------------------------
+
+# Sections allowed to be empty on a freshly built warehouse: no streaming run has scored
+# sessions, and the generator writes no loader rejects.
+ALLOWED_EMPTY = {"Live scoring", "Rejected input by reason"}
+MIN_CHARTS = {"index.html": 0, "behaviour.html": 6, "sales.html": 8, "models.html": 7,
+              "segments.html": 3, "quality.html": 1}
+
+
+@pytest.fixture(scope="module")
+def built_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site built from the session's built warehouse, with its dbt target folder."""
+    out = tmp_path_factory.mktemp("site")
+    build_site(built_warehouse, out, dbt_target=built_warehouse.parent / "target")
+    return out
+
+
+@pytest.mark.parametrize("name", PAGE_FILES)
+def test_built_page_renders_every_chart(browser: BrowserContext, built_site: Path,
+                                        name: str) -> None:
+    seen = visit(browser, built_site / name, name.replace(".html", ".png"))
+    assert_clean(seen)
+    containers, rendered = chart_state(seen.page)
+    assert containers >= MIN_CHARTS[name]
+    assert rendered == containers
+    empty = seen.page.eval_on_selector_all(
+        "section.section-notice h2", "els => els.map(e => e.textContent)")
+    assert set(empty) <= ALLOWED_EMPTY, empty
+    header = seen.page.inner_text("header")
+    assert "Data as of 2026-10-31" in header
+    assert "Warehouse built unknown" not in header
+    seen.page.close()
+
+
+def expected_kpis(db: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """The five KPIs for the current and previous 30-day periods, straight from the marts."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        as_of = con.execute("select max(session_start) from marts.fct_sessions").fetchone()[0]
+        previous, current, end = periods(as_of)
+        result = []
+        for lo, hi in ((current, end), (previous, current)):
+            sessions, buyers, carts, abandoned = con.execute(
+                "select count(*), count(*) filter (where purchase_made), "
+                "count(*) filter (where cart_additions > 0), "
+                "count(*) filter (where cart_additions > 0 and not purchase_made) "
+                "from marts.fct_sessions where session_start >= ? and session_start < ?",
+                [lo, hi]).fetchone()
+            revenue, orders = con.execute(
+                "select sum(revenue), count(distinct order_id) from marts.fct_order_lines "
+                "where transaction_time >= ? and transaction_time < ?", [lo, hi]).fetchone()
+            result.append({"sessions": sessions, "conversion_rate": buyers / sessions,
+                           "revenue": revenue, "average_order_value": revenue / orders,
+                           "cart_abandonment": abandoned / carts})
+    return result[0], result[1]
+
+
+UNITS = {"sessions": "count", "conversion_rate": "rate", "revenue": "money",
+         "average_order_value": "money", "cart_abandonment": "rate"}
+
+
+def test_kpi_tiles_match_sql(browser: BrowserContext, built_site: Path,
+                             built_warehouse: Path) -> None:
+    current, previous = expected_kpis(built_warehouse)
+    assert current["sessions"] > 100 and previous["sessions"] > 100
+    seen = visit(browser, built_site / "index.html")
+    tiles = seen.page.eval_on_selector_all(
+        ".tile", "els => els.map(e => [e.dataset.kpi, e.dataset.value, "
+        "e.querySelector('.value').textContent, e.querySelector('.change').textContent])")
+    assert [t[0] for t in tiles] == list(UNITS)
+    for key, raw, shown, change in tiles:
+        assert float(raw) == pytest.approx(current[key], rel=1e-9), key
+        assert shown == format_value(current[key], UNITS[key]), key
+        if UNITS[key] == "rate":
+            assert change == f"{(current[key] - previous[key]) * 100:+.1f} pp vs previous period"
+        else:
+            assert change == f"{(current[key] / previous[key] - 1) * 100:+.1f}% vs previous period"
+    recommendations = seen.page.locator(".findings li").all_inner_texts()
+    assert len(recommendations) >= 2
+    assert recommendations[0].startswith("Most carts are lost in ")
+    seen.page.close()
+
+
+# -------------------------------------------------------------------------------------------
+# Hostile strings in the data show as text and never run.
+# -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hostile_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the built warehouse with hostile product, brand, category, segment and
+    reject-reason strings, and the site built from it."""
+    work = tmp_path_factory.mktemp("hostile")
+    db = work / "hostile.duckdb"
+    shutil.copy(built_warehouse, db)
+    with duckdb.connect(str(db)) as con:
+        top = con.execute("select product_id from marts.dim_products "
+                          "order by revenue desc, product_id limit 1").fetchone()[0]
+        con.execute("update marts.dim_products set product_name = ?, brand = ? "
+                    "where product_id = ?", [HOSTILE[0], HOSTILE[1], top])
+        victim = con.execute("select category from marts.mart_category_popularity "
+                             "order by popularity_rank limit 1").fetchone()[0]
+        for schema, table, column in con.execute(
+                "select schema_name, table_name, column_name from duckdb_columns() "
+                "join duckdb_tables() using (database_name, schema_name, table_name) "
+                "where schema_name = 'marts' and column_name in ('category', "
+                "'dominant_category')").fetchall():
+            con.execute(f"update {schema}.{table} set {column} = ? where {column} = ?",
+                        [HOSTILE[2], victim])
+        segment = con.execute("select min(segment_id) from ml.customer_segments").fetchone()[0]
+        for table in ("ml.customer_segments", "ml.segment_profiles"):
+            con.execute(f"update {table} set segment_name = ? where segment_id = ?",
+                        [HOSTILE[3], segment])
+        con.execute("insert into marts.mart_data_quality values "
+                    "('rejects:kafka', ?, 'rejected_by_loader', 3)", [HOSTILE[0]])
+    out = work / "site"
+    build_site(db, out)
+    return out
+
+
+def test_hostile_strings_show_as_text(browser: BrowserContext, hostile_site: Path) -> None:
+    for name in PAGE_FILES:
+        html = (hostile_site / name).read_text()
+        for payload in HOSTILE:
+            assert payload not in html, (name, payload)
+        seen = visit(browser, hostile_site / name, f"hostile-{name.replace('.html', '.png')}")
+        assert_clean(seen)
+        assert seen.page.evaluate("() => window.__pwned") is None
+        containers, rendered = chart_state(seen.page)
+        assert rendered == containers
+        seen.page.close()
+    sales = visit(browser, hostile_site / "sales.html")
+    cells = sales.page.locator("table td").all_inner_texts()
+    assert HOSTILE[0] in cells and HOSTILE[1] in cells
+    labels = sales.page.locator(".xtick text").all_text_contents()
+    assert HOSTILE[2] in labels
+    sales.page.close()
+    segments = visit(browser, hostile_site / "segments.html")
+    assert HOSTILE[3] in segments.page.locator(".legendtext").all_text_contents()
+    assert HOSTILE[3] in segments.page.locator("table td").all_inner_texts()
+    segments.page.close()
+    quality = visit(browser, hostile_site / "quality.html")
+    assert HOSTILE[0] in quality.page.locator(".ytick text").all_text_contents()
+    quality.page.close()
+    overview = visit(browser, hostile_site / "index.html")
+    assert HOSTILE[2] in overview.page.inner_text(".findings")
+    overview.page.close()

@@ -23,13 +23,19 @@ PALETTE = ["#2f6fb0", "#e07b39", "#3a9d5d", "#c8453c", "#8b6bb8", "#8c6d4f", "#d
            "#7f7f7f", "#b5b536", "#2bb3c0"]
 
 
+def _esc(value: Any) -> Any:
+    # &, < and > only: Plotly decodes &amp; &lt; &gt; back for display but not &quot;, and
+    # with no "<" left its label parser finds no tags, so quotes are harmless.
+    return html.escape(value, quote=False) if isinstance(value, str) else value
+
+
 def esc(values: Any) -> Any:
     """HTML-escape a string, or every string in a Series / list, for use inside a figure."""
     if isinstance(values, pd.Series):
-        return values.map(lambda v: html.escape(v) if isinstance(v, str) else v)
+        return values.map(_esc)
     if isinstance(values, list | tuple):
-        return [html.escape(v) if isinstance(v, str) else v for v in values]
-    return html.escape(values) if isinstance(values, str) else values
+        return [_esc(v) for v in values]
+    return _esc(values)
 
 
 def style(fig: go.Figure, height: int = 420, **layout: Any) -> go.Figure:

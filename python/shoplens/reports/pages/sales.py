@@ -33,7 +33,8 @@ def monthly(data: ReportData) -> Chart:
                    mode="lines+markers", marker_color="#e07b39"),
     ])
     style(fig, yaxis_title="revenue", xaxis_title="month", xaxis_tickformat="%b %Y",
-          yaxis2={"title": "orders", "overlaying": "y", "side": "right", "showgrid": False})
+          yaxis2={"title": "orders", "overlaying": "y", "side": "right", "showgrid": False,
+                  "tickmode": "sync"})
     return Chart("Monthly sales", fig, f"From {MONTHLY}: seasonality of revenue and orders "
                                        "(hover: revenue against the monthly average).")
 
@@ -49,7 +50,8 @@ def popularity(data: ReportData) -> Chart:
                yaxis="y2", offsetgroup=1),
     ])
     style(fig, barmode="group", yaxis_title="purchases",
-          yaxis2={"title": "revenue", "overlaying": "y", "side": "right", "showgrid": False})
+          yaxis2={"title": "revenue", "overlaying": "y", "side": "right", "showgrid": False,
+                  "tickmode": "sync"})
     return Chart("Category popularity", fig,
                  f"From {POPULARITY}: purchase events and their revenue, ranked by purchases.")
 
