@@ -8,7 +8,8 @@ table cell and text, and `esc` HTML-escapes labels before they go into a Plotly 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,12 +39,33 @@ def esc(values: Any) -> Any:
     return _esc(values)
 
 
+_AXIS = {"gridcolor": "#e8edf3", "linecolor": "#c9d3de", "zerolinecolor": "#c9d3de",
+         "automargin": True}
+# A small template of our own: plotly's built-in ones are large, and validating one into every
+# figure dominated the build time (and every page's size).
+SITE_TEMPLATE = go.layout.Template(layout={
+    "paper_bgcolor": "white", "plot_bgcolor": "white", "colorway": PALETTE,
+    "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1f2a37"},
+    "xaxis": _AXIS, "yaxis": _AXIS, "hoverlabel": {"align": "left"},
+})
+
+
+@contextmanager
+def site_template() -> Iterator[None]:
+    """Make SITE_TEMPLATE plotly's default while the site is built (restored afterwards)."""
+    previous = pio.templates.default
+    pio.templates["shoplens"] = SITE_TEMPLATE
+    pio.templates.default = "shoplens"
+    try:
+        yield
+    finally:
+        pio.templates.default = previous
+
+
 def style(fig: go.Figure, height: int = 420, **layout: Any) -> go.Figure:
-    """The site's common figure look."""
+    """The site's common figure look: height, margins and a horizontal legend below."""
     base: dict[str, Any] = {
-        "template": "plotly_white", "height": height, "colorway": PALETTE,
-        "margin": {"l": 60, "r": 30, "t": 30, "b": 60},
-        "font": {"family": "system-ui, sans-serif", "size": 12},
+        "height": height, "margin": {"l": 60, "r": 30, "t": 30, "b": 60},
         "legend": {"orientation": "h", "y": -0.2},
     }
     fig.update_layout(**{**base, **layout})

@@ -13,7 +13,7 @@ import jinja2
 import plotly
 
 from shoplens.config import PROJECT_ROOT
-from shoplens.reports.content import Page, chart_count
+from shoplens.reports.content import Page, chart_count, site_template
 from shoplens.reports.data import ReportData, open_report_data
 from shoplens.reports.pages import behaviour, models, overview, quality, sales, segments
 
@@ -75,7 +75,7 @@ def build_site(db: Path, out: Path, dbt_target: Path | None = None) -> SiteResul
     generated_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     charts: dict[str, int] = {}
     notices: dict[str, int] = {}
-    with open_report_data(db, dbt_target) as data:
+    with open_report_data(db, dbt_target) as data, site_template():
         info = data.build_info()
         assets = out / "assets"
         assets.mkdir(parents=True, exist_ok=True)

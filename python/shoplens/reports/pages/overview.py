@@ -13,6 +13,8 @@ PERIOD_DAYS = 30
 SESSIONS = "marts.fct_sessions"
 ORDER_LINES = "marts.fct_order_lines"
 FUNNEL = "marts.mart_funnel_daily"
+ACTIVITY = "marts.mart_activity_hour_weekday"
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
 def periods(as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
@@ -128,8 +130,29 @@ def recommendations(data: ReportData) -> Section:
         items.append(f"Viewers add to cart least in {low['category']} "
                      f"({low['cart_rate']:.1%} of viewing sessions) and most in {high['category']} "
                      f"({high['cart_rate']:.1%}): improve product pages where the rate is low.")
-    return Bullets("Recommendations", items,
-                   f"From {FUNNEL}, last {PERIOD_DAYS} days of data.")
+    source = f"From {FUNNEL}, last {PERIOD_DAYS} days of data"
+    if not data.lacks({ACTIVITY: ["start_weekday", "start_hour", "sessions",
+                                  "purchase_sessions"]}):
+        items.append(timing(data))
+        source += f"; timing from {ACTIVITY}, all days"
+    return Bullets("Recommendations", items, source + ".")
+
+
+def timing(data: ReportData) -> str:
+    """When traffic peaks and when it converts best (weekday-hour slots, busier half only)."""
+    frame = data.df(f"""
+        select start_weekday, start_hour, sessions, purchase_sessions,
+               purchase_sessions / sessions as conversion
+        from {ACTIVITY} where sessions > 0""")
+    peak = frame.loc[frame["sessions"].idxmax()]
+    busy = frame[frame["sessions"] >= frame["sessions"].median()]
+    best = busy.loc[busy["conversion"].idxmax()]
+    overall = frame["purchase_sessions"].sum() / frame["sessions"].sum()
+    return (f"Traffic peaks on {WEEKDAYS[int(peak['start_weekday']) - 1]} at "
+            f"{int(peak['start_hour']):02d}:00 UTC ({int(peak['sessions']):,} sessions); among "
+            f"the busier hours, {WEEKDAYS[int(best['start_weekday']) - 1]} "
+            f"{int(best['start_hour']):02d}:00 converts best ({best['conversion']:.1%} against "
+            f"{overall:.1%} overall): time campaigns and promotions there.")
 
 
 def build(data: ReportData) -> Page:
