@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[50_000, TARGET_SESSIONS])
     args = parser.parse_args()
     rows, verdicts = [], []
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_generate_") as tmp:
         for sessions in sorted(args.sessions):
             r = measure(sessions, Path(tmp))
@@ -70,7 +72,9 @@ def main() -> None:
         "`shoplens generate` path (`generate_and_load`, seed 42, 365 days, 1% defects) into a "
         "fresh DuckDB file; each size in a fresh process. Events counts include the "
         "duplicated defect rows.",
-        "Command: `.venv/bin/python -m bench.bench_generate`",
+        "Command: `.venv/bin/python -m bench.bench_generate`. Load average when it ran: "
+        f"{load:.1f} on {os.cpu_count()} cores (other work shares the machine when this is "
+        "above about 1).",
         markdown_table(["sessions", "event rows", "order lines", "customers", "seconds",
                         "events/s", "peak memory (MiB)", "file (MiB)"], rows),
         *(verdicts or ["Target size (1,000,000 sessions) not run: no verdict."]),
