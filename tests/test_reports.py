@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import subprocess
 import sys
@@ -129,3 +130,32 @@ def test_cli_report_refuses_a_file_as_out(raw_only_warehouse: Path, tmp_path: Pa
                            str(clash)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--out" in proc.stderr
+
+
+def test_quality_page_reads_dbt_artifacts(raw_only_warehouse: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "run_results.json").write_text(json.dumps({
+        "metadata": {"generated_at": "2026-11-01T09:30:00Z"},
+        "results": [
+            {"unique_id": "model.shoplens.fct_sessions", "status": "success"},
+            {"unique_id": "test.shoplens.unique_fct_sessions_session_id.abc", "status": "pass"},
+            {"unique_id": "test.shoplens.not_null_fct_sessions_x.def", "status": "pass"},
+            {"unique_id": "test.shoplens.reconcile_<b>revenue</b>.123", "status": "fail",
+             "failures": 3},
+            {"unique_id": "unit_test.shoplens.int_x.test_split", "status": "pass"},
+        ]}))
+    (target / "sources.json").write_text(json.dumps({"results": [
+        {"unique_id": "source.shoplens.shop.events", "status": "warn",
+         "max_loaded_at": "2026-11-20T10:00:00+00:00", "max_loaded_at_time_ago_in_s": 90000},
+    ]}))
+    out = tmp_path / "site"
+    build_site(raw_only_warehouse, out, dbt_target=target)
+    html = (out / "quality.html").read_text()
+    cells = re.findall(r"<td>([^<]*)</td>", html)
+    assert cells[:4] == ["pass", "3", "fail", "1"]
+    assert "fail: reconcile_&lt;b&gt;revenue&lt;/b&gt;" in cells
+    assert "4 data and unit tests" in html
+    assert cells[cells.index("shop.events"):][:4] == ["shop.events", "warn",
+                                                      "2026-11-20T10:00:00+00:00", "25.0"]
+    assert "From `dbt source freshness`" in html
