@@ -47,6 +47,7 @@ def test_help_lists_subcommands_with_one_line_help() -> None:
         (["frobnicate"], "frobnicate"),
         (["generate", "--sessions", "0"], "--sessions"),
         (["generate", "--sessions", "many"], "--sessions"),
+        (["generate", "--seed", "-1"], "--seed"),
         (["generate", "--defects", "2"], "--defects"),
         (["generate", "--end", "2026-13-01"], "--end"),
         (["generate", "--bogus"], "--bogus"),

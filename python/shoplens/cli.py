@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -31,7 +32,8 @@ def cli() -> None:
 @db_option
 @click.option("--sessions", type=click.IntRange(min=1), default=50_000, show_default=True,
               help="Sessions to simulate.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+@click.option("--seed", type=click.IntRange(min=0), default=42, show_default=True,
+              help="Random seed.")
 @click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
               help="Days of history, ending at --end.")
 @click.option("--end", "end", type=click.DateTime(["%Y-%m-%d"]), default="2026-10-31",
@@ -39,7 +41,8 @@ def cli() -> None:
 @click.option("--defects", type=click.FloatRange(0, 0.5), default=0.01, show_default=True,
               help="Rate of realistic defects (duplicates, missing values, late and "
               "malformed events); 0 turns them off.")
-def generate(db: Path, sessions: int, seed: int, days: int, end, defects: float) -> None:
+def generate(db: Path, sessions: int, seed: int, days: int, end: dt.datetime,
+             defects: float) -> None:
     """Simulate customers, products, sessions (as events) and orders; load them into raw.*."""
     from shoplens.generate import generate_and_load
 

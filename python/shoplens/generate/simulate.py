@@ -244,26 +244,26 @@ def simulate_block(
     g_sess, g_pos, _ = _within(n_purchase)
     g_cart = d_start[g_sess] + n_remove[g_sess] + g_pos
 
-    none = np.full
+    fill = np.full
     sess = np.concatenate([a_sess, b_sess, c_sess, d_sess, e_sess, f_sess, g_sess])
     key = np.concatenate([
         np.zeros(n), rng.uniform(0.01, 0.99, len(b_sess)), c_key, d_key, e_key,
         np.ones(len(f_sess)), 1.0 + 0.001 * (g_pos + 1),
     ])
     etype = np.concatenate([
-        none(n + len(b_sess), PAGE_VIEW), none(len(c_sess), PRODUCT_VIEW),
-        none(len(d_sess), ADD_TO_CART), none(len(e_sess), REMOVE_FROM_CART),
-        none(len(f_sess), CHECKOUT), none(len(g_sess), PURCHASE),
+        fill(n + len(b_sess), PAGE_VIEW), fill(len(c_sess), PRODUCT_VIEW),
+        fill(len(d_sess), ADD_TO_CART), fill(len(e_sess), REMOVE_FROM_CART),
+        fill(len(f_sess), CHECKOUT), fill(len(g_sess), PURCHASE),
     ]).astype(np.int8)
     prod = np.concatenate([
-        none(n + len(b_sess), -1), c_prod, d_prod, d_prod[e_cart], none(len(f_sess), -1),
+        fill(n + len(b_sess), -1), c_prod, d_prod, d_prod[e_cart], fill(len(f_sess), -1),
         d_prod[g_cart],
     ])
     qty = np.concatenate([
-        none(n + len(b_sess) + len(c_sess), -1), d_qty, d_qty[e_cart],
-        none(len(f_sess), -1), d_qty[g_cart],
+        fill(n + len(b_sess) + len(c_sess), -1), d_qty, d_qty[e_cart],
+        fill(len(f_sess), -1), d_qty[g_cart],
     ])
-    page = np.concatenate([a_page, b_page, none(len(key) - n - len(b_sess), -1)])
+    page = np.concatenate([a_page, b_page, fill(len(key) - n - len(b_sess), -1)])
     order = np.argsort(sess * 4.0 + key, kind="stable")
     sess, etype, prod, qty, page = sess[order], etype[order], prod[order], qty[order], page[order]
     n_events = len(sess)
