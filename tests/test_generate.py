@@ -118,6 +118,21 @@ def test_summary_matches_what_was_loaded(tmp_path: Path) -> None:
     assert "\n" not in text and "1,500 sessions" in text and f"{s.events:,} events" in text
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"sessions": 0}, "sessions"), ({"days": 0}, "days"), ({"seed": -1}, "seed"),
+     ({"defect_rate": 0.6}, "defect_rate")],
+)
+def test_invalid_arguments_are_refused_before_touching_the_file(
+    tmp_path: Path, kwargs: dict, message: str,
+) -> None:
+    args = {"sessions": 10, "seed": 1, "days": 1, "end": END, "defect_rate": 0.0,
+            "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        generate_and_load(tmp_path / "w.duckdb", **args)
+    assert not (tmp_path / "w.duckdb").exists()
+
+
 def test_world_catalogue_covers_every_category_with_its_own_price_level() -> None:
     world = build_world(1, 300, 400)
     counts = np.bincount(world.product_top, minlength=len(CATEGORIES))

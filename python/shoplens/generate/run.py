@@ -92,6 +92,8 @@ def generate_and_load(
         raise ValueError("sessions must be at least 1")
     if days < 1:
         raise ValueError("days must be at least 1")
+    if seed < 0:
+        raise ValueError("seed must be a non-negative integer")
     if not 0.0 <= defect_rate <= 0.5:
         raise ValueError("defect_rate must be between 0 and 0.5")
     started = time.perf_counter()
