@@ -4,8 +4,19 @@ matrix, importances, the category model, and the live scorer's activity."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from shoplens.reports.content import Bullets, Chart, Notice, Page, Section, Table, esc, style
+from shoplens.reports.content import (
+    PALETTE,
+    Bullets,
+    Chart,
+    Notice,
+    Page,
+    Section,
+    Table,
+    esc,
+    style,
+)
 from shoplens.reports.data import ReportData
 from shoplens.reports.pages import guarded
 
@@ -160,18 +171,24 @@ def confusion(data: ReportData) -> Chart:
 
 
 def importances(data: ReportData, model: str, title: str) -> Chart:
-    """Top features by impurity and by permutation importance."""
+    """Top features by impurity (left) and by permutation importance (right)."""
     frame = data.df(f"""select kind, feature, importance, importance_std from {IMPORTANCES}
                         where model_name = ? and rank <= 12 order by kind, rank""", [model])
-    fig = go.Figure([
-        go.Bar(name=kind, y=esc(part["feature"]), x=part["importance"], orientation="h",
-               error_x={"type": "data", "array": part["importance_std"]})
-        for kind, part in frame.groupby("kind", sort=False)
-    ])
-    style(fig, height=460, barmode="group", yaxis_autorange="reversed",
-          xaxis_title="importance", margin={"l": 220, "r": 30, "t": 30, "b": 60})
-    return Chart(title, fig, f"From {IMPORTANCES}: impurity (mean over trees) and permutation "
-                             "importance on held-out rows, top 12 of each.")
+    kinds = [k for k in ("impurity", "permutation") if k in set(frame["kind"])]
+    fig = make_subplots(rows=1, cols=len(kinds), horizontal_spacing=0.25,
+                        subplot_titles=[f"{k} importance" for k in kinds])
+    for col, kind in enumerate(kinds, start=1):
+        part = frame[frame["kind"] == kind]
+        error = ({"type": "data", "array": part["importance_std"]} if kind == "permutation"
+                 else None)
+        fig.add_trace(go.Bar(y=esc(part["feature"]), x=part["importance"], orientation="h",
+                             error_x=error, name=kind, showlegend=False,
+                             marker_color=PALETTE[col - 1]), row=1, col=col)
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    style(fig, height=440, margin={"l": 30, "r": 30, "t": 40, "b": 40})
+    return Chart(title, fig, f"From {IMPORTANCES}, top 12 of each: impurity (mean decrease over "
+                             "the trees) and permutation importance on held-out rows (bars: "
+                             "spread over repeats).")
 
 
 def category_model(data: ReportData) -> Section:
