@@ -81,6 +81,7 @@ def generated(tmp_path: Path) -> Path:
     proc = run("generate", "--db", str(db), "--sessions", "300", "--seed", "9", "--defects", "0")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("run 1: 300 sessions") and proc.stdout.count("\n") == 1
+    assert proc.stderr == ""  # the progress bar only draws on a terminal
     return db
 
 

@@ -106,10 +106,11 @@ def generate_and_load(
     transaction_defects: Counter[str] = Counter()
     n_events = n_transactions = 0
 
+    console = Console(stderr=True)
     with warehouse.connect(db) as con, Progress(
         TextColumn("[bold]generate[/] {task.description}"), BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,} sessions"), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True, disable=not progress,
+        console=console, transient=True, disable=not (progress and console.is_terminal),
     ) as bar:
         task = bar.add_task("world", total=sessions)
         con.execute("set enable_progress_bar = false")  # ours is on stderr; DuckDB's on stdout
