@@ -235,7 +235,7 @@ def test_gender_shifts_category_preference(small_warehouse: Path) -> None:
     assert share.loc["electronics", "M"] > 1.5 * share.loc["electronics", "F"]
 
 
-def test_time_curves_nov_dec_peak_and_evening_over_night(small_warehouse: Path) -> None:
+def test_time_curves_nov_dec_peak_evening_and_weekend(small_warehouse: Path) -> None:
     starts = query(small_warehouse, f"""
         select min(event_time) as t from {CLEAN_EVENTS} e group by user_session
     """).t
@@ -246,6 +246,8 @@ def test_time_curves_nov_dec_peak_and_evening_over_night(small_warehouse: Path) 
     assert per_day[11] > 1.2 * yearly_mean and per_day[12] > 1.2 * yearly_mean
     hours = starts.dt.hour.value_counts()
     assert hours[[19, 20, 21]].sum() > 4 * hours[[2, 3, 4]].sum()
+    weekdays = starts.dt.day_of_week.value_counts()  # Monday = 0
+    assert weekdays[[5, 6]].mean() > 1.08 * weekdays[[0, 1, 2]].mean()
 
 
 # --------------------------------------------------------------------------------------------
