@@ -27,7 +27,7 @@ EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "remove_from_cart", "
 DEVICES = ("desktop", "mobile", "tablet")
 TRAFFIC_SOURCES = ("direct", "organic", "paid_search", "social", "email", "referral")
 # An HTML tag, comment or processing instruction opening: `<b`, `</script`, `<!--`, `<?xml`.
-MARKUP_PATTERN = r"<\s*/?\s*[A-Za-z!?]"
+MARKUP_PATTERN = r"</?[A-Za-z!?]"
 
 _JSON_TYPE_NAMES = ("case {t} when 'VARCHAR' then 'string' when 'BIGINT' then 'integer' "
                     "when 'UBIGINT' then 'integer' when 'DOUBLE' then 'number' "

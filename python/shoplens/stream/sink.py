@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 
 from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
 from shoplens.stream.clients import KAFKA_API_VERSION
@@ -41,6 +42,8 @@ from shoplens.stream.contract import BATCH_SCHEMA, CONTRACTS, Validator
 from shoplens.warehouse import append, ensure_raw_schema, is_lock_error, start_run
 
 DEFAULT_GROUP = "shoplens-sink"
+# Nothing fetched for this long while behind the log end: check and restart the fetch.
+STALL_SECONDS = 3.0
 SOURCE = "kafka"
 
 
@@ -70,6 +73,7 @@ class SinkStats:
     batches: int = 0
     conflicts: int = 0
     lock_waits: int = 0
+    reseeks: int = 0
     lag: int | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -261,6 +265,8 @@ class Sink:
         # Next offset this sink accepts for each owned partition.
         self.expected: dict[TopicPartition, int] = {}
         self.pending_seek: set[TopicPartition] = set()
+        # Partitions found behind the log end by the last lag check.
+        self._behind: set[TopicPartition] = set()
         self._schema_ready = False
         self._first_buffered: float | None = None
         self.consumer = KafkaConsumer(
@@ -436,13 +442,33 @@ class Sink:
         return sum(len(b) for b in self.buffers.values())
 
     def _lag(self) -> int | None:
-        total = 0
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is None or tp not in self.expected:
-                return None
-            total += max(0, high - self.expected[tp])
-        return total
+        """Messages behind the log end (asks the brokers; None while they cannot answer)."""
+        owned = self.consumer.assignment()
+        if not owned or any(tp not in self.expected for tp in owned):
+            return None
+        try:
+            ends = self.consumer.end_offsets(list(owned), timeout_ms=2000)
+        except Exception:  # broker unreachable right now: lag unknown
+            return None
+        behind = {tp: end - self.expected[tp] for tp, end in ends.items()
+                  if end > self.expected[tp]}
+        self._behind = set(behind)
+        return sum(behind.values())
+
+    def _unstick(self, idle: float) -> None:
+        """Re-seek partitions that are behind although nothing arrived for `idle` seconds.
+
+        kafka-python can stop fetching after a broker outage (positions stay, no new fetch);
+        seeking to the next expected offset restarts the fetch without skipping anything.
+        """
+        stuck = [tp for tp in self._behind if tp in self.expected]
+        if not stuck or self.pending_seek:
+            return
+        self.report(f"sink: nothing fetched for {idle:.0f} s while {len(stuck)} partition(s) "
+                    "are behind; re-seeking them")
+        for tp in stuck:
+            self.consumer.seek(tp, self.expected[tp])
+        self.stats.reseeks += 1
 
     def _handoff(self) -> None:
         """Give the buffered records to the writer as one batch."""
@@ -489,11 +515,24 @@ class Sink:
         self.pending_seek |= redo
         self.consumer.pause(*redo)
 
+    def _poll(self, timeout: float, max_records: int | None = None,
+              ) -> dict[TopicPartition, list[Any]]:
+        """consumer.poll, riding out retriable client errors (broker restarts, coordinator
+        moves): the consumer reconnects on its own, nothing is lost by trying again."""
+        try:
+            return self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            self.report(f"sink: Kafka not reachable ({exc}); retrying")
+            time.sleep(0.2)
+            return {}
+
     def _poll_paused(self, timeout: float) -> None:
         """Poll with every partition paused: stay in the group without fetching."""
         self.consumer.pause(*self.consumer.assignment())
         try:
-            self._accept(self.consumer.poll(timeout_ms=int(timeout * 1000)))
+            self._accept(self._poll(timeout))
         finally:
             self.consumer.resume(*(self.consumer.assignment() - self.pending_seek))
 
@@ -535,7 +574,7 @@ class Sink:
                     self._poll_paused(0.05)
                 else:
                     room = 2 * cfg.batch_size - self.buffered()
-                    got = self._accept(self.consumer.poll(timeout_ms=50, max_records=room))
+                    got = self._accept(self._poll(0.05, room))
                     if got:
                         last_record = time.monotonic()
                 now = time.monotonic()
@@ -544,14 +583,19 @@ class Sink:
                     and now - self._first_buffered >= cfg.batch_interval)
                 if due and not self.writer.busy and not self.pending_seek:
                     self._handoff()
-                if now - last_progress >= cfg.progress_every:
+                quiet = now - last_record
+                check = now - last_progress >= cfg.progress_every or (
+                    quiet >= STALL_SECONDS and now - last_progress >= STALL_SECONDS)
+                if check:
                     self.stats.lag = self._lag()
                     self.report(self.stats.line())
                     last_progress = now
-                if cfg.stop_when_idle is not None and now - last_record >= cfg.stop_when_idle \
+                    if quiet >= STALL_SECONDS and self.stats.lag:
+                        self._unstick(quiet)
+                        last_record = now
+                if cfg.stop_when_idle is not None and quiet >= cfg.stop_when_idle \
                         and not self.buffered() and not self.writer.busy \
-                        and not self.pending_seek and self.consumer.assignment() \
-                        and self._lag() == 0:
+                        and not self.pending_seek and self._lag() == 0:
                     break
             self._drain(stop)
             if self.buffered() and not self.pending_seek:
@@ -585,5 +629,6 @@ def stats_json(stats: SinkStats) -> str:
     """Machine-readable summary of a run (printed by `shoplens sink --json`)."""
     return json.dumps({"messages": stats.messages, "rows": stats.rows, "rejects": stats.rejects,
                        "batches": stats.batches, "conflicts": stats.conflicts,
-                       "lock_waits": stats.lock_waits, "lag": stats.lag,
+                       "lock_waits": stats.lock_waits, "reseeks": stats.reseeks,
+                       "lag": stats.lag,
                        "seconds": round(stats.elapsed, 3)}, sort_keys=True)

@@ -1,0 +1,151 @@
+"""The topic contracts: typed rows for good messages, one readable reason per poison message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+
+from shoplens.generate import build_world
+from shoplens.stream.contract import (
+    BATCH_SCHEMA,
+    EVENTS,
+    MAX_PAYLOAD_BYTES,
+    TRANSACTIONS,
+    Validator,
+)
+from shoplens.stream.producer import encode, session_stream
+
+GOOD_EVENT = {
+    "event_id": "k1-e1", "event_time": "2026-11-21T09:00:01.500000", "event_type": "add_to_cart",
+    "product_id": 5, "category_id": 2, "category_code": "electronics.audio", "brand": "Acme",
+    "price": 19.5, "user_id": 3, "user_session": "k1-s1", "quantity": 2, "device": "mobile",
+    "traffic_source": "email", "page": None,
+}
+GOOD_LINE = {
+    "transaction_id": "k1-t1", "order_id": "k1-o1", "event_id": "k1-e9", "customer_id": 3,
+    "product_id": 5, "category_code": "electronics.audio", "price": 19.5, "quantity": 2,
+    "transaction_time": "2026-11-21 09:03:00",
+}
+
+
+def batch(payloads: list[bytes | None]) -> pa.Table:
+    n = len(payloads)
+    return pa.table({"partition": pa.array([1] * n, pa.int32()),
+                     "kafka_offset": pa.array(range(100, 100 + n), pa.int64()),
+                     "payload": pa.array(payloads, pa.binary())}, schema=BATCH_SCHEMA)
+
+
+def event(**changes: object) -> bytes:
+    return json.dumps({**GOOD_EVENT, **changes}).encode()
+
+
+@pytest.fixture(scope="module")
+def events() -> Validator:
+    v = Validator(EVENTS)
+    yield v
+    v.close()
+
+
+def test_good_event_becomes_a_typed_row(events: Validator) -> None:
+    valid, rejects = events.validate(batch([event()]))
+    assert rejects.num_rows == 0
+    row = valid.to_pylist()[0]
+    assert row == {**GOOD_EVENT, "event_time": dt.datetime(2026, 11, 21, 9, 0, 1, 500000)}
+    assert valid.schema.field("quantity").type == pa.int32()
+    assert valid.schema.field("user_id").type == pa.int64()
+
+
+def test_timestamps_with_an_offset_are_converted_to_utc(events: Validator) -> None:
+    valid, _ = events.validate(batch([event(event_time="2026-11-21T11:00:00+02:00")]))
+    assert valid["event_time"].to_pylist() == [dt.datetime(2026, 11, 21, 9, 0)]
+
+
+POISON: list[tuple[bytes | None, str]] = [
+    (b"not json at all", "not valid JSON"),
+    (b"", "not valid JSON"),
+    (None, "empty message (no value)"),
+    (b"[1, 2, 3]", "not a JSON object (got array)"),
+    (b'"just a string"', "not a JSON object (got string)"),
+    (event(price="19.5"), "field price: expected a number, got string"),
+    (event(user_id="3"), "field user_id: expected an integer, got string"),
+    (event(quantity=1.5), "field quantity: expected an integer, got number"),
+    (event(quantity=2**40), "field quantity: invalid integer 1099511627776"),
+    (event(product_id={"id": 5}), "field product_id: expected an integer, got object"),
+    (event(event_id=None), "missing field event_id"),
+    (json.dumps({k: v for k, v in GOOD_EVENT.items() if k != "user_id"}).encode(),
+     "missing field user_id"),
+    (event(event_time="yesterday"), "field event_time: invalid timestamp yesterday"),
+    (event(event_type="teleport"), "unknown event_type 'teleport'"),
+    (event(device="toaster"), "unknown device 'toaster'"),
+    (event(brand="<script>alert(1)</script>"), "field brand: markup in text"),
+    (event(category_code="<img src=x onerror=alert(1)>"), "field category_code: markup in text"),
+    (event(brand="x" * (MAX_PAYLOAD_BYTES + 10)), "payload too large"),
+    (json.dumps(GOOD_EVENT).encode("utf-16"), "not valid UTF-8"),
+    (json.dumps({**GOOD_EVENT, "brand": "Café"}, ensure_ascii=False).encode("latin-1"),
+     "not valid UTF-8"),
+]
+
+
+def test_each_poison_message_is_rejected_with_its_reason(events: Validator) -> None:
+    payloads = [p for p, _ in POISON]
+    valid, rejects = events.validate(batch([event(), *payloads, event(event_id="k1-e2")]))
+    assert valid["event_id"].to_pylist() == ["k1-e1", "k1-e2"]
+    got = {r["kafka_offset"]: r for r in rejects.to_pylist()}
+    assert len(got) == len(POISON)
+    for i, (payload, reason) in enumerate(POISON):
+        row = got[101 + i]
+        assert row["reason"].startswith(reason), (reason, row["reason"])
+        assert row["payload"] == payload
+        assert row["partition"] == 1
+
+
+def test_all_problems_of_a_message_are_listed(events: Validator) -> None:
+    _, rejects = events.validate(batch([event(price="x", event_type="teleport", user_id=None)]))
+    reason = rejects["reason"][0].as_py()
+    assert reason.split("; ") == ["unknown event_type 'teleport'",
+                                  "field price: expected a number, got string",
+                                  "missing field user_id"]
+
+
+def test_markup_screen_leaves_ordinary_text_alone(events: Validator) -> None:
+    valid, rejects = events.validate(batch([event(brand="A < B & C > D"),
+                                            event(brand="Ünïcode ✓ brand")]))
+    assert rejects.num_rows == 0
+    assert valid["brand"].to_pylist() == ["A < B & C > D", "Ünïcode ✓ brand"]
+
+
+def test_transaction_contract() -> None:
+    v = Validator(TRANSACTIONS)
+    try:
+        line = json.dumps(GOOD_LINE).encode()
+        no_price = json.dumps({**GOOD_LINE, "price": None}).encode()
+        bad = json.dumps({**GOOD_LINE, "customer_id": None, "quantity": "2"}).encode()
+        valid, rejects = v.validate(batch([line, no_price, bad]))
+    finally:
+        v.close()
+    assert valid["transaction_id"].to_pylist() == ["k1-t1", "k1-t1"]
+    assert valid["price"].to_pylist() == [19.5, None]
+    assert rejects["reason"].to_pylist() == [
+        "missing field customer_id; field quantity: expected an integer, got string"]
+
+
+def test_everything_the_producer_sends_passes_the_contract(events: Validator) -> None:
+    world = build_world(5, 120, 60)
+    pairs = list(session_stream(world, 3_000, dt.datetime(2026, 11, 21, 9),
+                                dt.timedelta(minutes=5), seed=5, id_prefix="t-"))
+    assert len(pairs) == 3_000
+    valid, rejects = events.validate(batch([encode(e) for e, _ in pairs]))
+    assert rejects.num_rows == 0
+    assert valid.num_rows == 3_000
+    assert set(valid["event_type"].to_pylist()) >= {"page_view", "product_view", "add_to_cart"}
+    lines = [encode(line) for _, ls in pairs for line in ls]
+    assert lines, "3,000 events should include some purchases"
+    t = Validator(TRANSACTIONS)
+    try:
+        valid_lines, bad_lines = t.validate(batch(lines))
+    finally:
+        t.close()
+    assert (valid_lines.num_rows, bad_lines.num_rows) == (len(lines), 0)
