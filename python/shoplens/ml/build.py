@@ -54,8 +54,9 @@ def intent_frame(early: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("session_id", kind="stable").reset_index(drop=True)
 
 
-def early_feature_set(columns: list[str], frame: pd.DataFrame) -> FeatureSet:
-    """The early-intent FeatureSet from the column list in ml.feature_definitions."""
+def feature_set_for(columns: list[str], frame: pd.DataFrame) -> FeatureSet:
+    """A FeatureSet of `columns`: numeric dtypes pass through, the rest are categorical (used
+    for the early-intent list in ml.feature_definitions and for registry feature lists)."""
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])
                and not pd.api.types.is_bool_dtype(frame[c])]
     return FeatureSet(tuple(numeric), tuple(c for c in columns if c not in numeric))
@@ -73,7 +74,7 @@ def intent_training(early: pd.DataFrame, sessions: pd.DataFrame, feature_columns
         return artifacts.training_frame([])
     cfg = intent.IntentConfig(forest=settings.forest(),
                               max_training_rows=settings.max_training_rows,
-                              early=early_feature_set(feature_columns, frame))
+                              early=feature_set_for(feature_columns, frame))
     result = intent.train_purchase_intent(frame, cfg)
     rows = []
     for fit in result.fits:
@@ -117,7 +118,7 @@ def session_predictions(training: pd.DataFrame, early: pd.DataFrame,
     pipes = artifacts.pipelines(training)
     parts = []
     for row in training.itertuples(index=False):
-        features = FeatureSet(*_feature_split(json.loads(row.features), frame))
+        features = feature_set_for(json.loads(row.features), frame)
         labels = intent.intent_splits(frame, row.evaluation, json.loads(row.split_params))
         proba = pipes[row.model_name].predict_proba(features.matrix(frame))[:, 1]
         parts.append(pd.DataFrame({
@@ -126,11 +127,6 @@ def session_predictions(training: pd.DataFrame, early: pd.DataFrame,
             "predicted": proba >= row.threshold, "purchase_made": frame["purchase_made"],
             "threshold": row.threshold}))
     return pd.concat(parts, ignore_index=True)[columns]
-
-
-def _feature_split(columns: list[str], frame: pd.DataFrame) -> tuple[tuple, tuple]:
-    fs = early_feature_set(columns, frame)
-    return fs.numeric, fs.categorical
 
 
 # --- category choice -----------------------------------------------------------------------------
