@@ -70,9 +70,10 @@ class Background:
 
 
 def produce_in_background(broker: EmbeddedBroker, world: World, rate: float, duration: float,
-                          seed: int, sent: list[str]) -> Background:
+                          seed: int, sent: list[str],
+                          stop: threading.Event | None = None) -> Background:
     return Background(produce, broker.bootstrap, world, rate=rate, duration=duration,
-                      seed=seed, id_prefix=f"t{seed}-",
+                      seed=seed, id_prefix=f"t{seed}-", stop=stop,
                       on_sent=lambda event: sent.append(event["event_id"]))
 
 
@@ -281,13 +282,18 @@ def test_dbt_build_while_the_sink_runs(
         before = con.execute("select count(*) from raw.events").fetchone()[0]
     sink, _, runner = run_sink_thread(db, broker.bootstrap)
     sent: list[str] = []
-    producer = produce_in_background(broker, world, rate=1_500, duration=12, seed=4, sent=sent)
+    # Stream until dbt is done (at most 120 s), so the two overlap all the way.
+    dbt_done = threading.Event()
+    producer = produce_in_background(broker, world, rate=1_000, duration=120, seed=4, sent=sent,
+                                     stop=dbt_done)
     time.sleep(1.0)
     dbt(["seed"], db, tmp_path)
     dbt(["build", "--select", "staging", "intermediate"], db, tmp_path)
+    assert producer.thread.is_alive(), "dbt should finish while events are still streaming"
+    dbt_done.set()
     produced = producer.result()
     stats = finish(sink, runner)
-    assert stats.lock_waits >= 1, "dbt never held the file while the sink wanted it"
+    assert stats.lag == 0
     assert_exactly_once(db, broker.bootstrap, sent, produced)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) from raw.events").fetchone()[0] == before + len(sent)
@@ -295,3 +301,29 @@ def test_dbt_build_while_the_sink_runs(
         modelled = con.execute("select count(*) from intermediate.int_events_sessionized"
                                ).fetchone()[0]
     assert 0 < modelled <= before + len(sent)
+
+
+HOLD_FILE = """
+import sys, time
+from shoplens.warehouse import open_connection
+con = open_connection(sys.argv[1])
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_sink_waits_while_another_process_holds_the_warehouse(
+        tmp_path: Path, broker: EmbeddedBroker, world: World) -> None:
+    db = tmp_path / "w.duckdb"
+    sink, _, runner = run_sink_thread(db, broker.bootstrap)
+    sent: list[str] = []
+    producer = produce_in_background(broker, world, rate=2_000, duration=6, seed=5, sent=sent)
+    time.sleep(1.5)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(db), "3"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert holder.wait(timeout=30) == 0
+    produced = producer.result()
+    stats = finish(sink, runner)
+    assert stats.lock_waits >= 1
+    assert_exactly_once(db, broker.bootstrap, sent, produced)
