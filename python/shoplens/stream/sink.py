@@ -315,13 +315,20 @@ class Sink:
         """
         with self._connection() as con:
             stored = self._stored_offsets(con)
+        ends = self._end_offsets(self.pending_seek)
         for tp in sorted(self.pending_seek):
             offset = stored.get((tp.topic, tp.partition))
+            self.committed[tp] = offset
+            if offset is not None and ends.get(tp, offset) < offset:
+                # The log ends before what we stored: the topic was deleted and recreated.
+                self.report(f"sink: {tp.topic}[{tp.partition}] ends at {ends[tp]} but the "
+                            f"warehouse stored {offset} (topic recreated?); reading it from "
+                            "the start")
+                offset = None
             if offset is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
-            self.committed[tp] = offset
             self.expected[tp] = offset or 0
         self.consumer.resume(*self.pending_seek)
         self.pending_seek.clear()
@@ -446,14 +453,20 @@ class Sink:
         owned = self.consumer.assignment()
         if not owned or any(tp not in self.expected for tp in owned):
             return None
-        try:
-            ends = self.consumer.end_offsets(list(owned), timeout_ms=2000)
-        except Exception:  # broker unreachable right now: lag unknown
+        ends = self._end_offsets(owned)
+        if len(ends) < len(owned):
             return None
         behind = {tp: end - self.expected[tp] for tp, end in ends.items()
                   if end > self.expected[tp]}
         self._behind = set(behind)
         return sum(behind.values())
+
+    def _end_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Log end offsets from the brokers ({} while they cannot answer)."""
+        try:
+            return self.consumer.end_offsets(list(partitions), timeout_ms=2000)
+        except KafkaError:
+            return {}
 
     def _unstick(self, idle: float) -> None:
         """Re-seek partitions that are behind although nothing arrived for `idle` seconds.
