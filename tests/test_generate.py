@@ -18,6 +18,7 @@ from shoplens.generate import (
     EVENT_DEFECT_MIX,
     EVENT_TYPES,
     PERSONAS,
+    GenerateSummary,
     build_world,
     generate_and_load,
     load_world,
@@ -32,7 +33,7 @@ CONTENT_TABLES = ["raw.events", "raw.transactions", "raw.customers", "raw.produc
 
 
 def generate(db: Path, sessions: int = 2_000, seed: int = 3, days: int = 365,
-             defect_rate: float = 0.01):
+             defect_rate: float = 0.01) -> GenerateSummary:
     return generate_and_load(db, sessions=sessions, seed=seed, days=days, end=END,
                              defect_rate=defect_rate, progress=False)
 
