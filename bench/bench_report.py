@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if args.db:
-        db, build_note = args.db, "existing warehouse"
+        db, build_note = args.db, f"existing, {args.db}"
     else:
         db, seconds = prepare(args.sessions)
         build_note = f"generated, then `dbt seed` + `dbt build` ({seconds:.0f} s)"
@@ -70,7 +70,7 @@ def main() -> None:
     notices = sum(result.notices.values())
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     best, worst = min(times), max(times)
-    verdict = "PASS" if best <= TARGET_SECONDS else "FAIL"
+    verdict = "PASS" if worst <= TARGET_SECONDS else "FAIL"
     rows = [[f"{sessions:,}", f"{customers:,}", len(result.charts), charts, notices,
              f"{best:.2f}", f"{worst:.2f}", f"{size:.1f}", f"{peak_rss_mib():.0f}",
              f"<= {TARGET_SECONDS:.0f} s", verdict]]
@@ -79,7 +79,8 @@ def main() -> None:
                         "best s", "worst s", "site MiB", "peak RSS MiB", "target", "result"],
                        rows),
         f"Command: `.venv/bin/python -m bench.bench_report{' --db ' + str(db) if args.db else ''}"
-        f"` ({args.repeat} builds of the whole site, read-only connection; warehouse: "
+        f"` ({args.repeat} builds of the whole site in one process, the first with cold "
+        f"imports; the result uses the worst; read-only connection; warehouse: "
         f"{build_note}). Scatter plots are sampled (5,000 sessions, 6,000 customers) and drawn "
         "with WebGL; every other chart reads an aggregate. Measured while other engineers' "
         "jobs shared the 2 cores, so times are pessimistic.",
