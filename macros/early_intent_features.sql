@@ -73,18 +73,25 @@ from (
         end as is_before
     from (
         select
-            session_id,
-            event_time,
-            event_type,
-            product_id,
-            category,
-            price,
-            quantity,
-            device,
-            traffic_source,
-            min(case when event_type in ('checkout', 'purchase') then event_time end)
-                over (partition by session_id) as intent_time
-        from {{ events_relation }}
+            eif_all.session_id,
+            eif_all.event_time,
+            eif_all.event_type,
+            eif_all.product_id,
+            eif_all.category,
+            eif_all.price,
+            eif_all.quantity,
+            eif_all.device,
+            eif_all.traffic_source,
+            eif_intent.intent_time
+        from {{ events_relation }} as eif_all
+        left join (
+            -- first checkout or purchase per session: a small aggregate, joined back
+            select session_id, min(event_time) as intent_time
+            from {{ events_relation }}
+            where event_type in ('checkout', 'purchase')
+            group by session_id
+        ) as eif_intent
+            on eif_intent.session_id = eif_all.session_id
     ) as eif_marked
 ) as eif_events
 group by session_id

@@ -6,55 +6,32 @@
         loaded), 2.. for the other copies
       - quarantine_reason: null when the row is usable, else why not (first failing check wins)
     stg_shop__events keeps the rows without a reason, stg_shop__events_quarantined the others.
+    `where` optionally restricts the raw rows read (incremental builds pass the ids of newly
+    loaded rows, so that every copy of those ids, old and new, is ranked together).
 -#}
-{% macro shop_events_classified(source_relation) %}
-    with renamed as (
-        select
-            nullif(trim(event_id), '') as event_id,
-            event_time,
-            trim(event_type) as source_event_type,
-            product_id,
-            category_id,
-            nullif(lower(trim(category_code)), '') as category_code,
-            nullif(trim(brand), '') as brand,
-            price,
-            user_id as customer_id,
-            nullif(trim(user_session), '') as user_session,
-            quantity,
-            nullif(lower(trim(device)), '') as device,
-            nullif(lower(trim(traffic_source)), '') as traffic_source,
-            nullif(lower(trim(page)), '') as page,
-            source as load_source,
-            loaded_at
-        from {{ source_relation }}
+{% macro shop_events_classified(source_relation, where=none) %}
+    with checked as (
+        {{ shop_events_checked(source_relation, where) }}
     ),
 
-    typed as (
-        select
-            *,
-            {{ normalize_event_type('source_event_type') }} as event_type
-        from renamed
-    ),
-
-    checked as (
-        select
-            *,
-            case
-                when event_id is null then 'missing_event_id'
-                when event_time is null then 'missing_event_time'
-                when event_type is null then 'unknown_event_type'
-                when customer_id is null then 'missing_customer_id'
-                when event_time > {{ dbt.dateadd('hour', var('future_event_tolerance_hours'), 'loaded_at') }}
-                    then 'future_event_time'
-                when price <= 0 then 'non_positive_price'
-                when quantity <= 0 then 'non_positive_quantity'
-            end as defect_reason
-        from typed
+    -- Only ids that occur more than once (and missing ids) need ranking: a window over every
+    -- row would sort the whole table.
+    duplicated_ids as (
+        select event_id
+        from checked
+        where event_id is not null
+        group by event_id
+        having count(*) > 1
     ),
 
     ranked as (
+        select checked.*, 1 as copy_number
+        from checked
+        where event_id is not null
+            and event_id not in (select event_id from duplicated_ids)
+        union all
         select
-            *,
+            checked.*,
             row_number() over (
                 partition by event_id
                 order by
@@ -62,6 +39,8 @@
                     loaded_at, event_time, user_session, price, quantity, device, traffic_source
             ) as copy_number
         from checked
+        where event_id is null
+            or event_id in (select event_id from duplicated_ids)
     )
 
     select
@@ -86,4 +65,113 @@
         when 'checkout' then 'checkout'
         when 'purchase' then 'purchase'
     end
+{% endmacro %}
+
+
+{#-
+    Raw events renamed, trimmed and checked row by row (no deduplication): every column of the
+    raw row plus event_type (normalised, null if unknown) and defect_reason (null when the row
+    itself is fine). `where` optionally restricts the raw rows read.
+-#}
+{% macro shop_events_checked(source_relation, where=none) %}
+    with renamed as (
+        select
+            nullif(trim(event_id), '') as event_id,
+            event_time,
+            trim(event_type) as source_event_type,
+            product_id,
+            category_id,
+            nullif(lower(trim(category_code)), '') as category_code,
+            nullif(trim(brand), '') as brand,
+            price,
+            user_id as customer_id,
+            nullif(trim(user_session), '') as user_session,
+            quantity,
+            nullif(lower(trim(device)), '') as device,
+            nullif(lower(trim(traffic_source)), '') as traffic_source,
+            nullif(lower(trim(page)), '') as page,
+            source as load_source,
+            loaded_at
+        from {{ source_relation }}
+        {%- if where %}
+        where {{ where }}
+        {%- endif %}
+    ),
+
+    typed as (
+        select
+            *,
+            {{ normalize_event_type('source_event_type') }} as event_type
+        from renamed
+    ),
+
+    row_checked as (
+        select
+            *,
+            case
+                when event_id is null then 'missing_event_id'
+                when event_time is null then 'missing_event_time'
+                when event_type is null then 'unknown_event_type'
+                when customer_id is null then 'missing_customer_id'
+                when event_time > {{ dbt.dateadd('hour', var('future_event_tolerance_hours'), 'loaded_at') }}
+                    then 'future_event_time'
+                when price <= 0 then 'non_positive_price'
+                when quantity <= 0 then 'non_positive_quantity'
+            end as defect_reason
+        from typed
+    )
+
+    select * from row_checked
+{% endmacro %}
+
+
+{#-
+    The usable events (stg_shop__events): the kept copy of every event_id without a quarantine
+    reason, with its category named from the seed categories. `where` as in
+    shop_events_classified.
+-#}
+{% macro shop_events_staged(source_relation, where=none) %}
+    with classified as (
+        {{ shop_events_classified(source_relation, where) }}
+    ),
+
+    usable as (
+        select * from classified
+        where quarantine_reason is null
+    ),
+
+    categories as (
+        select * from {{ ref('categories') }}
+    )
+
+    select
+        usable.event_id,
+        usable.event_time,
+        cast(usable.event_time as date) as event_date,
+        usable.event_type,
+        usable.source_event_type,
+        usable.product_id,
+        usable.category_id,
+        usable.category_code,
+        case
+            when usable.product_id is not null or usable.category_code is not null
+                then coalesce(categories.category_name, 'Other')
+        end as category,
+        usable.brand,
+        usable.price,
+        usable.customer_id,
+        usable.user_session,
+        case
+            when usable.event_type in ('add_to_cart', 'remove_from_cart', 'purchase')
+                then coalesce(usable.quantity, 1)
+            else usable.quantity
+        end as quantity,
+        coalesce(usable.device, 'unknown') as device,
+        coalesce(usable.traffic_source, 'unknown') as traffic_source,
+        usable.page,
+        usable.load_source,
+        usable.loaded_at
+    from usable
+    left join categories
+        on categories.category_top_level = {{ dbt.split_part('usable.category_code', "'.'", 1) }}
 {% endmacro %}

@@ -16,30 +16,53 @@
     on_schema_change='fail'
 ) }}
 
-with events as (
-    select * from {{ ref('stg_shop__events') }}
-),
+-- depends_on: {{ source('shop', 'events') }}
+-- depends_on: {{ ref('categories') }}
+{% set staged_columns = ['event_id', 'event_time', 'event_date', 'event_type', 'source_event_type',
+    'product_id', 'category_id', 'category_code', 'category', 'brand', 'price', 'customer_id',
+    'user_session', 'quantity', 'device', 'traffic_source', 'page', 'load_source', 'loaded_at'] %}
 
 {% if is_incremental() %}
+with watermark as (
+    select coalesce(max(loaded_at), {{ epoch_start() }}) as loaded_at from {{ this }}
+),
+
+-- Staging logic (shop_events_staged, the same macro as stg_shop__events) over only the raw
+-- rows whose event_id was loaded since the watermark: all copies of those ids are ranked
+-- together, so a new copy of an old event stays a duplicate. Scanning just these rows instead
+-- of the whole deduplicated view keeps a small burst cheap.
+staged_new as (
+    {{ shop_events_staged(source('shop', 'events'),
+        "event_id in (select event_id from " ~ source('shop', 'events')
+        ~ " where loaded_at > (select loaded_at from watermark))") }}
+),
+
 new_events as (
-    select * from events
-    where loaded_at > (select coalesce(max(loaded_at), {{ epoch_start() }}) from {{ this }})
+    select * from staged_new
+    where loaded_at > (select loaded_at from watermark)
 ),
 
 touched_customers as (
     select distinct customer_id from new_events where user_session is null
 ),
 
+-- New events, plus the id-less events already here of the customers those touch: their
+-- inactivity sessions are recomputed as a whole.
 to_process as (
-    select * from new_events where user_session is not null
+    select {{ staged_columns | join(', ') }} from new_events
     union all
-    select * from events
-    where user_session is null
+    select
+    {%- for column in staged_columns %}
+        {% if column == 'user_session' %}cast(null as {{ dbt.type_string() }}) as user_session
+        {%- else %}{{ column }}{% endif %}{{ ',' if not loop.last }}
+    {%- endfor %}
+    from {{ this }}
+    where session_source = 'inactivity'
         and customer_id in (select customer_id from touched_customers)
 ),
 {% else %}
-to_process as (
-    select * from events
+with to_process as (
+    select {{ staged_columns | join(', ') }} from {{ ref('stg_shop__events') }}
 ),
 {% endif %}
 

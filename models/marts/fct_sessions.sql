@@ -1,4 +1,7 @@
--- One row per session: the descriptive session table (outcome included).
+-- One row per session: the descriptive session table (outcome included). A view: the rows live
+-- in the incremental int_sessions_aggregated; a second copy would be rebuilt on every run.
+{{ config(materialized='view') }}
+
 select
     session_id,
     customer_id,

@@ -1,9 +1,22 @@
 -- Data quality counts: raw rows, usable rows, quarantined rows by reason (duplicates included),
 -- loader rejects by reason, and sessions derived from inactivity. One row per dataset and check.
-with event_quarantine as (
-    select quarantine_reason, count(*) as row_count
-    from {{ ref('stg_shop__events_quarantined') }}
-    group by quarantine_reason
+-- Event defects come from the row-by-row checks (no deduplication pass over all raw events):
+-- duplicates removed = rows without a defect - usable rows, since exactly one defect-free copy
+-- of each event id is kept. This equals the duplicate_event_id rows of
+-- stg_shop__events_quarantined.
+with checked_events as (
+    {{ shop_events_checked(source('shop', 'events')) }}
+),
+
+event_checks as (
+    select defect_reason, count(*) as row_count
+    from checked_events
+    group by defect_reason
+),
+
+usable_events as (
+    -- int_events_sessionized holds exactly the rows of stg_shop__events, already computed
+    select count(*) as row_count from {{ ref('int_events_sessionized') }}
 ),
 
 transaction_quarantine as (
@@ -13,12 +26,17 @@ transaction_quarantine as (
 ),
 
 checks as (
-    select 'events' as dataset, 'raw_rows' as check_name, count(*) as row_count
-    from {{ source('shop', 'events') }}
+    select 'events' as dataset, 'raw_rows' as check_name, {{ sum_int('row_count') }} as row_count
+    from event_checks
     union all
-    select 'events', 'usable_rows', count(*) from {{ ref('stg_shop__events') }}
+    select 'events', 'usable_rows', row_count from usable_events
     union all
-    select 'events', quarantine_reason, row_count from event_quarantine
+    select 'events', defect_reason, row_count from event_checks
+    where defect_reason is not null
+    union all
+    select 'events', 'duplicate_event_id',
+        coalesce((select row_count from event_checks where defect_reason is null), 0)
+        - (select row_count from usable_events)
     union all
     select 'transactions', 'raw_rows', count(*) from {{ source('shop', 'transactions') }}
     union all

@@ -2,10 +2,46 @@
 -- additions and removals, purchases in that category) counts on the date of its first event in
 -- that category. Checkouts carry no product: a session-category pair counts as a checkout when it
 -- added to cart in the category and the session reached checkout.
-with events as (
+--
+-- Incremental (delete+insert by activity_date): a build recomputes every day on which the
+-- sessions touched by newly loaded events have events (their old and new activity dates are
+-- among those), from all sessions active on those days. A day is rewritten whole; a day left with
+-- no activity at all by a late event would keep its old rows until a full refresh.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='activity_date',
+    on_schema_change='fail'
+) }}
+
+with all_events as (
     select * from {{ ref('int_events_sessionized') }}
+),
+
+{% if is_incremental() %}
+touched_dates as (
+    select distinct event_date
+    from all_events
+    where sessionization_key in (
+        select sessionization_key from all_events
+        where loaded_at > (select coalesce(max(max_loaded_at), {{ epoch_start() }}) from {{ this }})
+    )
+),
+
+events as (
+    select * from all_events
+    where category is not null
+        and session_id in (
+            select session_id from all_events
+            where event_date in (select event_date from touched_dates)
+        )
+),
+{% else %}
+events as (
+    select * from all_events
     where category is not null
 ),
+{% endif %}
 
 sessions as (
     select session_id, checkout_reached from {{ ref('int_sessions_aggregated') }}
@@ -21,7 +57,8 @@ session_category as (
         count(case when event_type = 'remove_from_cart' then 1 end) as cart_removals,
         count(case when event_type = 'purchase' then 1 end) as purchases,
         coalesce(sum(case when event_type = 'purchase' then quantity end), 0) as units_purchased,
-        coalesce(sum(purchase_revenue), 0) as revenue
+        coalesce(sum(purchase_revenue), 0) as revenue,
+        max(loaded_at) as max_loaded_at
     from events
     group by session_id, category
 ),
@@ -33,6 +70,9 @@ flagged as (
     from session_category
     inner join sessions
         on sessions.session_id = session_category.session_id
+    {% if is_incremental() %}
+    where session_category.activity_date in (select event_date from touched_dates)
+    {% endif %}
 )
 
 select
@@ -55,6 +95,7 @@ select
     count(case when cart_additions > 0 then 1 end) * 1.0
         / nullif(count(case when product_views > 0 then 1 end), 0) as view_to_cart_rate,
     count(case when purchases > 0 then 1 end) * 1.0
-        / nullif(count(*), 0) as conversion_rate
+        / nullif(count(*), 0) as conversion_rate,
+    max(max_loaded_at) as max_loaded_at
 from flagged
 group by activity_date, category
