@@ -109,7 +109,8 @@ def leakage_rows(result: intent.IntentResult, cfg: intent.IntentConfig) -> list[
 
 def session_predictions(training: pd.DataFrame, early: pd.DataFrame,
                         sessions: pd.DataFrame) -> pd.DataFrame:
-    """Every modelled session scored by every purchase-intent model, with its split label."""
+    """Modelled sessions scored by the purchase-intent models, with their split labels: every
+    session for the deployed model, the sampled (train/validation/test) ones for the others."""
     columns = ["session_id", "model_name", "evaluation", "split", "probability", "predicted",
                "purchase_made", "threshold"]
     if training.empty:
@@ -118,14 +119,18 @@ def session_predictions(training: pd.DataFrame, early: pd.DataFrame,
     pipes = artifacts.pipelines(training)
     parts = []
     for row in training.itertuples(index=False):
-        features = feature_set_for(json.loads(row.features), frame)
         labels = intent.intent_splits(frame, row.evaluation, json.loads(row.split_params))
-        proba = pipes[row.model_name].predict_proba(features.matrix(frame))[:, 1]
+        # The deployed model scores every session; evaluation-only models their sampled rows.
+        keep = (np.ones(len(frame), dtype=bool) if row.model_name == intent.DEPLOYED
+                else (labels != "not_sampled").to_numpy())
+        rows = frame[keep]
+        features = feature_set_for(json.loads(row.features), rows)
+        proba = pipes[row.model_name].predict_proba(features.matrix(rows))[:, 1]
         parts.append(pd.DataFrame({
-            "session_id": frame["session_id"], "model_name": row.model_name,
-            "evaluation": row.evaluation, "split": labels.to_numpy(), "probability": proba,
-            "predicted": proba >= row.threshold, "purchase_made": frame["purchase_made"],
-            "threshold": row.threshold}))
+            "session_id": rows["session_id"].to_numpy(), "model_name": row.model_name,
+            "evaluation": row.evaluation, "split": labels.to_numpy()[keep],
+            "probability": proba, "predicted": proba >= row.threshold,
+            "purchase_made": rows["purchase_made"].to_numpy(), "threshold": row.threshold}))
     return pd.concat(parts, ignore_index=True)[columns]
 
 

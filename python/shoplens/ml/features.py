@@ -97,8 +97,9 @@ def split_labels(
 
     The test part is `test_mask` when given (a time-based hold-out) or a stratified random
     `test_size` share. `validation_size` of the rest is a stratified validation part (where
-    thresholds are chosen); the remaining training rows are capped at `max_training_rows` by a
-    seeded random sample and the rest are labelled not_sampled. Same input and seed, same labels.
+    thresholds are chosen). Each part (train, validation, test) is then capped at
+    `max_training_rows` rows by a seeded random sample; the rows left out are labelled
+    not_sampled (big warehouses train and evaluate on samples). Same input and seed, same labels.
     """
     labels = pd.Series("train", index=y.index, dtype=object)
     if test_mask is None:
@@ -114,9 +115,11 @@ def split_labels(
         _, val_idx = train_test_split(rest.index, test_size=validation_size,
                                       random_state=seed + 1, stratify=_stratify(rest))
         labels[val_idx] = "validation"
-    train_idx = labels.index[labels == "train"]
-    if max_training_rows is not None and len(train_idx) > max_training_rows:
+    if max_training_rows is not None:
         rng = np.random.default_rng(seed + 2)
-        drop = rng.choice(len(train_idx), size=len(train_idx) - max_training_rows, replace=False)
-        labels[train_idx[drop]] = "not_sampled"
+        for part in ("train", "validation", "test"):
+            idx = labels.index[labels == part]
+            if len(idx) > max_training_rows:
+                drop = rng.choice(len(idx), size=len(idx) - max_training_rows, replace=False)
+                labels[idx[drop]] = "not_sampled"
     return labels

@@ -36,6 +36,9 @@ SEGMENT_FEATURES = [
 PROFILE_EXTRAS = ["sessions", "avg_session_minutes"]
 K_RANGE = range(2, 9)
 SILHOUETTE_SAMPLE = 5_000
+# k is chosen on a seeded sample of at most this many customers (7 K-Means fits per build).
+SELECTION_SAMPLE = 20_000
+N_INIT = 4
 
 
 def customer_behaviour(sessions: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +84,7 @@ def segment_pipeline(k: int, seed: int) -> Pipeline:
     return Pipeline([
         ("log1p", FunctionTransformer(_log1p, feature_names_out="one-to-one")),
         ("scale", StandardScaler()),
-        ("kmeans", KMeans(n_clusters=k, n_init=10, random_state=seed)),
+        ("kmeans", KMeans(n_clusters=k, n_init=N_INIT, random_state=seed)),
     ])
 
 
@@ -91,13 +94,17 @@ def behaviour_matrix(frame: pd.DataFrame, features: list[str] = SEGMENT_FEATURES
 
 
 def select_k(X: pd.DataFrame, seed: int, k_range: range = K_RANGE) -> tuple[int, pd.DataFrame]:
-    """Fit K-Means for each k; choose the highest silhouette. Returns (k, table per k)."""
+    """Fit K-Means for each k on (a sample of) X; choose the highest silhouette.
+
+    Returns (k, table per k)."""
     rows = []
+    if len(X) > SELECTION_SAMPLE:
+        X = X.sample(SELECTION_SAMPLE, random_state=seed)
     scaled = segment_pipeline(2, seed)[:-1].fit_transform(X)
     for k in k_range:
         if k >= len(X):
             break
-        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(scaled)
+        km = KMeans(n_clusters=k, n_init=N_INIT, random_state=seed).fit(scaled)
         if len(np.unique(km.labels_)) < 2:
             continue
         rows.append({
