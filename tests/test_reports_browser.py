@@ -127,7 +127,7 @@ def test_empty_site_opens_cleanly(browser: BrowserContext, tmp_path: Path) -> No
 
 # Sections allowed to be empty on a freshly built warehouse: no streaming run has scored
 # sessions, and the generator writes no loader rejects.
-ALLOWED_EMPTY = {"Live scoring", "Rejected input by reason"}
+ALLOWED_EMPTY = {"Live scoring", "Live scores", "Rejected input by reason"}
 MIN_CHARTS = {"index.html": 0, "behaviour.html": 6, "sales.html": 8, "models.html": 7,
               "segments.html": 3, "quality.html": 1}
 
@@ -268,3 +268,43 @@ def test_hostile_strings_show_as_text(browser: BrowserContext, hostile_site: Pat
     overview = visit(browser, hostile_site / "index.html")
     assert HOSTILE[2] in overview.page.inner_text(".findings")
     overview.page.close()
+
+
+# -------------------------------------------------------------------------------------------
+# Live scores (written by `shoplens sink --score`) appear on the Models page once they exist.
+# -------------------------------------------------------------------------------------------
+
+LIVE_DDL = """
+create schema live;
+create table live.session_scores (
+    scored_at TIMESTAMP, session_id VARCHAR, customer_id BIGINT, model_name VARCHAR,
+    model_version INTEGER, events_so_far BIGINT, last_event_id VARCHAR,
+    last_event_time TIMESTAMP, probability DOUBLE, threshold DOUBLE, high_intent BOOLEAN)
+"""
+
+
+def test_live_scores_show_on_the_models_page(browser: BrowserContext, built_warehouse: Path,
+                                             tmp_path: Path) -> None:
+    db = tmp_path / "scored.duckdb"
+    shutil.copy(built_warehouse, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute(LIVE_DDL)
+        # 40 sessions scored 3 times each; the last score of every 4th session is high.
+        con.execute("""
+            insert into live.session_scores
+            select timestamp '2026-11-01 10:00:00' + to_seconds(s * 10 + k), 'live-' || s, s,
+                   'purchase_intent', 2, k + 1, 'e' || k, timestamp '2026-11-01 10:00:00',
+                   case when k = 2 and s % 4 = 0 then 0.9 else 0.1 * k end, 0.5,
+                   k = 2 and s % 4 = 0
+            from range(40) t(s), range(3) u(k)""")
+    out = tmp_path / "site"
+    build_site(db, out)
+    seen = visit(browser, out / "models.html", "models-live.png")
+    assert_clean(seen)
+    containers, rendered = chart_state(seen.page)
+    assert containers == rendered == MIN_CHARTS["models.html"] + 1
+    assert seen.page.locator(".empty").count() == 0
+    live = seen.page.locator("section", has_text="Live scoring").locator("td")
+    mean = (40 * 0.0 + 40 * 0.1 + 10 * 0.9 + 30 * 0.2) / 120
+    assert live.all_inner_texts()[:5] == ["120", "40", "10", f"{mean:.3f}", "purchase_intent v2"]
+    seen.page.close()

@@ -227,28 +227,49 @@ def class_report(data: ReportData) -> Table:
                              "baseline_f1": ".3f", "support": ",d"})
 
 
-def live_scores(data: ReportData) -> Section:
-    """How many sessions the live scorer rated and how many it flagged."""
-    frame = data.df(f"""
+def live_scores(data: ReportData) -> Table:
+    """How many sessions the live scorer rated, how many it flagged, with which model."""
+    row = data.df(f"""
         select count(*) as scorings, count(distinct session_id) as sessions,
-               count(*) filter (where high_intent) as flagged,
+               count(distinct session_id) filter (where high_intent) as flagged,
                avg(probability) as mean_probability,
+               string_agg(distinct model_name || ' v' || model_version, ', ') as models,
                min(scored_at) as first_scored, max(scored_at) as last_scored
-        from {SCORES}""")
-    row = frame.iloc[0]
-    return Table("Live scoring", ["scorings", "sessions", "flagged high intent",
-                                  "mean probability", "first", "last"],
+        from {SCORES}""").iloc[0]
+    return Table("Live scoring", ["scorings", "sessions", "sessions flagged high intent",
+                                  "mean probability", "model", "first", "last"],
                  [[f"{int(row['scorings']):,}", f"{int(row['sessions']):,}",
-                   f"{int(row['flagged']):,}", f"{row['mean_probability']:.3f}",
+                   f"{int(row['flagged']):,}", f"{row['mean_probability']:.3f}", row["models"],
                    f"{row['first_scored']:%Y-%m-%d %H:%M:%S}",
                    f"{row['last_scored']:%Y-%m-%d %H:%M:%S}"]],
-                 f"From {SCORES}, written by `shoplens sink --score`.")
+                 f"From {SCORES}, written by `shoplens sink --score` as sessions stream in.")
+
+
+def live_distribution(data: ReportData) -> Chart:
+    """Each scored session's latest purchase probability, against the model's threshold."""
+    frame = data.df(f"""
+        select arg_max(probability, scored_at) as probability,
+               arg_max(threshold, scored_at) as threshold
+        from {SCORES} group by session_id""")
+    fig = go.Figure(go.Histogram(x=frame["probability"], xbins={"start": 0, "end": 1,
+                                                                "size": 0.05},
+                                 marker_color="#2f6fb0", name="sessions"))
+    threshold = float(frame["threshold"].median())
+    fig.add_vline(x=threshold, line_dash="dash", line_color="#c8453c",
+                  annotation_text=f"threshold {threshold:.2f}")
+    style(fig, height=340, xaxis_title="latest purchase probability", xaxis_range=[0, 1],
+          yaxis_title="sessions", showlegend=False)
+    return Chart("Live scores", fig, f"From {SCORES}: the latest score of each in-progress "
+                                     "session; those right of the threshold were published "
+                                     "to ecommerce_high_intent.")
 
 
 def build(data: ReportData) -> Page:
     """The models page."""
     metric_cols = ["model_name", "evaluation", "split", "class_label", "metric", "value",
                    "baseline_value"]
+    live_cols = ["session_id", "scored_at", "probability", "threshold", "high_intent",
+                 "model_name", "model_version"]
     sections = [
         guarded(data, "Purchase intent against the baseline", {METRICS: metric_cols},
                 lambda: intent_vs_baseline(data)),
@@ -279,9 +300,10 @@ def build(data: ReportData) -> Page:
         guarded(data, "Feature importances (category model)",
                 {IMPORTANCES: ["model_name", "kind", "feature", "importance", "rank"]},
                 lambda: importances(data, CATEGORY, "Feature importances (category model)")),
-        guarded(data, "Live scoring",
-                {SCORES: ["session_id", "probability", "high_intent", "scored_at"]},
-                lambda: live_scores(data), empty_hint=LIVE_HINT, missing_hint=LIVE_HINT),
+        guarded(data, "Live scoring", {SCORES: live_cols}, lambda: live_scores(data),
+                empty_hint=LIVE_HINT, missing_hint=LIVE_HINT),
+        guarded(data, "Live scores", {SCORES: live_cols}, lambda: live_distribution(data),
+                empty_hint=LIVE_HINT, missing_hint=LIVE_HINT),
     ]
     return Page("models", "Models",
                 "How well purchases can be predicted honestly, why the original study's 99.98% "
