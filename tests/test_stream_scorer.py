@@ -1,0 +1,143 @@
+"""Live scoring: the same features and scores as the batch path, a verified model, alerts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from shoplens.config import HIGH_INTENT_TOPIC
+from shoplens.generate import load_world
+from shoplens.ml.registry import RegistryError, feature_sql, load_latest
+from shoplens.stream.broker import EmbeddedBroker
+from shoplens.stream.clients import KAFKA_API_VERSION
+from shoplens.stream.producer import produce
+from shoplens.stream.scorer import LIVE_RELATION, SCORES_TABLE, LiveScorer
+from shoplens.stream.sink import Sink, SinkConfig
+
+FEATURES = ["events_so_far", "page_views_so_far", "product_views_so_far",
+            "distinct_products_viewed_so_far", "distinct_categories_so_far", "cart_adds_so_far",
+            "cart_removes_so_far", "cart_units_so_far", "cart_value_so_far",
+            "duration_seconds_so_far", "pages_so_far", "seconds_per_page_so_far",
+            "mean_price_viewed_so_far", "max_price_viewed_so_far", "device", "traffic_source",
+            "start_hour", "start_weekday", "start_month"]
+
+
+def scorer_for(con: duckdb.DuckDBPyConnection) -> LiveScorer:
+    categories = con.execute("select category_top_level, category_name "
+                             "from reference.categories").fetchall()
+    return LiveScorer(load_latest(con), feature_sql(con, LIVE_RELATION), categories)
+
+
+def test_live_path_gives_the_batch_features_and_scores(built_warehouse: Path) -> None:
+    """Feed the raw rows of 400 sessions, up to just before each session's first checkout or
+    purchase (what the batch features see), through the live scorer."""
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        scorer = scorer_for(con)
+        sessions = [r[0] for r in con.execute(
+            "select session_id from intermediate.int_sessions_early_featurized f "
+            "join ml.session_predictions p using (session_id) "
+            "where p.model_name = 'purchase_intent' and f.events_so_far > 0 and session_id in "
+            "(select session_id from intermediate.int_events_sessionized "
+            " where session_source = 'user_session') "
+            "order by hash(session_id) limit 400").fetchall()]
+        con.execute("create temp table picked (session_id varchar)")
+        con.executemany("insert into picked values (?)", [[s] for s in sessions])
+        raw = con.sql(
+            "with intent as (select session_id, min(event_time) as intent_time "
+            "  from intermediate.int_events_sessionized "
+            "  where event_type in ('checkout', 'purchase') group by session_id) "
+            "select r.* exclude (source, loaded_at) from raw.events r "
+            "join picked p on p.session_id = r.user_session "
+            "left join intent i on i.session_id = r.user_session "
+            "where i.intent_time is null or r.event_time < i.intent_time "
+            "order by r.loaded_at, r.event_id").to_arrow_table()
+        batch = con.execute(
+            "select * from intermediate.int_sessions_early_featurized "
+            "where session_id in (select session_id from picked) order by session_id").df()
+        batch_scores = con.execute(
+            "select session_id, probability from ml.session_predictions "
+            "where model_name = 'purchase_intent' and session_id in "
+            "(select session_id from picked) order by session_id").df()
+    # Two arrival batches, like the sink would hand them over.
+    half = raw.num_rows // 2
+    scorer.stage(raw.slice(0, half))
+    live = scorer.score(scorer.stage(raw.slice(half)) + sessions)
+    scorer.close()
+    assert len(sessions) == 400
+    features = live.features.set_index("session_id").loc[sessions].sort_index()
+    expected = batch.set_index("session_id").loc[sessions].sort_index()
+    assert list(features.index) == list(expected.index)
+    pd.testing.assert_frame_equal(features[FEATURES], expected[FEATURES], check_dtype=False,
+                                  rtol=1e-12)
+    scores = live.scores.to_pandas().set_index("session_id").sort_index()
+    np.testing.assert_allclose(scores["probability"],
+                               batch_scores.set_index("session_id").sort_index()["probability"],
+                               rtol=1e-12)
+    assert scores["high_intent"].tolist() == (scores["probability"]
+                                              >= scores["threshold"]).tolist()
+
+
+def test_scorer_refuses_a_tampered_model(built_warehouse: Path, tmp_path: Path) -> None:
+    db = tmp_path / "tampered.duckdb"
+    shutil.copy(built_warehouse, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("update ml.model_registry set pipeline_sha256 = repeat('0', 64) "
+                    "where model_name = 'purchase_intent'")
+    with pytest.raises(RegistryError, match="sha256"):
+        LiveScorer.from_warehouse(db, bootstrap=None)
+
+
+@pytest.mark.kafka
+def test_sink_scores_streamed_sessions_and_alerts_high_intent(built_warehouse: Path,
+                                                              tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    shutil.copy(built_warehouse, db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        world = load_world(con)
+    with EmbeddedBroker() as broker:
+        scorer = LiveScorer.from_warehouse(db, bootstrap=broker.bootstrap)
+        sink = Sink(SinkConfig(db=db, bootstrap=broker.bootstrap, batch_interval=0.2,
+                               session_timeout_ms=3000), hook=scorer)
+        stop = threading.Event()
+        thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+        thread.start()
+        produced = produce(broker.bootstrap, world, rate=2_000, duration=3, seed=9)
+        sink.config.stop_when_idle = 2.0
+        thread.join(120)
+        assert not thread.is_alive()
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap,
+                                 api_version=KAFKA_API_VERSION)
+        parts = [TopicPartition(HIGH_INTENT_TOPIC, p)
+                 for p in consumer.partitions_for_topic(HIGH_INTENT_TOPIC)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        alerts = []
+        while sum(consumer.position(tp) for tp in parts) < sum(
+                consumer.end_offsets(parts).values()):
+            for msgs in consumer.poll(timeout_ms=500).values():
+                alerts += [json.loads(m.value) for m in msgs]
+        consumer.close()
+    with duckdb.connect(str(db), read_only=True) as con:
+        scored = con.execute(f"select count(*), count(distinct session_id) from {SCORES_TABLE}"
+                             ).fetchone()
+        high = {r[0] for r in con.execute(
+            f"select distinct session_id from {SCORES_TABLE} where high_intent").fetchall()}
+        unscored_decided = con.execute(
+            f"select count(*) from {SCORES_TABLE} s join raw.events e "
+            "on e.user_session = s.session_id and e.event_type in ('checkout', 'purchase') "
+            "and e.event_time <= s.last_event_time").fetchone()[0]
+    assert produced.events == 6_000
+    assert scored[1] > 0.5 * len(produced.sessions)  # most streamed sessions were scored
+    assert scored[0] > scored[1]  # sessions are rescored as events arrive
+    assert unscored_decided == 0  # nothing is scored once its checkout has been seen
+    assert high, "a few thousand sessions should include some high-intent ones"
+    assert sorted(a["session_id"] for a in alerts) == sorted(high)  # one alert per session
+    assert all(a["probability"] >= a["threshold"] for a in alerts)
