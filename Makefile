@@ -34,8 +34,11 @@ demo: $(STAMP)
 	rm -f $(SHOPLENS_DB) $(SHOPLENS_DB).wal
 	$(BIN)/shoplens generate --sessions $(DEMO_SESSIONS) --seed 42 --days 365
 	$(BIN)/dbt seed --quiet
+	# A burst through the embedded Kafka broker into raw.* (exactly once), before the build...
 	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink
 	$(BIN)/dbt build
+	# ...and one after it, scored live by the model the build trained (live.session_scores).
+	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink --score
 	$(BIN)/shoplens report --out reports
 
 test: $(STAMP) sysdeps
