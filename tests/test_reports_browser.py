@@ -308,3 +308,44 @@ def test_live_scores_show_on_the_models_page(browser: BrowserContext, built_ware
     mean = (40 * 0.0 + 40 * 0.1 + 10 * 0.9 + 30 * 0.2) / 120
     assert live.all_inner_texts()[:5] == ["120", "40", "10", f"{mean:.3f}", "purchase_intent v2"]
     seen.page.close()
+
+
+# -------------------------------------------------------------------------------------------
+# A warehouse like a REES46 import (no order lines, no demographics, no category model):
+# every page still opens cleanly and says what is missing.
+# -------------------------------------------------------------------------------------------
+
+def test_warehouse_without_orders_or_demographics(browser: BrowserContext,
+                                                  built_warehouse: Path,
+                                                  tmp_path: Path) -> None:
+    db = tmp_path / "clickstream.duckdb"
+    shutil.copy(built_warehouse, db)
+    with duckdb.connect(str(db)) as con:
+        for table in ("marts.fct_order_lines", "marts.mart_sales_monthly",
+                      "marts.mart_age_distribution", "marts.mart_demographic_category"):
+            con.execute(f"delete from {table}")
+        for table in ("ml.model_metrics", "ml.feature_importances", "ml.confusion_matrices"):
+            con.execute(f"delete from {table} where model_name = 'category_choice'")
+        as_of = con.execute("select max(session_start) from marts.fct_sessions").fetchone()[0]
+        _, current, end = periods(as_of)
+        revenue = con.execute("select sum(revenue) from marts.fct_sessions "
+                              "where session_start >= ? and session_start < ?",
+                              [current, end]).fetchone()[0]
+    out = tmp_path / "site"
+    build_site(db, out)
+    notices: dict[str, list[str]] = {}
+    for name in PAGE_FILES:
+        seen = visit(browser, out / name)
+        assert_clean(seen)
+        containers, rendered = chart_state(seen.page)
+        assert rendered == containers
+        notices[name] = seen.page.locator(".empty").all_inner_texts()
+        if name == "index.html":
+            tile = seen.page.locator('[data-kpi="revenue"]')
+            assert float(tile.get_attribute("data-value")) == pytest.approx(revenue)
+            assert "from purchase events" in seen.page.inner_text(".section-tiles")
+        seen.page.close()
+    assert sum("has no customer demographics" in n for n in notices["sales.html"]) == 3
+    assert sum("has no order lines" in n for n in notices["sales.html"]) == 2
+    assert sum("category_choice" in n for n in notices["models.html"]) == 3
+    assert notices["behaviour.html"] == [] and notices["segments.html"] == []

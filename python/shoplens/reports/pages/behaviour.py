@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 
 from shoplens.reports.content import Chart, Page, esc, style
 from shoplens.reports.data import ReportData
-from shoplens.reports.pages import guarded
+from shoplens.reports.pages import guarded, require_rows
 
 SESSIONS = "marts.fct_sessions"
 FUNNEL = "marts.mart_funnel_daily"
@@ -43,6 +43,7 @@ def abandonment(data: ReportData) -> Chart:
                sum(abandoned_cart_sessions) as abandoned
         from {FUNNEL} group by all having sum(cart_sessions) > 0
         order by abandoned / (bought + abandoned) desc""")
+    require_rows(frame, f"no session added to cart in {FUNNEL}")
     share = frame["abandoned"] / (frame["bought"] + frame["abandoned"])
     fig = go.Figure([
         go.Bar(name="bought", x=esc(frame["category"]), y=frame["bought"],

@@ -10,7 +10,6 @@ from shoplens.reports.content import (
     PALETTE,
     Bullets,
     Chart,
-    Notice,
     Page,
     Section,
     Table,
@@ -18,7 +17,7 @@ from shoplens.reports.content import (
     style,
 )
 from shoplens.reports.data import ReportData
-from shoplens.reports.pages import guarded
+from shoplens.reports.pages import NoRows, guarded, require_rows
 
 METRICS = "ml.model_metrics"
 CURVES = "ml.model_curves"
@@ -54,8 +53,7 @@ def intent_vs_baseline(data: ReportData) -> Section:
     """The deployed model's test metrics beside the majority-class baseline."""
     values = _test_metrics(data, DEPLOYED)
     if not values:
-        return Notice("Purchase intent against the baseline",
-                      f"No data yet: no test metrics for {DEPLOYED} in {METRICS}.")
+        raise NoRows(f"no test metrics for {DEPLOYED} in {METRICS}")
     shown = [m for m in SHOWN_METRICS if m in values]
     fig = go.Figure([
         go.Bar(name="model", x=shown, y=[values[m][0] for m in shown],
@@ -79,6 +77,7 @@ def metrics_table(data: ReportData) -> Table:
         select model_name, evaluation, metric, value, baseline_value from {METRICS}
         where split = 'test' and class_label is null and model_name <> ?
         order by model_name, metric""", [CATEGORY])
+    require_rows(frame, f"no purchase-intent test metrics in {METRICS}")
     rows = []
     for (model, evaluation), part in frame.groupby(["model_name", "evaluation"], sort=False):
         cells = {r.metric: f"{r.value:.3f} ({r.baseline_value:.3f})" for r in part.itertuples()}
@@ -99,6 +98,8 @@ def leakage(data: ReportData) -> Section:
         values = _test_metrics(data, model)
         if "accuracy" in values:
             bars.append((MODEL_LABELS[model], values["accuracy"][0], colours[model]))
+    if len(bars) == 1:
+        raise NoRows(f"no purchase-intent accuracy in {METRICS}")
     deployed = _test_metrics(data, DEPLOYED)
     if "accuracy" in deployed:
         bars.append(("majority baseline", deployed["accuracy"][1], "#9aa5b1"))
@@ -141,6 +142,7 @@ def curves(data: ReportData, curve: str) -> Chart:
     """ROC or PR curves of the intent models on their test sets."""
     frame = data.df(f"select model_name, x, y from {CURVES} where curve = ? "
                     "and model_name <> ? order by model_name, point", [curve, CATEGORY])
+    require_rows(frame, f"no {curve.upper()} curve points in {CURVES}")
     fig = go.Figure()
     for model, part in frame.groupby("model_name", sort=False):
         fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="lines",
@@ -158,6 +160,7 @@ def confusion(data: ReportData) -> Chart:
     """The deployed model's confusion matrix on its test set."""
     frame = data.df(f"""select actual, predicted, count from {CONFUSION}
                         where model_name = ? and split = 'test'""", [DEPLOYED])
+    require_rows(frame, f"no confusion matrix for {DEPLOYED} in {CONFUSION}")
     grid = frame.pivot_table(index="actual", columns="predicted", values="count",
                              aggfunc="sum", fill_value=0)
     labels = {"0": "no purchase", "1": "purchase", "False": "no purchase", "True": "purchase"}
@@ -174,6 +177,7 @@ def importances(data: ReportData, model: str, title: str) -> Chart:
     """Top features by impurity (left) and by permutation importance (right)."""
     frame = data.df(f"""select kind, feature, importance, importance_std from {IMPORTANCES}
                         where model_name = ? and rank <= 12 order by kind, rank""", [model])
+    require_rows(frame, f"no importances for {model} in {IMPORTANCES}")
     kinds = [k for k in ("impurity", "permutation") if k in set(frame["kind"])]
     fig = make_subplots(rows=1, cols=len(kinds), horizontal_spacing=0.25,
                         subplot_titles=[f"{k} importance" for k in kinds])
@@ -195,8 +199,8 @@ def category_model(data: ReportData) -> Section:
     """The category-choice model: accuracy and macro-F1 against the baseline, per class."""
     values = _test_metrics(data, CATEGORY)
     if not values:
-        return Notice("Category choice model",
-                      f"No data yet: no test metrics for {CATEGORY} in {METRICS}.")
+        raise NoRows(f"no test metrics for {CATEGORY} in {METRICS} (it needs order lines "
+                     "with demographics)")
     items = [f"{metric}: {model:.3f} against a majority baseline of {base:.3f}"
              for metric, (model, base) in sorted(values.items())]
     beats = values.get("accuracy", (0, 1))[0] > values.get("accuracy", (0, 1))[1] and \
@@ -220,6 +224,7 @@ def class_report(data: ReportData) -> Table:
         from {METRICS}
         where model_name = ? and split = 'test' and class_label is not null
         group by all order by support desc, category""", [CATEGORY])
+    require_rows(frame, f"no per-class metrics for {CATEGORY} in {METRICS}")
     return Table.from_frame("Category model per class", frame,
                             f"From {METRICS} (test set; the baseline always predicts the "
                             "most common category).",

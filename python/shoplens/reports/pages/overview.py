@@ -27,8 +27,7 @@ def periods(as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
     return current - dt.timedelta(days=PERIOD_DAYS), current, end
 
 
-KPI_SQL = f"""
-with s as (
+SESSION_KPIS = f"""
     select
         case when session_start >= $current then 'current' else 'previous' end as period,
         count(*) as sessions,
@@ -38,7 +37,10 @@ with s as (
     from {SESSIONS}
     where session_start >= $previous and session_start < $end
     group by all
-), o as (
+"""
+# Revenue and orders: from order lines when the warehouse has them, else (REES46 imports)
+# from the purchase events of each session, one order per buying session.
+ORDERS_FROM_LINES = f"""
     select
         case when transaction_time >= $current then 'current' else 'previous' end as period,
         sum(revenue) as revenue,
@@ -46,7 +48,17 @@ with s as (
     from {ORDER_LINES}
     where transaction_time >= $previous and transaction_time < $end
     group by all
-)
+"""
+ORDERS_FROM_SESSIONS = f"""
+    select
+        case when session_start >= $current then 'current' else 'previous' end as period,
+        sum(revenue) as revenue,
+        count(*) filter (where purchase_made) as orders
+    from {SESSIONS}
+    where session_start >= $previous and session_start < $end
+    group by all
+"""
+KPI_SELECT = """
 select
     period,
     s.sessions,
@@ -56,6 +68,7 @@ select
     s.abandoned_sessions / nullif(s.cart_sessions, 0) as cart_abandonment
 from s full join o using (period)
 """
+
 
 KPIS = [
     ("sessions", "Sessions", "count", True),
@@ -70,7 +83,10 @@ def kpi_tiles(data: ReportData) -> Section:
     """Five KPI tiles for the last PERIOD_DAYS days against the PERIOD_DAYS before."""
     as_of = data.scalar(f"select max(session_start) from {SESSIONS}")
     previous, current, end = periods(as_of)
-    frame = data.df(KPI_SQL, {"previous": previous, "current": current, "end": end})
+    from_lines = data.lacks({ORDER_LINES: ["transaction_time", "order_id", "revenue"]}) is None
+    orders = ORDERS_FROM_LINES if from_lines else ORDERS_FROM_SESSIONS
+    frame = data.df(f"with s as ({SESSION_KPIS}), o as ({orders}) {KPI_SELECT}",
+                    {"previous": previous, "current": current, "end": end})
     by_period = {row["period"]: row for row in frame.to_dict("records")}
     cur, prev = by_period.get("current", {}), by_period.get("previous")
     tiles = [
@@ -81,7 +97,8 @@ def kpi_tiles(data: ReportData) -> Section:
     note = (f"Last {PERIOD_DAYS} days ({current:%Y-%m-%d} to {end - dt.timedelta(days=1):%Y-%m-%d})"
             f" against the {PERIOD_DAYS} days before. Conversion: sessions with a purchase; cart "
             "abandonment: sessions with a cart addition and no purchase; revenue and average "
-            "order value from order lines.")
+            + ("order value from order lines." if from_lines else "order value from purchase "
+               "events (no order lines in this warehouse), one order per buying session."))
     return Tiles(f"Last {PERIOD_DAYS} days", tiles, note)
 
 
@@ -160,8 +177,7 @@ def build(data: ReportData) -> Page:
     sections = [
         guarded(data, f"Last {PERIOD_DAYS} days",
                 {SESSIONS: ["session_start", "purchase_made", "cart_additions",
-                            "cart_abandoned"],
-                 ORDER_LINES: ["transaction_time", "order_id", "revenue"]},
+                            "cart_abandoned", "revenue"]},
                 lambda: kpi_tiles(data)),
         guarded(data, "Recommendations",
                 {FUNNEL: ["activity_date", "category", "viewing_sessions", "cart_sessions",

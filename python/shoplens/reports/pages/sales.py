@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 
 from shoplens.reports.content import Chart, Page, Table, esc, style
 from shoplens.reports.data import ReportData
-from shoplens.reports.pages import guarded
+from shoplens.reports.pages import guarded, require_rows
 
 MONTHLY = "marts.mart_sales_monthly"
 POPULARITY = "marts.mart_category_popularity"
@@ -94,6 +94,7 @@ def demographic(data: ReportData) -> Chart:
                coalesce(min(a.band_order), 99) as band_order
         from {DEMOGRAPHIC} d left join {AGES} a using (age_band)
         where d.age_band is not null group by all""")
+    require_rows(frame, f"no order lines with an age band in {DEMOGRAPHIC}")
     order = frame.groupby("age_band")["band_order"].min().sort_values().index
     grid = frame.pivot_table(index="age_band", columns="category", values="lines",
                              aggfunc="sum", fill_value=0).reindex(order)
@@ -168,6 +169,7 @@ def top_products(data: ReportData) -> Table:
     frame = data.df(f"""
         select product_name as product, brand, category, price_band, units_sold, revenue
         from {PRODUCTS} where revenue > 0 order by revenue desc, product_id limit 10""")
+    require_rows(frame, f"no product in {PRODUCTS} has revenue yet")
     return Table.from_frame("Top products by revenue", frame, f"From {PRODUCTS}.",
                             {"units_sold": ",.0f", "revenue": ",.2f"})
 
