@@ -47,7 +47,7 @@ def test_empty_warehouse_gives_notices_on_every_page(raw_only_warehouse: Path,
         assert "No data yet" in html or "Nothing rejected" in html
         assert 'class="chart"' not in html
     index = (out / "index.html").read_text()
-    assert "marts.fct_sessions, marts.fct_order_lines not in the warehouse yet" in index
+    assert "No data yet: marts.fct_sessions not in the warehouse yet" in index
     assert "no run_results.json" in (out / "quality.html").read_text()
 
 
