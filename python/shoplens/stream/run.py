@@ -7,12 +7,16 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shoplens.generate import World, load_world
 from shoplens.stream.broker import EmbeddedBroker
 from shoplens.stream.producer import ProduceStats, produce
-from shoplens.stream.sink import BatchHook, Sink, SinkConfig, SinkStats
+from shoplens.stream.sink import Sink, SinkConfig, SinkStats
 from shoplens.warehouse import WarehouseError, connect
+
+if TYPE_CHECKING:
+    from shoplens.stream.scorer import LiveScorer
 
 
 def warehouse_world(db: Path) -> World:
@@ -28,9 +32,10 @@ def warehouse_world(db: Path) -> World:
     return world
 
 
-def make_hook(db: Path, bootstrap: str, score: bool,
-              report: Callable[[str], None]) -> BatchHook | None:
-    """The live scorer as a sink hook when `score` is set (it loads and checks the model)."""
+def make_hook(db: Path, bootstrap: str | None, score: bool,
+              report: Callable[[str], None]) -> LiveScorer | None:
+    """The live scorer as a sink hook when `score` is set (it loads and checks the model;
+    with `bootstrap` None it publishes no alerts until `publish_to` is called)."""
     if not score:
         return None
     from shoplens.stream.scorer import LiveScorer
@@ -55,18 +60,22 @@ def stream(db: Path, bootstrap: str | None, *, rate: float, duration: float, see
     runs in a thread and stops once everything produced is in the warehouse.
     """
     world = warehouse_world(db)
+    # Load (and verify) the model before anything is streamed.
+    hook = make_hook(db, bootstrap, score and with_sink, report)
     with ExitStack() as stack:
         if bootstrap is None:
             broker = stack.enter_context(EmbeddedBroker())
             bootstrap = broker.bootstrap
             report(f"embedded broker at {bootstrap}")
+            if hook is not None:
+                hook.publish_to(bootstrap)
         sink: Sink | None = None
         outcome: dict[str, SinkStats | BaseException] = {}
         thread = None
         if with_sink:
             config = SinkConfig(db=db, bootstrap=bootstrap, stop_when_idle=None,
                                 **(sink_config or {}))
-            sink = Sink(config, hook=make_hook(db, bootstrap, score, report), report=report)
+            sink = Sink(config, hook=hook, report=report)
             stop = threading.Event()
 
             def _run() -> None:

@@ -151,16 +151,21 @@ class LiveScorer(BatchHook):
                 f"now()::timestamp - interval {SESSION_IDLE_MINUTES} minute)").to_arrow_table()
             alerted = set() if SCORES_TABLE not in tables else {r[0] for r in con.execute(
                 f"select distinct session_id from {SCORES_TABLE} where high_intent").fetchall()}
-        producer = None if bootstrap is None else KafkaProducer(
-            bootstrap_servers=bootstrap, api_version=KAFKA_API_VERSION,
-            client_id="shoplens-live-scorer", enable_idempotence=True, acks="all")
-        scorer = cls(model, template, categories, producer=producer, report=report)
+        scorer = cls(model, template, categories, report=report)
+        if bootstrap is not None:
+            scorer.publish_to(bootstrap)
         scorer.alerted = alerted
         scorer.stage(recent)
         if report:
             report(f"live scorer: {model.name} v{model.version} (sha256 {model.sha256[:12]}, "
                    f"threshold {scorer.threshold:.3f}), {recent.num_rows} recent events")
         return scorer
+
+    def publish_to(self, bootstrap: str) -> None:
+        """Send high-intent alerts to the cluster at `bootstrap` (idempotent producer)."""
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, api_version=KAFKA_API_VERSION,
+            client_id="shoplens-live-scorer", enable_idempotence=True, acks="all")
 
     def stage(self, events: pa.Table) -> list[str]:
         """Add raw contract rows to the in-progress events; return the sessions touched."""
