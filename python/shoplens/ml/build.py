@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from shoplens.ml import artifacts, category, intent, registry, segments
 from shoplens.ml.features import FeatureSet, ForestParams
@@ -25,7 +26,7 @@ class Settings:
 
     seed: int = 42
     n_estimators: int = 100
-    max_training_rows: int = 100_000
+    max_training_rows: int = 50_000
     n_jobs: int = 2
 
     @classmethod
@@ -180,7 +181,10 @@ def segment_training(customers: pd.DataFrame, rules: pd.DataFrame,
     """Fit the segmentation (K-Means + naming) and the 2-D PCA; two training rows."""
     if customers["customer_id"].nunique() < 10:
         return artifacts.training_frame([])
-    result = segments.train_segments(customers, rules, settings.seed, settings.max_training_rows)
+    # K-Means runs OpenMP threads; bound them so dbt's other thread keeps a core.
+    with threadpool_limits(limits=settings.n_jobs):
+        result = segments.train_segments(customers, rules, settings.seed,
+                                         settings.max_training_rows)
     names = [{"cluster": int(c), "segment_name": n} for c, n in sorted(result.names.items())]
     params = {"k": result.k, "seed": settings.seed, "k_range": [2, 8],
               "max_training_rows": settings.max_training_rows}

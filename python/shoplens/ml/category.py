@@ -31,9 +31,9 @@ class CategoryConfig:
     """Controls for the category-choice model."""
 
     forest: ForestParams = field(default_factory=ForestParams)
-    max_training_rows: int = 200_000
+    max_training_rows: int = 50_000
     test_size: float = 0.2
-    importance_rows: int = 5_000
+    importance_rows: int = 3_000
     features: FeatureSet = CATEGORY_FEATURES
 
     def split_params(self) -> dict:

@@ -154,7 +154,7 @@ def multiclass_metrics(
 
 def importance_rows(
     model_name: str, pipeline, X: pd.DataFrame, y: np.ndarray, *, scoring: str, seed: int,
-    n_jobs: int, n_repeats: int = 3, max_rows: int = 5_000,
+    n_jobs: int, n_repeats: int = 3, max_rows: int = 3_000,
 ) -> list[dict]:
     """Impurity importances (mean and spread over the trees; categoricals are ordinal-encoded,
     one column each) and permutation importances (on at most `max_rows` held-out rows), ranked,

@@ -64,12 +64,12 @@ class IntentConfig:
     """Controls for the purchase-intent training (dbt vars feed `forest` and the row cap)."""
 
     forest: ForestParams = field(default_factory=ForestParams)
-    max_training_rows: int = 200_000
+    max_training_rows: int = 50_000
     test_size: float = 0.25
     validation_size: float = 0.2
     holdout_weeks: int = 4
     leak_auc: float = 0.95
-    importance_rows: int = 5_000
+    importance_rows: int = 3_000
     early: FeatureSet = EARLY_FEATURES
     study: FeatureSet = SESSION_STUDY_FEATURES
 
