@@ -1,0 +1,132 @@
+"""Benchmark the dbt SQL build: full builds at 100k and 1M generated sessions, and an
+incremental build after 10,000 new events on top of 1M sessions.
+
+Run: .venv/bin/python -m bench.bench_dbt   (writes the `dbt` section of docs/benchmarks.md)
+
+Each build is `dbt build --exclude path:models/ml` (SQL models, seeds' dependants, data tests and
+unit tests; the ML models have their own benchmark) on a fresh warehouse in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.compute as pc
+
+from bench.common import ROOT, markdown_table, peak_rss_mib, write_section
+from shoplens import warehouse
+from shoplens.generate import generate_and_load, load_world, simulate_sessions
+
+DBT = str(Path(sys.executable).with_name("dbt"))
+SQL_ONLY = ["--exclude", "path:models/ml"]
+SIZES = (100_000, 1_000_000)
+BURST_EVENTS = 10_000
+FULL_TARGET_S = 60.0
+INCREMENTAL_TARGET_S = 10.0
+END = dt.date(2026, 10, 31)
+
+
+def dbt(args: list[str], db: Path, work: Path) -> tuple[float, dict[str, float]]:
+    """Run dbt; return wall seconds and execution seconds summed per node type."""
+    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
+    cmd = [DBT, *args, "--project-dir", str(ROOT), "--target-path", str(work / "target"),
+           "--log-path", str(work / "logs")]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}")
+    results = json.loads((work / "target" / "run_results.json").read_text())["results"]
+    split: dict[str, float] = {}
+    for result in results:
+        kind = result["unique_id"].split(".")[0]
+        split[kind] = split.get(kind, 0.0) + result["execution_time"]
+    return seconds, split
+
+
+def count(db: Path, sql: str) -> int:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return int(con.execute(sql).fetchone()[0])
+
+
+def append_burst(db: Path) -> int:
+    """Append exactly BURST_EVENTS new events (and their order lines) of existing customers."""
+    with warehouse.connect(db) as con:
+        world = load_world(con)
+    events, lines = simulate_sessions(
+        world, BURST_EVENTS // 6, dt.datetime(2026, 10, 31), dt.datetime(2026, 11, 1), seed=99,
+        id_prefix="bench-", defect_rate=0.01, source="kafka")
+    events = events.slice(0, BURST_EVENTS)
+    lines = lines.filter(pc.is_in(lines["event_id"], value_set=events["event_id"]))
+    loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with warehouse.connect(db) as con:
+        warehouse.append(con, "raw.events", events, loaded_at=loaded_at)
+        warehouse.append(con, "raw.transactions", lines, loaded_at=loaded_at)
+    return events.num_rows
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="shoplens-bench-dbt-"))
+    load_before = os.getloadavg()
+    rows: list[list[object]] = []
+    incremental_s = full_1m_s = float("nan")
+    try:
+        for sessions in SIZES:
+            db = work / f"s{sessions}.duckdb"
+            generate_and_load(db, sessions=sessions, seed=42, days=365, end=END,
+                              defect_rate=0.01, progress=False)
+            events = count(db, "select count(*) from raw.events")
+            dbt(["seed"], db, work / f"seed{sessions}")
+            seconds, split = dbt(["build", *SQL_ONLY], db, work / f"full{sessions}")
+            rows.append([f"full build, {sessions:,} sessions", f"{events:,} raw events",
+                         f"{seconds:.1f}", f"{split.get('model', 0):.1f}",
+                         f"{split.get('test', 0) + split.get('unit_test', 0):.1f}"])
+            print(rows[-1], flush=True)
+            if sessions == SIZES[-1]:
+                full_1m_s = seconds
+                added = append_burst(db)
+                incremental_s, split = dbt(["build", *SQL_ONLY], db, work / "incremental")
+                rows.append([f"incremental build, +{added:,} events on {sessions:,} sessions",
+                             f"{added:,} new events", f"{incremental_s:.1f}",
+                             f"{split.get('model', 0):.1f}",
+                             f"{split.get('test', 0) + split.get('unit_test', 0):.1f}"])
+                print(rows[-1], flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = os.getloadavg()
+    verdict = {True: "PASS", False: "FAIL"}
+    body = "\n".join([
+        "`dbt build --exclude path:models/ml` (SQL models, data tests and unit tests) on a "
+        "freshly generated warehouse (seed 42, 365 days, 1 % defects), after `dbt seed`. "
+        "Model and test columns are dbt's execution times summed over nodes (two threads run "
+        "in parallel, so they can exceed the wall time).",
+        "",
+        markdown_table(["build", "input", "wall s", "models s", "tests s"], rows),
+        "",
+        f"- Target: full SQL build at 1M sessions <= {FULL_TARGET_S:.0f} s: "
+        f"{full_1m_s:.1f} s, {verdict[full_1m_s <= FULL_TARGET_S]}.",
+        f"- Target: incremental build after {BURST_EVENTS:,} new events <= "
+        f"{INCREMENTAL_TARGET_S:.0f} s: {incremental_s:.1f} s, "
+        f"{verdict[incremental_s <= INCREMENTAL_TARGET_S]}.",
+        f"- Peak memory of the dbt processes: {peak_rss_mib(children=True):,.0f} MiB.",
+        f"- Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/"
+        f"{load_before[2]:.1f}, after: {load_after[0]:.1f}/{load_after[1]:.1f}/"
+        f"{load_after[2]:.1f} (other work shares the 2 cores when this is above ~2).",
+        "",
+        "Command: `.venv/bin/python -m bench.bench_dbt`",
+    ])
+    write_section("dbt", "dbt build (SQL models)", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
