@@ -38,9 +38,11 @@ def sizes(data: ReportData) -> Chart:
     """Customers per segment."""
     frame = data.df(f"select segment_name, count(*) as customers from {SEGMENTS} "
                     "group by all order by customers desc")
+    names = sorted(frame["segment_name"])  # the scatter's colour order
     fig = go.Figure(go.Bar(x=esc(frame["segment_name"]), y=frame["customers"],
                            text=frame["customers"], textposition="outside",
-                           marker_color=PALETTE[:len(frame)]))
+                           marker_color=[PALETTE[names.index(n) % len(PALETTE)]
+                                         for n in frame["segment_name"]]))
     style(fig, height=340, yaxis_title="customers")
     return Chart("Segment sizes", fig, f"From {SEGMENTS}.")
 
