@@ -1,8 +1,9 @@
 """Read-only access to the warehouse for the report pages.
 
-Every query goes through one read-only DuckDB connection. Pages ask `ReportData.missing(...)`
-before they query, so a warehouse without some tables (no streaming run yet, REES46 data
-without demographics, no `dbt build` at all) gives "no data yet" notices instead of errors.
+Every query goes through one read-only DuckDB connection. Pages ask `ReportData.lacks(...)`
+(through `pages.guarded`) before they query, so a warehouse without some tables or rows (no
+streaming run yet, REES46 data without demographics, no `dbt build` at all) gives "no data
+yet" notices instead of errors.
 """
 
 from __future__ import annotations
