@@ -7,6 +7,7 @@ strings in the data show as text without running. Screenshots go to artifacts/sc
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -143,6 +144,7 @@ def built_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.mark.parametrize("name", PAGE_FILES)
 def test_built_page_renders_every_chart(browser: BrowserContext, built_site: Path,
                                         name: str) -> None:
+    assert not re.search(r"https?://", (built_site / name).read_text())  # no external URL
     seen = visit(browser, built_site / name, name.replace(".html", ".png"))
     assert_clean(seen)
     containers, rendered = chart_state(seen.page)
