@@ -107,7 +107,8 @@ def funnel(data: ReportData) -> Chart:
     fig = go.Figure(go.Funnel(
         y=["viewed products", "added to cart", "reached checkout", "bought"],
         x=[row["viewed"], row["carted"], row["checkouts"], row["bought"]],
-        textinfo="value+percent initial", marker_color="#2f6fb0"))
+        texttemplate="%{value:,}<br>%{percentInitial:.1%} of viewers",
+        marker_color="#2f6fb0"))
     style(fig, height=360, margin={"l": 140, "r": 30, "t": 30, "b": 40})
     return Chart("Funnel", fig, f"From {FUNNEL}: session-category pairs at each step, summed "
                                 "over all days and categories.")
