@@ -1,7 +1,8 @@
 """The exactly-once Kafka → DuckDB sink.
 
 A kafka-python consumer group reads `ecommerce_events` and `ecommerce_transactions` and
-micro-batches the raw payloads (by count and by time). Each batch is validated in bulk
+micro-batches the raw payloads (by count and by time; while the writer thread is busy the
+next batch keeps growing, so batches adapt to the load). Each batch is validated in bulk
 (`contract.Validator`), then ONE DuckDB transaction writes the valid rows, the rejects and the
 next offset of every partition in the batch to `raw.sink_offsets`. The warehouse, not Kafka,
 is the source of truth for offsets: on start and on every rebalance the sink pauses the new
@@ -55,7 +56,8 @@ class SinkConfig:
     bootstrap: str
     group: str = DEFAULT_GROUP
     topics: tuple[str, ...] = (EVENTS_TOPIC, TRANSACTIONS_TOPIC)
-    batch_size: int = 5_000
+    batch_size: int = 5_000  # hand a batch to the writer at this many messages...
+    max_batch: int = 50_000  # ...but while it is busy keep buffering up to this many
     batch_interval: float = 0.5
     session_timeout_ms: int = 10_000
     stop_when_idle: float | None = None
@@ -76,6 +78,15 @@ class SinkStats:
     reseeks: int = 0
     lag: int | None = None
     started: float = field(default_factory=time.monotonic)
+    first_record: float | None = None  # monotonic time the first record was buffered
+    last_commit: float | None = None  # monotonic time the last batch committed
+
+    @property
+    def throughput(self) -> float:
+        """Messages per second from the first record buffered to the last commit."""
+        if self.first_record is None or self.last_commit is None:
+            return 0.0
+        return self.messages / max(self.last_commit - self.first_record, 1e-9)
 
     @property
     def elapsed(self) -> float:
@@ -169,6 +180,7 @@ class _Result:
     rejects: int = 0
     stale: list[TopicPartition] = field(default_factory=list)
     error: BaseException | None = None
+    done_at: float = 0.0
 
 
 class _Writer:
@@ -221,6 +233,7 @@ class _Writer:
                     return
                 batch = self._batch
             result = self._write_with_retry(batch)
+            result.done_at = time.monotonic()
             with self._lock:
                 self._results.append(result)
                 self._batch = None
@@ -443,6 +456,8 @@ class Sink:
             self.expected[tp] = expected
         if n and self._first_buffered is None:
             self._first_buffered = time.monotonic()
+            if self.stats.first_record is None:
+                self.stats.first_record = self._first_buffered
         return n
 
     def buffered(self) -> int:
@@ -510,6 +525,7 @@ class Sink:
                 continue
             self.stats.messages += result.batch.messages
             self.stats.batches += 1
+            self.stats.last_commit = result.done_at
             self.stats.rejects += result.rejects
             for table, n in result.rows.items():
                 self.stats.rows[table] = self.stats.rows.get(table, 0) + n
@@ -582,11 +598,12 @@ class Sink:
                 if self.pending_seek:
                     self._seek_when_free(stop)
                     continue
-                if self.buffered() >= 2 * cfg.batch_size:
+                limit = max(cfg.max_batch, cfg.batch_size)
+                if self.buffered() >= limit:
                     # The writer is behind (or waiting for the file): let Kafka buffer.
                     self._poll_paused(0.05)
                 else:
-                    room = 2 * cfg.batch_size - self.buffered()
+                    room = limit - self.buffered()
                     got = self._accept(self._poll(0.05, room))
                     if got:
                         last_record = time.monotonic()
