@@ -244,7 +244,7 @@ Target: the sink keeps at least {THROUGHPUT_TARGET:.0%} of the kafka-python ceil
 (b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable['events']:,} events), seconds
 from the producer handing an event to kafka-python to the commit of the DuckDB transaction
 holding it (and, with `--score`, its session's score). Sink defaults: batches of up to
-5,000 messages or 0.5 s.
+5,000 messages or 0.25 s (bigger while the writer is busy).
 
 {markdown_table(["path", "p50 s", "p95 s", "max s", "target (p95)", "result"], lat_rows)}
 

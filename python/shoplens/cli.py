@@ -205,7 +205,7 @@ def stream(db: Path, bootstrap: str | None, rate: float, duration: float, seed: 
               help="Kafka consumer group (offsets are kept per group in raw.sink_offsets).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=5_000, show_default=True,
               help="Messages per micro-batch at most.")
-@click.option("--batch-interval", type=click.FloatRange(min=0.01), default=0.5,
+@click.option("--batch-interval", type=click.FloatRange(min=0.01), default=0.25,
               show_default=True, help="Seconds a message may wait for its batch.")
 @click.option("--session-timeout-ms", type=click.IntRange(min=1000), default=10_000,
               show_default=True, help="Consumer group session timeout.")
