@@ -173,3 +173,12 @@ def test_category_model_says_plainly_when_it_does_not_beat_baseline() -> None:
     assert fit is not None and not fit.beats_baseline
     assert fit.summary()["beats_baseline"] is False
     assert train_category_choice(order_line_frame(10), CategoryConfig(forest=FAST)) is None
+
+
+def test_time_holdout_falls_back_to_the_latest_quarter_on_short_histories() -> None:
+    start = pd.Series(pd.date_range("2019-10-01", "2019-10-31", periods=1_000))
+    mask = intent.time_holdout_mask(start, holdout_weeks=4)
+    assert mask.sum() == 250
+    assert start[mask].min() >= start.quantile(0.75)
+    long = pd.Series(pd.date_range("2026-01-01", "2026-12-31", periods=1_000))
+    assert long[intent.time_holdout_mask(long, 4)].min() >= long.max() - pd.Timedelta(weeks=4)
