@@ -102,6 +102,12 @@ def sessions_summary(ev: pd.DataFrame) -> pd.DataFrame:
         "revenue": g.revenue.sum(min_count=1).fillna(0.0),
         "session_duration_seconds": seconds(g.event_time.min(), g.event_time.max()),
     })
+    views = e[e.event_type.eq("product_view")]
+    out["distinct_products_viewed"] = (views.groupby("session_id").product_id.nunique()
+                                       .reindex(out.index).fillna(0))
+    view_cart = e[e.event_type.isin(["product_view", "add_to_cart"])]
+    out["distinct_categories"] = (view_cart.groupby("session_id").category.nunique()
+                                  .reindex(out.index).fillna(0))
     prod = e[e.event_type.isin(PRODUCT_EVENTS) & e.category.notna()]
     counts = prod.groupby(["session_id", "category"]).size().rename("n").reset_index()
     counts = counts.sort_values(["session_id", "n", "category"], ascending=[True, False, True])
@@ -122,8 +128,15 @@ def early_features(ev: pd.DataFrame) -> pd.DataFrame:
         "product_views_so_far": g.event_type.apply(lambda s: (s == "product_view").sum()),
         "cart_adds_so_far": g.event_type.apply(lambda s: (s == "add_to_cart").sum()),
         "duration_seconds_so_far": seconds(g.event_time.min(), g.event_time.max()),
+        "pages_so_far": g.event_type.apply(lambda s: s.isin(["page_view", "product_view"]).sum()),
     })
+    views = before[before.event_type.eq("product_view")].groupby("session_id")
+    out["distinct_products_viewed_so_far"] = views.product_id.nunique()
+    view_cart = before[before.event_type.isin(["product_view", "add_to_cart"])]
+    out["distinct_categories_so_far"] = view_cart.groupby("session_id").category.nunique()
     out = out.reindex(ev["session_id"].unique()).fillna(0)
+    out["seconds_per_page_so_far"] = (out.duration_seconds_so_far
+                                      / out.pages_so_far.where(out.pages_so_far > 0)).fillna(0)
     return out
 
 

@@ -10,39 +10,51 @@
     on_schema_change='fail'
 ) }}
 
+{#- A full build reads the table directly wherever it is needed: a CTE over all of it would be
+    materialised (copied) by DuckDB because it is read twice. -#}
+{% if is_incremental() %}
 with events as (
     select * from {{ ref('int_events_sessionized') }}
-    {% if is_incremental() %}
     where sessionization_key in (
         select sessionization_key from {{ ref('int_events_sessionized') }}
         where loaded_at > (select coalesce(max(max_loaded_at), {{ epoch_start() }}) from {{ this }})
     )
-    {% endif %}
 ),
+{% set events = 'events' %}
+{% else %}
+with
+{% set events = ref('int_events_sessionized') %}
+{% endif %}
 
 category_counts as (
     select
         session_id,
         category,
-        count(*) as category_events
-    from events
+        count(*) as category_events,
+        count(case when event_type in ('product_view', 'add_to_cart') then 1 end)
+            as view_or_cart_events
+    from {{ events }}
     where event_type in ('product_view', 'add_to_cart', 'remove_from_cart', 'purchase')
         and category is not null
     group by session_id, category
 ),
 
-dominant_category as (
-    select session_id, category as dominant_category
+session_categories as (
+    select
+        session_id,
+        count(case when view_or_cart_events > 0 then 1 end) as distinct_categories,
+        max(case when category_rank = 1 then category end) as dominant_category
     from (
         select
             session_id,
             category,
+            view_or_cart_events,
             row_number() over (
                 partition by session_id order by category_events desc, category
             ) as category_rank
         from category_counts
     ) as ranked
-    where category_rank = 1
+    group by session_id
 ),
 
 sessions as (
@@ -58,8 +70,6 @@ sessions as (
         count(case when event_type = 'product_view' then 1 end) as product_views,
         count(distinct case when event_type = 'product_view' then product_id end)
             as distinct_products_viewed,
-        count(distinct case when event_type in ('product_view', 'add_to_cart') then category end)
-            as distinct_categories,
         count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
         cast(coalesce(sum(case when event_type = 'add_to_cart' then quantity end), 0)
             as {{ dbt.type_bigint() }}) as cart_units,
@@ -73,7 +83,7 @@ sessions as (
         coalesce(min(case when traffic_source <> 'unknown' then traffic_source end), 'unknown')
             as traffic_source,
         max(loaded_at) as max_loaded_at
-    from events
+    from {{ events }}
     group by session_id
 )
 
@@ -89,7 +99,7 @@ select
     sessions.page_views,
     sessions.product_views,
     sessions.distinct_products_viewed,
-    sessions.distinct_categories,
+    coalesce(session_categories.distinct_categories, 0) as distinct_categories,
     sessions.cart_additions,
     sessions.cart_units,
     sessions.cart_removals,
@@ -101,7 +111,7 @@ select
     {{ seconds_between('sessions.session_start', 'sessions.session_end') }} as session_duration_seconds,
     {{ seconds_between('sessions.session_start', 'sessions.session_end') }} * 1.0
         / nullif(sessions.page_views + sessions.product_views, 0) as time_per_page_seconds,
-    coalesce(dominant_category.dominant_category, 'None') as dominant_category,
+    coalesce(session_categories.dominant_category, 'None') as dominant_category,
     sessions.device,
     sessions.traffic_source,
     {{ hour_of_day('sessions.session_start') }} as start_hour,
@@ -112,5 +122,5 @@ select
     sessions.cart_additions > 0 and sessions.purchases = 0 as cart_abandoned,
     sessions.max_loaded_at
 from sessions
-left join dominant_category
-    on dominant_category.session_id = sessions.session_id
+left join session_categories
+    on session_categories.session_id = sessions.session_id

@@ -27,27 +27,19 @@ with sessions as (
     {% endif %}
 ),
 
+{% if is_incremental() %}
 events as (
-    select
-        event_id,
-        session_id,
-        customer_id,
-        event_time,
-        event_type,
-        product_id,
-        category,
-        price,
-        quantity,
-        device,
-        traffic_source
-    from {{ ref('int_events_sessionized') }}
-    {% if is_incremental() %}
+    select * from {{ ref('int_events_sessionized') }}
     where sessionization_key in (select sessionization_key from sessions)
-    {% endif %}
 ),
+{% set events = 'events' %}
+{% else %}
+{#- a full build hands the table itself to the macro: a CTE over all of it would be copied -#}
+{% set events = ref('int_events_sessionized') %}
+{% endif %}
 
 features as (
-    {{ early_intent_features('events') }}
+    {{ early_intent_features(events) }}
 )
 
 select
