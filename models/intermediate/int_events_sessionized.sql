@@ -60,29 +60,42 @@ to_process as (
     where session_source = 'inactivity'
         and customer_id in (select customer_id from touched_customers)
 ),
+{% set with_id_events = 'to_process' %}
+{% set id_less_events = 'to_process' %}
 {% else %}
-with to_process as (
-    select {{ staged_columns | join(', ') }} from {{ ref('stg_shop__events') }}
+{#-
+    Full build: the events with a session id stream straight from stg_shop__events; the few
+    id-less ones are staged separately from the raw rows of their event ids (all copies of those
+    ids, so deduplication picks the same copy as staging). Reading the view once avoids a copy
+    of millions of rows.
+-#}
+with id_less_staged as (
+    {{ shop_events_staged(source('shop', 'events'),
+        "event_id in (select event_id from " ~ source('shop', 'events')
+        ~ " where nullif(trim(user_session), '') is null)") }}
 ),
+
+{% set with_id_events = ref('stg_shop__events') %}
+{% set id_less_events = 'id_less_staged' %}
 {% endif %}
 
 with_id as (
     select
-        *,
+        {{ staged_columns | join(', ') }},
         user_session as session_id,
         user_session as sessionization_key,
         'user_session' as session_source
-    from to_process
+    from {{ with_id_events }}
     where user_session is not null
 ),
 
 id_less as (
     select
-        *,
+        {{ staged_columns | join(', ') }},
         lag(event_time) over (
             partition by customer_id order by event_time, event_id
         ) as previous_event_time
-    from to_process
+    from {{ id_less_events }}
     where user_session is null
 ),
 
