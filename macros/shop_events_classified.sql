@@ -10,26 +10,29 @@
     loaded rows, so that every copy of those ids, old and new, is ranked together).
 -#}
 {% macro shop_events_classified(source_relation, where=none) %}
-    with checked as (
-        {{ shop_events_checked(source_relation, where) }}
-    ),
-
-    -- Only ids that occur more than once (and missing ids) need ranking: a window over every
-    -- row would sort the whole table.
-    duplicated_ids as (
-        select event_id
-        from checked
-        where event_id is not null
-        group by event_id
+    {%- set id = "nullif(trim(event_id), '')" -%}
+    {%- set restrict = "(" ~ where ~ ") and " if where else "" -%}
+    -- Only ids that occur more than once (and missing ids) need ranking, and only their rows
+    -- are read a second time: a window over every row would sort the whole table, and a CTE
+    -- read by two branches would be copied.
+    with duplicated_ids as (
+        select {{ id }} as event_id
+        from {{ source_relation }}
+        where {{ restrict }}{{ id }} is not null
+        group by {{ id }}
         having count(*) > 1
     ),
 
-    ranked as (
+    single_copies as (
         select checked.*, 1 as copy_number
-        from checked
+        from (
+            {{ shop_events_checked(source_relation, where) }}
+        ) as checked
         where event_id is not null
             and event_id not in (select event_id from duplicated_ids)
-        union all
+    ),
+
+    ranked_copies as (
         select
             checked.*,
             row_number() over (
@@ -38,9 +41,16 @@
                     case when defect_reason is null then 0 else 1 end,
                     loaded_at, event_time, user_session, price, quantity, device, traffic_source
             ) as copy_number
-        from checked
-        where event_id is null
-            or event_id in (select event_id from duplicated_ids)
+        from (
+            {{ shop_events_checked(source_relation, restrict ~ "(" ~ id ~ " is null or " ~ id
+                ~ " in (select event_id from duplicated_ids))") }}
+        ) as checked
+    ),
+
+    ranked as (
+        select * from single_copies
+        union all
+        select * from ranked_copies
     )
 
     select
