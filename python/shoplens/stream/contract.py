@@ -115,7 +115,8 @@ def _kind(raw: str) -> str:
     return (f"case when {raw} is null then null else case left({raw}, 1) "
             f"when '\"' then 'string' when 'n' then 'null' "
             f"when '{{' then 'object' when '[' then 'array' when 't' then 'boolean' "
-            f"when 'f' then 'boolean' else case when regexp_matches({raw}, '[.eE]') "
+            f"when 'f' then 'boolean' else case when contains({raw}, '.') "
+            f"or contains({raw}, 'e') or contains({raw}, 'E') "
             f"then 'number' else 'integer' end end end")
 
 
@@ -141,7 +142,9 @@ def _checks(f: Field, raw: str, kind: str, value: str) -> list[str]:
         out.append(f"case when {ok} and {_typed(f, value)} is null then 'field {f.name}: "
                    f"invalid {f.kind} ' || left({text}, 40) end")
     if f.kind == "string":
-        out.append(f"case when {ok} and regexp_matches({value}, '{MARKUP_PATTERN}') "
+        # contains() first: the regular expression only runs on text with a '<'.
+        out.append(f"case when {ok} and contains({value}, '<') "
+                   f"and regexp_matches({value}, '{MARKUP_PATTERN}') "
                    f"then 'field {f.name}: markup in text' end")
     if f.allowed:
         # list_contains, not IN: a long IN list is planned as a join, rebuilt per batch.
