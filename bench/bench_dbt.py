@@ -78,7 +78,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="shoplens-bench-dbt-"))
     load_before = os.getloadavg()
     rows: list[list[object]] = []
-    incremental_s = full_1m_s = float("nan")
+    incremental_s = light_s = full_1m_s = float("nan")
     try:
         for sessions in SIZES:
             db = work / f"s{sessions}.duckdb"
@@ -94,12 +94,22 @@ def main() -> None:
             if sessions == SIZES[-1]:
                 full_1m_s = seconds
                 added = append_burst(db)
-                incremental_s, split = dbt(["build", *SQL_ONLY], db, work / "incremental")
-                rows.append([f"incremental build, +{added:,} events on {sessions:,} sessions",
-                             f"{added:,} new events", f"{incremental_s:.1f}",
-                             f"{split.get('model', 0):.1f}",
-                             f"{split.get('test', 0) + split.get('unit_test', 0):.1f}"])
-                print(rows[-1], flush=True)
+                light = work / "incremental_light.duckdb"
+                shutil.copy(db, light)
+                runs = [("", db, ["build", *SQL_ONLY]),
+                        (", full-scan tests skipped", light,
+                         ["build", *SQL_ONLY, "--exclude", "tag:full_scan"])]
+                for label, target, args in runs:
+                    seconds, split = dbt(args, target, work / f"incremental{len(label)}")
+                    if label:
+                        light_s = seconds
+                    else:
+                        incremental_s = seconds
+                    rows.append([f"incremental build{label}, +{added:,} events on "
+                                 f"{sessions:,} sessions", f"{added:,} new events",
+                                 f"{seconds:.1f}", f"{split.get('model', 0):.1f}",
+                                 f"{split.get('test', 0) + split.get('unit_test', 0):.1f}"])
+                    print(rows[-1], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
@@ -116,7 +126,10 @@ def main() -> None:
         f"{full_1m_s:.1f} s, {verdict[full_1m_s <= FULL_TARGET_S]}.",
         f"- Target: incremental build after {BURST_EVENTS:,} new events <= "
         f"{INCREMENTAL_TARGET_S:.0f} s: {incremental_s:.1f} s, "
-        f"{verdict[incremental_s <= INCREMENTAL_TARGET_S]}.",
+        f"{verdict[incremental_s <= INCREMENTAL_TARGET_S]}; with the two `full_scan` tests "
+        f"skipped (`--exclude tag:full_scan`: the grain tests of the staging views, which "
+        f"re-read every raw event; run them on full builds): {light_s:.1f} s, "
+        f"{verdict[light_s <= INCREMENTAL_TARGET_S]}.",
         f"- Peak memory of the dbt processes: {peak_rss_mib(children=True):,.0f} MiB.",
         f"- Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/"
         f"{load_before[2]:.1f}, after: {load_after[0]:.1f}/{load_after[1]:.1f}/"
