@@ -327,3 +327,23 @@ def test_sink_waits_while_another_process_holds_the_warehouse(
     stats = finish(sink, runner)
     assert stats.lock_waits >= 1
     assert_exactly_once(db, broker.bootstrap, sent, produced)
+
+
+def test_a_recreated_topic_is_read_from_its_start(tmp_path: Path, broker: EmbeddedBroker,
+                                                  world: World) -> None:
+    """Offsets stored for an older incarnation of a topic must not hide the new messages."""
+    db = tmp_path / "w.duckdb"
+    first = produce(broker.bootstrap, world, rate=20_000, duration=0.2, seed=6, id_prefix="r1-")
+    sink, _, runner = run_sink_thread(db, broker.bootstrap)
+    assert finish(sink, runner).rows["raw.events"] == first.events == 4_000
+    broker.delete_topic(EVENTS_TOPIC)
+    broker.create_topic(EVENTS_TOPIC, 8)
+    second = produce(broker.bootstrap, world, rate=5_000, duration=0.1, seed=7, id_prefix="r2-")
+    sink, _, runner = run_sink_thread(db, broker.bootstrap)
+    stats = finish(sink, runner)
+    assert stats.rows["raw.events"] == second.events == 500
+    with duckdb.connect(str(db), read_only=True) as con:
+        ids = con.execute("select count(*), count(distinct event_id), "
+                          "count(*) filter (where event_id like 'r2-%') from raw.events"
+                          ).fetchone()
+    assert ids == (4_500, 4_500, 500)

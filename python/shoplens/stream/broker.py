@@ -61,6 +61,7 @@ def _load() -> ctypes.CDLL:
         "rd_kafka_mock_cluster_destroy": (None, [vp]),
         "rd_kafka_mock_cluster_bootstraps": (cp, [vp]),
         "rd_kafka_mock_topic_create": (ctypes.c_int, [vp, cp, ctypes.c_int, ctypes.c_int]),
+        "rd_kafka_mock_topic_delete": (ctypes.c_int, [vp, cp]),
         "rd_kafka_mock_broker_set_down": (ctypes.c_int, [vp, i32]),
         "rd_kafka_mock_broker_set_up": (ctypes.c_int, [vp, i32]),
         "rd_kafka_mock_group_initial_rebalance_delay_ms": (None, [vp, i32]),
@@ -133,6 +134,11 @@ class EmbeddedBroker:
         lib, mc = self._cluster()
         self._check(lib.rd_kafka_mock_topic_create(mc, topic.encode(), partitions, 1),
                     f"create topic {topic}")
+
+    def delete_topic(self, topic: str) -> None:
+        """Delete a topic and its messages (create it again with `create_topic`)."""
+        lib, mc = self._cluster()
+        self._check(lib.rd_kafka_mock_topic_delete(mc, topic.encode()), f"delete topic {topic}")
 
     def set_down(self, broker_id: int = -1) -> None:
         """Disconnect clients and refuse new connections (-1: every broker)."""
