@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
@@ -67,7 +66,6 @@ def _load() -> ctypes.CDLL:
         "rd_kafka_mock_group_initial_rebalance_delay_ms": (None, [vp, i32]),
         "rd_kafka_mock_push_request_errors_array": (
             None, [vp, i16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]),
-        "rd_kafka_mock_clear_request_errors": (None, [vp, i16]),
         "rd_kafka_err2str": (cp, [ctypes.c_int]),
     }
     for name, (restype, argtypes) in sigs.items():
@@ -157,11 +155,6 @@ class EmbeddedBroker:
         arr = (ctypes.c_int * len(codes))(*codes)
         lib.rd_kafka_mock_push_request_errors_array(mc, API_KEYS[request], len(codes), arr)
 
-    def clear_request_errors(self, request: str) -> None:
-        """Drop the injected errors still pending for `request`."""
-        lib, mc = self._cluster()
-        lib.rd_kafka_mock_clear_request_errors(mc, API_KEYS[request])
-
     def close(self) -> None:
         """Stop the cluster (idempotent)."""
         if self._lib is not None:
@@ -197,7 +190,3 @@ def run_until_signalled(broker: EmbeddedBroker, announce: Callable[[str], None])
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-
-def bootstrap_or_none() -> str | None:
-    """`KAFKA_BOOTSTRAP_SERVERS` when set (then no embedded broker is started)."""
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None

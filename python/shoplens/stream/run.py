@@ -53,7 +53,7 @@ class StreamRun:
 
 def stream(db: Path, bootstrap: str | None, *, rate: float, duration: float, seed: int,
            defect_rate: float, with_sink: bool, score: bool,
-           report: Callable[[str], None], sink_config: dict | None = None) -> StreamRun:
+           report: Callable[[str], None]) -> StreamRun:
     """Produce a burst; with `with_sink`, land it in `db` in the same process.
 
     With `bootstrap` None an embedded broker lives for the duration of the call. The sink
@@ -70,21 +70,20 @@ def stream(db: Path, bootstrap: str | None, *, rate: float, duration: float, see
             if hook is not None:
                 hook.publish_to(bootstrap)
         sink: Sink | None = None
-        outcome: dict[str, SinkStats | BaseException] = {}
+        sunk: list[SinkStats] = []
+        failed: list[BaseException] = []
         thread = None
         if with_sink:
-            config = SinkConfig(db=db, bootstrap=bootstrap, stop_when_idle=None,
-                                **(sink_config or {}))
-            sink = Sink(config, hook=hook, report=report)
-            stop = threading.Event()
+            sink = Sink(SinkConfig(db=db, bootstrap=bootstrap), hook=hook, report=report)
 
-            def _run() -> None:
+            def _run(sink: Sink) -> None:
                 try:
-                    outcome["stats"] = sink.run(stop)
+                    sunk.append(sink.run())
                 except BaseException as exc:  # re-raised in the calling thread
-                    outcome["error"] = exc
+                    failed.append(exc)
 
-            thread = threading.Thread(target=_run, name="shoplens-sink", daemon=True)
+            thread = threading.Thread(target=_run, args=(sink,), name="shoplens-sink",
+                                      daemon=True)
             thread.start()
         try:
             produced = produce(bootstrap, world, rate=rate, duration=duration, seed=seed,
@@ -94,7 +93,6 @@ def stream(db: Path, bootstrap: str | None, *, rate: float, duration: float, see
                 # Let the sink catch up with everything produced, then stop it.
                 sink.config.stop_when_idle = 1.0
                 thread.join()
-        if "error" in outcome:
-            raise outcome["error"]  # type: ignore[misc]
-        stats = outcome.get("stats")
-        return StreamRun(produced, stats if isinstance(stats, SinkStats) else None)
+        if failed:
+            raise failed[0]
+        return StreamRun(produced, sunk[0] if sunk else None)

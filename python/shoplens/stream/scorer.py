@@ -114,7 +114,6 @@ class LiveScorer(BatchHook):
         self.producer = producer
         self.report = report or (lambda line: None)
         self.alerted: set[str] = set()
-        self.alerts_sent = 0
         self._last_evict = dt.datetime.now(dt.UTC)
         self.mem = duckdb.connect(":memory:")
         self.mem.execute("set TimeZone = 'UTC'")
@@ -255,7 +254,6 @@ class LiveScorer(BatchHook):
             if self.producer is not None:
                 self.producer.send(HIGH_INTENT_TOPIC, key=alert["session_id"].encode(),
                                    value=json.dumps(alert).encode())
-                self.alerts_sent += 1
 
     def close(self) -> None:
         if self.producer is not None:
