@@ -174,6 +174,16 @@ class _Batch:
 
 
 @dataclass
+class _Prepared:
+    """A validated batch, ready to write (kept across retries while the file is busy)."""
+
+    batch: _Batch
+    valid: dict[str, pa.Table]
+    rejects: list[pa.Table]
+    hook: Any
+
+
+@dataclass
 class _Result:
     batch: _Batch
     rows: dict[str, int] = field(default_factory=dict)
@@ -239,10 +249,14 @@ class _Writer:
                 self._batch = None
 
     def _write_with_retry(self, batch: _Batch) -> _Result:
+        try:
+            prepared = self.sink._prepare(batch)
+        except Exception as exc:  # handed to the consumer thread, which re-raises
+            return _Result(batch, error=exc)
         delay = 0.02
         while True:
             try:
-                result = self.sink._write(batch)
+                result = self.sink._write(prepared)
                 if self.waiting_since is not None:
                     self.sink.report(f"sink: warehouse free again after "
                                      f"{time.monotonic() - self.waiting_since:.1f} s")
@@ -374,8 +388,8 @@ class Sink:
         ).fetchall()
         return {(t, p): o for t, p, o in rows}
 
-    def _write(self, batch: _Batch) -> _Result:
-        """Validate and write one batch in one transaction (writer thread)."""
+    def _prepare(self, batch: _Batch) -> _Prepared:
+        """Validate a batch and let the hook prepare its part (writer thread, no file)."""
         valid: dict[str, pa.Table] = {}
         rejects: list[pa.Table] = []
         for topic, table in batch.tables.items():
@@ -383,9 +397,13 @@ class Sink:
             valid[CONTRACTS[topic].table] = rows
             if bad.num_rows:
                 rejects.append(bad.append_column("topic", pa.array([topic] * bad.num_rows)))
-        prepared = self.hook.prepare(valid)
-        result = _Result(batch, rows={t: r.num_rows for t, r in valid.items()},
-                         rejects=sum(b.num_rows for b in rejects))
+        return _Prepared(batch, valid, rejects, self.hook.prepare(valid))
+
+    def _write(self, prepared: _Prepared) -> _Result:
+        """Write a prepared batch in one transaction (raises WarehouseBusy)."""
+        batch = prepared.batch
+        result = _Result(batch, rows={t: r.num_rows for t, r in prepared.valid.items()},
+                         rejects=sum(b.num_rows for b in prepared.rejects))
         with self._connection() as con:
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             con.execute("begin transaction")
@@ -397,13 +415,13 @@ class Sink:
                 if result.stale:
                     con.execute("rollback")
                     return result
-                self._insert(con, valid, rejects, batch.next_offsets, now)
-                self.hook.write(con, prepared)
+                self._insert(con, prepared.valid, prepared.rejects, batch.next_offsets, now)
+                self.hook.write(con, prepared.hook)
                 con.execute("commit")
             except BaseException:
                 con.execute("rollback")
                 raise
-        self.hook.committed(prepared)
+        self.hook.committed(prepared.hook)
         return result
 
     def _insert(self, con: duckdb.DuckDBPyConnection, valid: dict[str, pa.Table],
