@@ -28,18 +28,27 @@ with watermark as (
 ),
 
 -- Staging logic (shop_events_staged, the same macro as stg_shop__events) over only the raw
--- rows whose event_id was loaded since the watermark: all copies of those ids are ranked
--- together, so a new copy of an old event stays a duplicate. Scanning just these rows instead
--- of the whole deduplicated view keeps a small burst cheap.
+-- rows loaded since the watermark. A copy of an event already here is a duplicate (the kept copy
+-- was loaded earlier, and defect-free copies win), so new copies of those ids are dropped; ids
+-- whose earlier copies were all defective get their first defect-free copy now, exactly as a
+-- full build would rank them.
 staged_new as (
     {{ shop_events_staged(source('shop', 'events'),
-        "event_id in (select event_id from " ~ source('shop', 'events')
-        ~ " where loaded_at > (select loaded_at from watermark))") }}
+        "loaded_at > (select loaded_at from watermark)") }}
+),
+
+already_here as (
+    -- probe the big table with the few new ids (a NOT IN would hash all ids already here)
+    select event_id from {{ this }}
+    where event_id in (select event_id from staged_new)
 ),
 
 new_events as (
-    select * from staged_new
-    where loaded_at > (select loaded_at from watermark)
+    select staged_new.*
+    from staged_new
+    left join already_here
+        on already_here.event_id = staged_new.event_id
+    where already_here.event_id is null
 ),
 
 touched_customers as (

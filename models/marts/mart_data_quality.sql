@@ -1,16 +1,12 @@
 -- Data quality counts: raw rows, usable rows, quarantined rows by reason (duplicates included),
 -- loader rejects by reason, and sessions derived from inactivity. One row per dataset and check.
--- Event defects come from the row-by-row checks (no deduplication pass over all raw events):
+-- Event defects come from the row-by-row checks counted per load (int_event_defects_counted):
 -- duplicates removed = rows without a defect - usable rows, since exactly one defect-free copy
 -- of each event id is kept. This equals the duplicate_event_id rows of
 -- stg_shop__events_quarantined.
-with checked_events as (
-    {{ shop_events_checked(source('shop', 'events')) }}
-),
-
-event_checks as (
-    select defect_reason, count(*) as row_count
-    from checked_events
+with event_checks as (
+    select defect_reason, {{ sum_int('row_count') }} as row_count
+    from {{ ref('int_event_defects_counted') }}
     group by defect_reason
 ),
 

@@ -14,31 +14,41 @@
     on_schema_change='fail'
 ) }}
 
-with all_events as (
-    select * from {{ ref('int_events_sessionized') }}
-),
-
+{#- the events table is referenced directly each time: a CTE over it would be copied -#}
+{% set all_events = ref('int_events_sessionized') %}
 {% if is_incremental() %}
-touched_dates as (
+with touched_dates as (
     select distinct event_date
-    from all_events
+    from {{ all_events }}
     where sessionization_key in (
-        select sessionization_key from all_events
+        select sessionization_key from {{ all_events }}
         where loaded_at > (select coalesce(max(max_loaded_at), {{ epoch_start() }}) from {{ this }})
     )
 ),
 
+-- every session with an event on a touched day spans that day
+candidate_sessions as (
+    select distinct
+        sessions.session_id,
+        sessions.session_date,
+        cast(sessions.session_end as date) as end_date
+    from {{ ref('int_sessions_aggregated') }} as sessions
+    inner join touched_dates
+        on touched_dates.event_date between sessions.session_date
+            and cast(sessions.session_end as date)
+),
+
 events as (
-    select * from all_events
+    select * from {{ all_events }}
     where category is not null
-        and session_id in (
-            select session_id from all_events
-            where event_date in (select event_date from touched_dates)
-        )
+        -- a cheap range filter first, so that few rows probe the session list
+        and event_date between (select min(session_date) from candidate_sessions)
+            and (select max(end_date) from candidate_sessions)
+        and session_id in (select session_id from candidate_sessions)
 ),
 {% else %}
-events as (
-    select * from all_events
+with events as (
+    select * from {{ all_events }}
     where category is not null
 ),
 {% endif %}
