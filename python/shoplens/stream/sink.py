@@ -307,6 +307,8 @@ class Sink:
             heartbeat_interval_ms=max(100, config.session_timeout_ms // 5),
             max_poll_interval_ms=max(30_000, config.session_timeout_ms * 3),
             max_partition_fetch_bytes=4 * 2**20,
+            # Idle fetches return after at most 100 ms: bounds the latency of a quiet stream.
+            fetch_max_wait_ms=100,
         )
         self.consumer.subscribe(list(config.topics), listener=_Listener(self))
         self.writer = _Writer(self)
