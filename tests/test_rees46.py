@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import subprocess
 import sys
@@ -127,3 +128,15 @@ def test_cli_load_events(tmp_path: Path) -> None:
     assert fail.returncode == 1
     assert fail.stderr.count("\n") == 1
     assert "missing column(s)" in fail.stderr
+
+
+def test_gzipped_csv(tmp_path: Path) -> None:
+    lines = SAMPLE.read_text().splitlines()[:11]
+    path = tmp_path / "oct.csv.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    db = tmp_path / "w.duckdb"
+    summary = load_rees46(db, [path])
+    assert (summary.rows, summary.loaded, summary.rejected) == (10, 10, 0)
+    ids = [r[0] for r in _rows(db, "select event_id from raw.events")]
+    assert sorted(ids, key=lambda i: int(i.rsplit(":", 1)[1])) == [
+        f"rees46:oct.csv.gz:{line}" for line in range(2, 12)]
