@@ -202,7 +202,9 @@ def main() -> None:
                                                       f"confluent-{r}"))
                 print({k: round(v[-1]) for k, v in figures.items()}, flush=True)
         med = {k: statistics.median(v) for k, v in figures.items()}
-        ratio = med["sink"] / med["bare"]
+        # Each round runs the ceiling and the sink back to back: compare within rounds.
+        ratios = [s / b for s, b in zip(figures["sink"], figures["bare"], strict=True)]
+        ratio = statistics.median(ratios)
         db = workdir / "latency.duckdb"
         shutil.copy(built := built_warehouse(workdir), db)
         queryable = latency(db, args.seconds, score=False)
@@ -216,7 +218,7 @@ def main() -> None:
          ", ".join(f"{v:,.0f}" for v in figures["bare"]), "100%"],
         ["shoplens sink: validate in DuckDB, write, offsets in the same transaction",
          f"{med['sink']:,.0f}", ", ".join(f"{v:,.0f}" for v in figures["sink"]),
-         f"{ratio:.0%}"],
+         f"{med['sink'] / med['bare']:.0%}"],
         ["confluent-kafka, consume + json.loads (broker path limit)",
          f"{med['confluent']:,.0f}", ", ".join(f"{v:,.0f}" for v in figures["confluent"]),
          f"{med['confluent'] / med['bare']:.0%}"],
@@ -236,8 +238,10 @@ with {PARTITIONS} partitions preloaded with {args.events:,} generated events
 ({size / 2**20:.1f} MiB of JSON). Rounds alternate between the three consumers.
 
 (a) Throughput, messages/s (median of {args.rounds} rounds; each round shown).
-Target: the sink keeps at least {THROUGHPUT_TARGET:.0%} of the kafka-python ceiling:
-**{ratio:.0%}, {"pass" if ratio >= THROUGHPUT_TARGET else "FAIL"}**.
+Target: the sink keeps at least {THROUGHPUT_TARGET:.0%} of the kafka-python ceiling. Median of
+the per-round ratios (sink / ceiling measured back to back:
+{", ".join(f"{r:.0%}" for r in ratios)}): **{ratio:.0%}, {"pass" if ratio >= THROUGHPUT_TARGET
+else "FAIL"}**.
 
 {markdown_table(["consumer", "median msg/s", "rounds", "of ceiling"], rows)}
 
