@@ -121,7 +121,7 @@ def _kind(raw: str) -> str:
 
 
 def _typed(f: Field, value: str) -> str:
-    """SQL for the column value from `value` (json_transform output for the field)."""
+    """SQL for the column from the field's `value` (timestamps: ISO text to naive UTC)."""
     if f.kind == "timestamp":
         return f"timezone('UTC', try_cast({value} as TIMESTAMPTZ))"
     return value
@@ -129,7 +129,7 @@ def _typed(f: Field, value: str) -> str:
 
 def _checks(f: Field, raw: str, kind: str, value: str) -> list[str]:
     """SQL expressions, each NULL or one problem with field `f`: `raw` is the value's JSON
-    text, `kind` its JSON kind, `value` the json_transform output."""
+    text, `kind` its JSON kind, `value` its value (see `_value`)."""
     present = f"({kind} is not null and {kind} <> 'null')"
     ok = f"list_contains([{_sql_list(_OK_KINDS[f.kind])}], {kind})"
     out = []
@@ -153,18 +153,25 @@ def _checks(f: Field, raw: str, kind: str, value: str) -> list[str]:
     return out
 
 
+def _value(f: Field, raw: str) -> str:
+    """SQL for the field's value in the column type, from its raw JSON text `raw`."""
+    if f.kind in ("string", "timestamp"):
+        return f"({raw} ->> '$')"
+    return f"try_cast({raw}::VARCHAR as {_TARGET_TYPES[f.kind]})"
+
+
 def validation_sql(contract: TopicContract, relation: str) -> str:
     """One query over `relation` (BATCH_SCHEMA) giving typed columns plus `reason` per row.
 
-    Each document is parsed three times in bulk (its type, the raw field values, the typed
-    field values); per-field kinds come from the raw text without parsing again.
+    Each document is parsed once, into the raw JSON text of every contract field (JSON null
+    and a missing key both come out NULL); kinds come from that text, values from small
+    parses of it.
     """
-    paths = ", ".join(f"'$.\"{f.name}\"'" for f in contract.fields)
-    structure = "{" + ", ".join(f'"{f.name}": "{_TARGET_TYPES[f.kind]}"'
-                                for f in contract.fields) + "}"
+    structure = "{" + ", ".join(f'"{f.name}": "JSON"' for f in contract.fields) + "}"
+    refs = {f.name: 'raw."' + f.name + '"' for f in contract.fields}
     values = ",\n".join(
-        f"raw[{i + 1}] as r_{f.name}, {_kind(f'raw[{i + 1}]')} as k_{f.name}, "
-        f"typed.\"{f.name}\" as v_{f.name}" for i, f in enumerate(contract.fields))
+        f"{refs[f.name]} as r_{f.name}, {_kind(refs[f.name])} as k_{f.name}, "
+        f"{_value(f, refs[f.name])} as v_{f.name}" for f in contract.fields)
     checks = []
     for f in contract.fields:
         checks += _checks(f, f"r_{f.name}", f"k_{f.name}", f"v_{f.name}")
@@ -176,14 +183,15 @@ with decoded as (
            end as txt
     from {relation}
 ), parsed as (
-    select *, try(json_type(txt)) as doc_type from decoded
-), fields as (
-    select *,
-           case when doc_type = 'OBJECT' then json_extract(txt, [{paths}]) end as raw,
-           case when doc_type = 'OBJECT' then json_transform(txt, '{structure}') end as typed
+    select *, try(json_transform(txt, '{structure}')) as raw from decoded
+), kinds as (
+    select *, case when raw is not null then case left(ltrim(txt), 1)
+                  when '{{' then 'OBJECT' when '[' then 'ARRAY' when '"' then 'VARCHAR'
+                  when 't' then 'BOOLEAN' when 'f' then 'BOOLEAN' when 'n' then 'NULL'
+                  else 'DOUBLE' end end as doc_type
     from parsed
 ), unpacked as (
-    select *, {values} from fields
+    select *, {values} from kinds
 )
 select partition, kafka_offset, payload,
        case
