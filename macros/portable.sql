@@ -22,3 +22,8 @@
 
 {#- Sum of an integer expression as BIGINT (DuckDB widens integer sums to HUGEINT). -#}
 {% macro sum_int(expression) %}cast(sum({{ expression }}) as {{ dbt.type_bigint() }}){% endmacro %}
+
+{#- A 64-bit hash of a value (for grouping and set membership; equal values, equal hashes). -#}
+{% macro shoplens_hash64(expression) %}{{ return(adapter.dispatch('shoplens_hash64', 'shoplens')(expression)) }}{% endmacro %}
+{% macro default__shoplens_hash64(expression) %}xxhash64({{ expression }}){% endmacro %}
+{% macro duckdb__shoplens_hash64(expression) %}hash({{ expression }}){% endmacro %}

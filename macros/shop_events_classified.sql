@@ -15,11 +15,13 @@
     -- Only ids that occur more than once (and missing ids) need ranking, and only their rows
     -- are read a second time: a window over every row would sort the whole table, and a CTE
     -- read by two branches would be copied.
+    -- Grouping 64-bit hashes of the ids is much cheaper than grouping the strings; a hash
+    -- collision only sends a few more rows through the exact ranking below.
     with duplicated_ids as (
-        select {{ id }} as event_id
+        select {{ shoplens_hash64(id) }} as id_hash
         from {{ source_relation }}
         where {{ restrict }}{{ id }} is not null
-        group by {{ id }}
+        group by {{ shoplens_hash64(id) }}
         having count(*) > 1
     ),
 
@@ -29,7 +31,7 @@
             {{ shop_events_checked(source_relation, where) }}
         ) as checked
         where event_id is not null
-            and event_id not in (select event_id from duplicated_ids)
+            and {{ shoplens_hash64('event_id') }} not in (select id_hash from duplicated_ids)
     ),
 
     ranked_copies as (
@@ -42,8 +44,8 @@
                     loaded_at, event_time, user_session, price, quantity, device, traffic_source
             ) as copy_number
         from (
-            {{ shop_events_checked(source_relation, restrict ~ "(" ~ id ~ " is null or " ~ id
-                ~ " in (select event_id from duplicated_ids))") }}
+            {{ shop_events_checked(source_relation, restrict ~ "(" ~ id ~ " is null or "
+                ~ shoplens_hash64(id) ~ " in (select id_hash from duplicated_ids))") }}
         ) as checked
     ),
 
