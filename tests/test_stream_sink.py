@@ -294,7 +294,8 @@ def test_dbt_build_while_the_sink_runs(
                                      stop=dbt_done)
     time.sleep(1.0)
     dbt(["seed"], db, tmp_path)
-    # Every model and test that reads raw.* (the ml models train on the marts, for minutes).
+    # Every model and test that reads raw.* (the ml models read the marts and take most of
+    # the build time).
     dbt(["build", "--exclude", "path:models/ml"], db, tmp_path)
     assert producer.thread.is_alive(), "dbt should finish while events are still streaming"
     dbt_done.set()
