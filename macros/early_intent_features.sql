@@ -19,7 +19,7 @@
 -#}
 {% macro early_intent_features(events_relation) %}
 with eif_intent as (
-    -- first checkout or purchase per session (a small aggregate, joined back)
+    {#- first checkout or purchase per session (a small aggregate, joined back) #}
     select session_id, min(event_time) as intent_time
     from {{ events_relation }}
     where event_type in ('checkout', 'purchase')
@@ -46,7 +46,8 @@ eif_events as (
         on eif_intent.session_id = eif_all.session_id
 ),
 
--- distinct counts as two-step group-bys (cheaper than count(distinct) over millions of rows)
+{#- distinct counts as two-step group-bys (cheaper than count(distinct) over millions of rows);
+    Jinja comments, not SQL ones: the rendered SQL is stored and run elsewhere. #}
 eif_products as (
     select session_id, count(*) as distinct_products
     from (
