@@ -37,6 +37,8 @@ demo: $(STAMP)
 	# A burst through the embedded Kafka broker into raw.* (exactly once), before the build...
 	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink
 	$(BIN)/dbt build
+	# Source freshness for the Data quality page (dbt writes target/sources.json).
+	$(BIN)/dbt source freshness
 	# ...and one after it, scored live by the model the build trained (live.session_scores).
 	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink --score
 	$(BIN)/shoplens report --out reports
@@ -47,7 +49,6 @@ test: $(STAMP) sysdeps
 
 lint: $(STAMP)
 	$(BIN)/ruff check python tests bench
-	$(BIN)/ruff format --check python tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

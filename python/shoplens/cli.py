@@ -28,7 +28,7 @@ def cli() -> None:
     """shoplens: an analytics warehouse for e-commerce user behaviour."""
 
 
-@cli.command()
+@cli.command(short_help="Simulate a shop (events, orders, catalogue) into raw.*.")
 @db_option
 @click.option("--sessions", type=click.IntRange(min=1), default=50_000, show_default=True,
               help="Sessions to simulate.")
@@ -52,7 +52,7 @@ def generate(db: Path, sessions: int, seed: int, days: int, end: dt.datetime,
     click.echo(summary)
 
 
-@cli.command("load-events")
+@cli.command("load-events", short_help="Import REES46 clickstream files into raw.events.")
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["rees46"]), default="rees46",
               show_default=True, help="File format of the events.")
@@ -69,7 +69,7 @@ def load_events(db: Path, fmt: str, files: tuple[Path, ...]) -> None:
     click.echo(summary)
 
 
-@cli.command()
+@cli.command(short_help="Run a read-only SQL query against the warehouse.")
 @db_option
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
@@ -106,7 +106,7 @@ def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
     Console().print(table)
 
 
-@cli.command()
+@cli.command(short_help="Build the static report site from the marts.")
 @db_option
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("reports"), show_default=True, help="Folder to write the site to.")
@@ -146,7 +146,7 @@ bootstrap_option = click.option(
     show_default="$KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers (host:port,...).")
 
 
-@cli.command()
+@cli.command(short_help="Run the embedded Kafka-protocol broker.")
 @click.option("--partitions", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Partitions per topic.")
 def broker(partitions: int) -> None:
@@ -166,7 +166,7 @@ def broker(partitions: int) -> None:
     run_until_signalled(EmbeddedBroker(partitions=partitions), announce)
 
 
-@cli.command()
+@cli.command(short_help="Stream new sessions to Kafka (optionally sink and score them).")
 @db_option
 @bootstrap_option
 @click.option("--rate", type=click.FloatRange(min=0.1), default=500, show_default=True,
@@ -198,7 +198,7 @@ def stream(db: Path, bootstrap: str | None, rate: float, duration: float, seed: 
         raise click.ClickException(f"the sink stopped with {result.sunk.lag} messages unread")
 
 
-@cli.command()
+@cli.command(short_help="Land Kafka messages in the warehouse exactly once.")
 @db_option
 @bootstrap_option
 @click.option("--group", default="shoplens-sink", show_default=True,
