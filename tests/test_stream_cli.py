@@ -61,6 +61,13 @@ def test_stream_embedded_with_sink_lands_the_burst(warehouse: Path) -> None:
     assert "embedded broker at 127.0.0.1:" in proc.stderr
     assert "stream: 2,000 events" in proc.stderr
     assert kafka_rows(warehouse) == (2_000, 2_000, 0)
+    # A second one-shot run starts a new, empty embedded broker: the offsets the first one
+    # stored must not apply to it (no "recreated topic" detour), and its burst lands whole.
+    again = run("stream", "--db", str(warehouse), "--embedded", "--sink", "--rate", "1000",
+                "--duration", "2")
+    assert again.returncode == 0, again.stderr
+    assert "recreated" not in again.stderr
+    assert kafka_rows(warehouse) == (4_000, 4_000, 0)
 
 
 def test_broker_stream_and_sink_as_separate_commands(warehouse: Path) -> None:

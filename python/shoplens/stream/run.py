@@ -15,6 +15,10 @@ from shoplens.stream.producer import ProduceStats, produce
 from shoplens.stream.sink import Sink, SinkConfig, SinkStats
 from shoplens.warehouse import WarehouseError, connect
 
+# One-shot embedded runs keep their offsets apart from a long-lived sink's group: every embedded
+# broker starts empty, so the offsets a previous embedded run stored mean nothing to the next.
+EMBEDDED_GROUP = "shoplens-sink-embedded"
+
 if TYPE_CHECKING:
     from shoplens.stream.scorer import LiveScorer
 
@@ -43,6 +47,12 @@ def make_hook(db: Path, bootstrap: str | None, score: bool,
     return LiveScorer.from_warehouse(db, bootstrap=bootstrap, report=report)
 
 
+def forget_offsets(db: Path, group: str) -> None:
+    """Drop the offsets `group` stored in the warehouse (its next run reads from the start)."""
+    with connect(db) as con:
+        con.execute("delete from raw.sink_offsets where consumer_group = ?", [group])
+
+
 @dataclass
 class StreamRun:
     """What `shoplens stream` did."""
@@ -63,18 +73,24 @@ def stream(db: Path, bootstrap: str | None, *, rate: float, duration: float, see
     # Load (and verify) the model before anything is streamed.
     hook = make_hook(db, bootstrap, score and with_sink, report)
     with ExitStack() as stack:
+        broker = None
         if bootstrap is None:
             broker = stack.enter_context(EmbeddedBroker())
             bootstrap = broker.bootstrap
             report(f"embedded broker at {bootstrap}")
             if hook is not None:
                 hook.publish_to(bootstrap)
+        embedded = broker is not None
         sink: Sink | None = None
         sunk: list[SinkStats] = []
         failed: list[BaseException] = []
         thread = None
         if with_sink:
-            sink = Sink(SinkConfig(db=db, bootstrap=bootstrap), hook=hook, report=report)
+            config = SinkConfig(db=db, bootstrap=bootstrap)
+            if embedded:
+                config.group = EMBEDDED_GROUP
+                forget_offsets(db, EMBEDDED_GROUP)
+            sink = Sink(config, hook=hook, report=report)
 
             def _run(sink: Sink) -> None:
                 try:
