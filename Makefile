@@ -32,7 +32,9 @@ sysdeps:
 
 demo: $(STAMP)
 	rm -f $(SHOPLENS_DB) $(SHOPLENS_DB).wal
-	$(BIN)/shoplens generate --sessions $(DEMO_SESSIONS) --seed 42 --days 365
+	# History up to yesterday, so the streamed bursts (timestamped now) continue it.
+	$(BIN)/shoplens generate --sessions $(DEMO_SESSIONS) --seed 42 --days 365 \
+		--end $$($(BIN)/python -c 'import datetime as d; print(d.date.today() - d.timedelta(days=1))')
 	$(BIN)/dbt seed --quiet
 	# A burst through the embedded Kafka broker into raw.* (exactly once), before the build...
 	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink
