@@ -72,7 +72,7 @@ class SinkConfig:
     group: str = DEFAULT_GROUP
     topics: tuple[str, ...] = (EVENTS_TOPIC, TRANSACTIONS_TOPIC)
     batch_size: int = 5_000  # hand a batch to the writer at this many messages...
-    max_batch: int = 50_000  # ...but while it is busy keep buffering up to this many
+    max_batch: int = 25_000  # ...but while it is busy keep buffering up to this many
     batch_interval: float = 0.25
     session_timeout_ms: int = 10_000
     stop_when_idle: float | None = None
