@@ -419,6 +419,9 @@ class Sink:
                 raise WarehouseBusy(str(exc)) from exc
             raise
         try:
+            # One DuckDB thread: the consumer thread needs the other core (measured: 5% less
+            # CPU per message, same throughput).
+            con.execute("set threads = 1")
             if not self._schema_ready:
                 ensure_raw_schema(con)
                 start_run(con, SOURCE, {"group": self.config.group,
