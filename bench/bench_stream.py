@@ -35,7 +35,7 @@ from bench.common import ROOT, markdown_table, write_section
 from shoplens.config import EVENTS_TOPIC
 from shoplens.generate import build_world, generate_and_load, load_world
 from shoplens.stream.broker import EmbeddedBroker
-from shoplens.stream.clients import KAFKA_API_VERSION
+from shoplens.stream.clients import CONSUMER_FETCH_SETTINGS, KAFKA_API_VERSION
 from shoplens.stream.producer import encode, produce, session_stream
 from shoplens.stream.scorer import LiveScorer
 from shoplens.stream.sink import BatchHook, Sink, SinkConfig
@@ -79,7 +79,7 @@ def bare_kafka_python(bootstrap: str, n: int, group: str) -> float:
     consumer = KafkaConsumer(EVENTS_TOPIC, bootstrap_servers=bootstrap,
                              api_version=KAFKA_API_VERSION, group_id=group,
                              auto_offset_reset="earliest", enable_auto_commit=False,
-                             max_partition_fetch_bytes=4 * 2**20)
+                             **CONSUMER_FETCH_SETTINGS)
     seen, first = 0, None
     try:
         while seen < n:
@@ -227,13 +227,16 @@ def main() -> None:
 
     rows = [
         ["kafka-python, consume + json.loads (ceiling)", f"{med['bare']:,.0f}",
-         ", ".join(f"{v:,.0f}" for v in figures["bare"]), "100%", f"{med_cpu['bare']:.1f}"],
+         ", ".join(f"{v:,.0f}" for v in figures["bare"]), "100%", f"{med_cpu['bare']:.1f}",
+         f"{med['bare'] * med_cpu['bare'] / 1e6:.2f}"],
         ["shoplens sink: validate in DuckDB, write, offsets in the same transaction",
          f"{med['sink']:,.0f}", ", ".join(f"{v:,.0f}" for v in figures["sink"]),
-         f"{med['sink'] / med['bare']:.0%}", f"{med_cpu['sink']:.1f}"],
+         f"{med['sink'] / med['bare']:.0%}", f"{med_cpu['sink']:.1f}",
+         f"{med['sink'] * med_cpu['sink'] / 1e6:.2f}"],
         ["confluent-kafka, consume + json.loads (broker path limit)",
          f"{med['confluent']:,.0f}", ", ".join(f"{v:,.0f}" for v in figures["confluent"]),
-         f"{med['confluent'] / med['bare']:.0%}", f"{med_cpu['confluent']:.1f}"],
+         f"{med['confluent'] / med['bare']:.0%}", f"{med_cpu['confluent']:.1f}",
+         f"{med['confluent'] * med_cpu['confluent'] / 1e6:.2f}"],
     ]
     lat_rows = [
         ["event → queryable in DuckDB", f"{queryable['p50']:.2f}", f"{queryable['p95']:.2f}",
@@ -255,7 +258,15 @@ the per-round ratios (sink / ceiling measured back to back:
 {", ".join(f"{r:.0%}" for r in ratios)}): **{ratio:.0%}, {"pass" if ratio >= THROUGHPUT_TARGET
 else "FAIL"}**.
 
-{markdown_table(["consumer", "median msg/s", "rounds", "of ceiling", "CPU µs/msg"], rows)}
+{markdown_table(["consumer", "median msg/s", "rounds", "of ceiling", "CPU µs/msg",
+                 "cores busy"], rows)}
+
+"Cores busy" is msg/s × CPU µs/msg: the bare loop decodes JSON in its only thread and, when
+this figure is well under 1, spends the rest of its time waiting for fetch responses, so it is
+not CPU-bound and its rate varies from run to run (40k to 107k msg/s were seen on this machine
+on 2026-11-21). The sink's consumer thread only collects raw bytes and DuckDB decodes them on
+the other core, which is how the sink can run faster than this "ceiling". Judge the sink by its
+own rate as well as by the ratio.
 
 kafka-python checks CRC-32C in pure Python unless the `crc32c` package is installed; shoplens
 pins it, which lifts the kafka-python ceiling well above the 25-28k msg/s the design notes

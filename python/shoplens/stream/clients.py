@@ -7,3 +7,8 @@ from __future__ import annotations
 # Real brokers (Kafka 2.3 up to 4.x) accept these request versions too, so it is pinned for
 # every client against every cluster.
 KAFKA_API_VERSION = (2, 3)
+
+# Fetch settings of every kafka-python consumer here: the sink, and the benchmark's bare loop
+# that measures the client's ceiling (the comparison is only fair with the same settings).
+# Idle fetches return after at most 100 ms, which bounds the latency of a quiet stream.
+CONSUMER_FETCH_SETTINGS = {"max_partition_fetch_bytes": 4 * 2**20, "fetch_max_wait_ms": 100}

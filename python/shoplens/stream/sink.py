@@ -42,7 +42,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
-from shoplens.stream.clients import KAFKA_API_VERSION
+from shoplens.stream.clients import CONSUMER_FETCH_SETTINGS, KAFKA_API_VERSION
 from shoplens.stream.contract import BATCH_SCHEMA, CONTRACTS, Validator
 from shoplens.warehouse import ensure_raw_schema, is_lock_error, start_run
 
@@ -352,9 +352,7 @@ class Sink:
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=max(100, config.session_timeout_ms // 5),
             max_poll_interval_ms=max(30_000, config.session_timeout_ms * 3),
-            max_partition_fetch_bytes=4 * 2**20,
-            # Idle fetches return after at most 100 ms: bounds the latency of a quiet stream.
-            fetch_max_wait_ms=100,
+            **CONSUMER_FETCH_SETTINGS,
         )
         self.consumer.subscribe(list(config.topics), listener=_Listener(self))
         self.writer = _Writer(self)
