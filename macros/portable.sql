@@ -27,3 +27,9 @@
 {% macro shoplens_hash64(expression) %}{{ return(adapter.dispatch('shoplens_hash64', 'shoplens')(expression)) }}{% endmacro %}
 {% macro default__shoplens_hash64(expression) %}xxhash64({{ expression }}){% endmacro %}
 {% macro duckdb__shoplens_hash64(expression) %}hash({{ expression }}){% endmacro %}
+
+{#- Every calendar day from start_date to end_date, inclusive, one row each (a set-returning
+    select expression). -#}
+{% macro dates_spanned(start_date, end_date) %}{{ return(adapter.dispatch('dates_spanned', 'shoplens')(start_date, end_date)) }}{% endmacro %}
+{% macro default__dates_spanned(start_date, end_date) %}explode(sequence({{ start_date }}, {{ end_date }})){% endmacro %}
+{% macro duckdb__dates_spanned(start_date, end_date) %}cast(unnest(generate_series({{ start_date }}, {{ end_date }}, interval 1 day)) as date){% endmacro %}

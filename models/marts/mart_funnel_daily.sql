@@ -38,29 +38,17 @@ candidate_sessions as (
             and cast(sessions.session_end as date)
 ),
 
--- the days those sessions span, as one date range per touched day (touched days can be months
--- apart: one min-max range over all of them would let most events probe the session list)
-touched_spans as (
-    select
-        touched_dates.event_date,
-        min(candidate_sessions.session_date) as first_date,
-        max(candidate_sessions.end_date) as last_date
-    from touched_dates
-    inner join candidate_sessions
-        on touched_dates.event_date between candidate_sessions.session_date
-            and candidate_sessions.end_date
-    group by touched_dates.event_date
+-- the days those sessions span (touched days can be months apart: a min-max range over all of
+-- them would let most events probe the session list)
+candidate_days as (
+    select distinct {{ dates_spanned('session_date', 'end_date') }} as event_date
+    from candidate_sessions
 ),
 
 events as (
-    select * from {{ all_events }} as all_events
+    select * from {{ all_events }}
     where category is not null
-        -- a cheap date filter first, so that few rows probe the session list
-        and exists (
-            select 1 from touched_spans
-            where all_events.event_date between touched_spans.first_date
-                and touched_spans.last_date
-        )
+        and event_date in (select event_date from candidate_days)
         and session_id in (select session_id from candidate_sessions)
 ),
 {% else %}
