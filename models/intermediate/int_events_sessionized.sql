@@ -153,5 +153,6 @@ sessionized as (
 
 select
     *,
-    case when event_type = 'purchase' then price * quantity end as purchase_revenue
+    case when event_type = 'purchase' then price * quantity end as purchase_revenue,
+    {{ this_run_started_at() }} as built_at
 from sessionized

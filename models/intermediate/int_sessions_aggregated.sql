@@ -120,7 +120,8 @@ select
     sessions.checkouts > 0 as checkout_reached,
     sessions.purchases > 0 as purchase_made,
     sessions.cart_additions > 0 and sessions.purchases = 0 as cart_abandoned,
-    sessions.max_loaded_at
+    sessions.max_loaded_at,
+    {{ this_run_started_at() }} as built_at
 from sessions
 left join session_categories
     on session_categories.session_id = sessions.session_id

@@ -51,7 +51,8 @@ select
     features.{{ column }},
     {%- endfor %}
     sessions.purchase_made,
-    sessions.max_loaded_at
+    sessions.max_loaded_at,
+    {{ this_run_started_at() }} as built_at
 from sessions
 inner join features
     on features.session_id = sessions.session_id

@@ -24,5 +24,6 @@ select
     page,
     session_source,
     load_source,
-    loaded_at
+    loaded_at,
+    built_at
 from {{ ref('int_events_sessionized') }}

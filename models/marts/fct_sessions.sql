@@ -32,5 +32,6 @@ select
     start_month,
     checkout_reached,
     purchase_made,
-    cart_abandoned
+    cart_abandoned,
+    built_at
 from {{ ref('int_sessions_aggregated') }}
