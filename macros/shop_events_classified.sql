@@ -140,9 +140,10 @@
 {#-
     The usable events (stg_shop__events): the kept copy of every event_id without a quarantine
     reason, with its category named from the seed categories. `where` as in
-    shop_events_classified.
+    shop_events_classified; `categories_relation` replaces the seed (ml.feature_definitions
+    renders this macro over placeholders for the live scorer).
 -#}
-{% macro shop_events_staged(source_relation, where=none) %}
+{% macro shop_events_staged(source_relation, where=none, categories_relation=none) %}
     with classified as (
         {{ shop_events_classified(source_relation, where) }}
     ),
@@ -153,7 +154,7 @@
     ),
 
     categories as (
-        select * from {{ ref('categories') }}
+        select * from {{ categories_relation or ref('categories') }}
     )
 
     select

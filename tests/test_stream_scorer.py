@@ -15,11 +15,17 @@ from kafka import KafkaConsumer, TopicPartition
 
 from shoplens.config import HIGH_INTENT_TOPIC
 from shoplens.generate import load_world
-from shoplens.ml.registry import RegistryError, feature_sql, load_latest
+from shoplens.ml.registry import RegistryError, feature_sql, load_latest, staging_sql
 from shoplens.stream.broker import EmbeddedBroker
 from shoplens.stream.clients import KAFKA_API_VERSION
 from shoplens.stream.producer import produce
-from shoplens.stream.scorer import LIVE_RELATION, SCORES_TABLE, LiveScorer
+from shoplens.stream.scorer import (
+    CATEGORIES,
+    LIVE_RELATION,
+    RAW_BATCH,
+    SCORES_TABLE,
+    LiveScorer,
+)
 from shoplens.stream.sink import Sink, SinkConfig
 
 FEATURES = ["events_so_far", "page_views_so_far", "product_views_so_far",
@@ -33,7 +39,8 @@ FEATURES = ["events_so_far", "page_views_so_far", "product_views_so_far",
 def scorer_for(con: duckdb.DuckDBPyConnection) -> LiveScorer:
     categories = con.execute("select category_top_level, category_name "
                              "from reference.categories").fetchall()
-    return LiveScorer(load_latest(con), feature_sql(con, LIVE_RELATION), categories)
+    return LiveScorer(load_latest(con), feature_sql(con, LIVE_RELATION),
+                      staging_sql(con, RAW_BATCH, CATEGORIES), categories)
 
 
 def test_live_path_gives_the_batch_features_and_scores(built_warehouse: Path) -> None:
@@ -83,6 +90,32 @@ def test_live_path_gives_the_batch_features_and_scores(built_warehouse: Path) ->
                                rtol=1e-12)
     assert scores["high_intent"].tolist() == (scores["probability"]
                                               >= scores["threshold"]).tolist()
+
+
+def test_live_staging_is_stg_shop__events(built_warehouse: Path) -> None:
+    """The scorer cleans raw rows with the SQL of stg_shop__events: given the raw rows of 300
+    sessions, defective ones included, it holds exactly the events staging keeps."""
+    columns = ("event_id, event_time, event_type, product_id, category, price, quantity, "
+               "device, traffic_source, customer_id")
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        scorer = scorer_for(con)
+        con.execute("create temp table picked as select distinct user_session from raw.events "
+                    "where user_session is not null order by hash(user_session) limit 300")
+        raw = con.sql("select * from raw.events where user_session in "
+                      "(select user_session from picked)").to_arrow_table()
+        staged = con.execute(
+            f"select user_session, {columns} from staging.stg_shop__events where user_session "
+            "in (select user_session from picked) order by event_id").fetchall()
+        defective = con.execute(
+            "select count(*) from staging.stg_shop__events_quarantined where user_session in "
+            "(select user_session from picked)").fetchone()[0]
+    scorer.stage(raw)
+    held = scorer.mem.execute(
+        f"select session_id, {columns} from live_events order by event_id").fetchall()
+    scorer.close()
+    assert defective > 0  # the generator's defects reach these sessions
+    assert len(staged) > 1000
+    assert held == staged
 
 
 def test_scorer_refuses_a_tampered_model(built_warehouse: Path, tmp_path: Path) -> None:

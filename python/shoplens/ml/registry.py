@@ -240,6 +240,24 @@ def load_latest(
     return load_model(con, name, None, table=table)
 
 
+def _definition(con: duckdb.DuckDBPyConnection, feature_set: str, table: str,
+                columns: str) -> tuple[Any, ...]:
+    """The `columns` of `feature_set`'s row in the feature definitions table."""
+    try:
+        row = con.execute(f"select {columns} from {table} where feature_set = ?",
+                          [feature_set]).fetchone()
+    except duckdb.CatalogException as exc:
+        raise RegistryError(
+            f"no feature definitions in this warehouse ({table} missing): run `dbt build` first"
+        ) from exc
+    except duckdb.BinderException as exc:
+        raise RegistryError(
+            f"{table} predates this version of shoplens: run `dbt build`") from exc
+    if row is None:
+        raise RegistryError(f"feature set {feature_set!r} is not in {table}")
+    return row
+
+
 def feature_sql(
     con: duckdb.DuckDBPyConnection,
     relation: str,
@@ -253,16 +271,22 @@ def feature_sql(
     `early_intent_features` reads (see `macros/early_intent_features.sql`); the query returns
     one row per session with the model's feature columns.
     """
-    try:
-        row = con.execute(
-            f"select feature_sql, relation_placeholder from {table} where feature_set = ?",
-            [feature_set],
-        ).fetchone()
-    except duckdb.CatalogException as exc:
-        raise RegistryError(
-            f"no feature definitions in this warehouse ({table} missing): run `dbt build` first"
-        ) from exc
-    if row is None:
-        raise RegistryError(f"feature set {feature_set!r} is not in {table}")
-    sql, placeholder = row
+    sql, placeholder = _definition(con, feature_set, table, "feature_sql, relation_placeholder")
     return sql.replace(placeholder, relation)
+
+
+def staging_sql(
+    con: duckdb.DuckDBPyConnection,
+    raw_relation: str,
+    categories_relation: str,
+    feature_set: str = EARLY_INTENT_FEATURE_SET,
+    *,
+    table: str = FEATURE_DEFINITIONS_TABLE,
+) -> str:
+    """The SQL of stg_shop__events (as dbt rendered it) over `raw_relation`, rows with the
+    columns of raw.events, and `categories_relation`, rows like reference.categories: one row
+    per usable event with the columns of stg_shop__events (see `shop_events_staged`)."""
+    sql, raw, categories = _definition(
+        con, feature_set, table,
+        "staging_sql, raw_relation_placeholder, categories_placeholder")
+    return sql.replace(raw, raw_relation).replace(categories, categories_relation)

@@ -12,10 +12,9 @@ score is never visible without its events. Sessions at or over the model's thres
 published once to the `ecommerce_high_intent` topic after the commit (at least once: a crash
 between commit and publish re-sends nothing, a crash before the commit re-scores the batch).
 
-Raw rows become feature input with the column conventions of `stg_shop__events` (event type
-vocabulary, category through `reference.categories`, default quantity, unknown device and
-traffic source, row checks, duplicates by event id); the parity test holds the two paths to
-the same features and scores.
+Raw rows become feature input through the SQL of `stg_shop__events` itself (trims, event type
+vocabulary, row checks, deduplication, category names), also read from `ml.feature_definitions`
+(`registry.staging_sql`); the parity test holds the two paths to the same features and scores.
 """
 
 from __future__ import annotations
@@ -33,16 +32,24 @@ import pyarrow as pa
 from kafka import KafkaProducer
 
 from shoplens.config import HIGH_INTENT_TOPIC
-from shoplens.ml.registry import DEFAULT_MODEL, LoadedModel, feature_sql, load_latest
+from shoplens.ml.registry import (
+    DEFAULT_MODEL,
+    LoadedModel,
+    feature_sql,
+    load_latest,
+    staging_sql,
+)
 from shoplens.stream.clients import KAFKA_API_VERSION
 from shoplens.stream.sink import BatchHook
 from shoplens.warehouse import connect
 
 SCORES_TABLE = "live.session_scores"
 LIVE_RELATION = "live_scoring_events"
+# The raw rows of the batch being staged, and the category map (reference.categories).
+RAW_BATCH = "_live_batch"
+CATEGORIES = "categories"
 # A session without new events for this long (wall clock) is dropped from memory.
 SESSION_IDLE_MINUTES = 30
-FUTURE_TOLERANCE_HOURS = 24
 
 SCORES_DDL = f"""
 create schema if not exists live;
@@ -55,42 +62,14 @@ comment on table {SCORES_TABLE} is 'One row per scoring of an in-progress sessio
 scorer (shoplens sink --score): the purchase-intent probability after the events seen so far.';
 """
 
-# Raw contract rows → the columns early_intent_features reads, with stg_shop__events'
-# conventions. Rows staging would quarantine are left out, as are events already held.
-_STAGE_SQL = f"""
+# Staged events (the rows stg_shop__events would hold) → the in-progress events, unless held.
+_HOLD_SQL = """
 insert into live_events
-with renamed as (
-    select nullif(trim(event_id), '') as event_id, event_time,
-           case trim(event_type)
-               when 'view' then 'product_view' when 'cart' then 'add_to_cart'
-               when 'page_view' then 'page_view' when 'product_view' then 'product_view'
-               when 'add_to_cart' then 'add_to_cart'
-               when 'remove_from_cart' then 'remove_from_cart'
-               when 'checkout' then 'checkout' when 'purchase' then 'purchase'
-           end as event_type,
-           product_id, nullif(lower(trim(category_code)), '') as category_code, price,
-           user_id as customer_id, nullif(trim(user_session), '') as session_id, quantity,
-           coalesce(nullif(lower(trim(device)), ''), 'unknown') as device,
-           coalesce(nullif(lower(trim(traffic_source)), ''), 'unknown') as traffic_source
-    from _live_batch
-), usable as (
-    select * from renamed
-    where event_id is not null and event_time is not null and event_type is not null
-      and customer_id is not null and session_id is not null
-      and event_time <= now()::timestamp + interval {FUTURE_TOLERANCE_HOURS} hour
-      and (price is null or price > 0) and (quantity is null or quantity > 0)
-      and event_id not in (select event_id from live_events)
-    qualify row_number() over (partition by event_id order by event_time) = 1
-)
-select u.session_id, u.event_id, u.event_time, u.event_type, u.product_id,
-       case when u.product_id is not null or u.category_code is not null
-            then coalesce(c.category_name, 'Other') end as category,
-       u.price,
-       case when u.event_type in ('add_to_cart', 'remove_from_cart', 'purchase')
-            then coalesce(u.quantity, 1) else u.quantity end as quantity,
-       u.device, u.traffic_source, u.customer_id, now()::timestamp as received_at
-from usable u
-left join categories c on c.category_top_level = split_part(u.category_code, '.', 1)
+select user_session, event_id, event_time, event_type, product_id, category, price, quantity,
+       device, traffic_source, customer_id, now()::timestamp
+from ({staged}) as staged
+where user_session is not null
+    and event_id not in (select event_id from live_events)
 """
 
 
@@ -106,7 +85,7 @@ class ScoredBatch:
 class LiveScorer(BatchHook):
     """Scores the sessions each sink batch touches; see the module docstring."""
 
-    def __init__(self, model: LoadedModel, sql_template: str,
+    def __init__(self, model: LoadedModel, sql_template: str, staging_template: str,
                  categories: list[tuple[str, str]], *, producer: KafkaProducer | None = None,
                  report: Callable[[str], None] | None = None) -> None:
         self.model = model
@@ -122,14 +101,15 @@ class LiveScorer(BatchHook):
             "event_time TIMESTAMP, event_type VARCHAR, product_id BIGINT, category VARCHAR, "
             "price DOUBLE, quantity INTEGER, device VARCHAR, traffic_source VARCHAR, "
             "customer_id BIGINT, received_at TIMESTAMP)")
-        self.mem.execute("create table categories (category_top_level VARCHAR, "
+        self.mem.execute(f"create table {CATEGORIES} (category_top_level VARCHAR, "
                          "category_name VARCHAR)")
-        self.mem.executemany("insert into categories values (?, ?)", categories)
+        self.mem.executemany(f"insert into {CATEGORIES} values (?, ?)", categories)
         self.mem.execute("create table touched (session_id VARCHAR)")
         self.mem.execute(
             f"create view {LIVE_RELATION} as select * from live_events "
             "where session_id in (select session_id from touched)")
         self._features_sql = sql_template
+        self._hold_sql = _HOLD_SQL.format(staged=staging_template)
         self._table_ready = False
 
     @classmethod
@@ -140,6 +120,7 @@ class LiveScorer(BatchHook):
         with connect(db, read_only=True) as con:
             model = load_latest(con, DEFAULT_MODEL)
             template = feature_sql(con, LIVE_RELATION)
+            staging = staging_sql(con, RAW_BATCH, CATEGORIES)
             categories = con.execute("select category_top_level, category_name "
                                      "from reference.categories").fetchall()
             tables = {r[0] for r in con.execute(
@@ -150,7 +131,7 @@ class LiveScorer(BatchHook):
                 f"now()::timestamp - interval {SESSION_IDLE_MINUTES} minute)").to_arrow_table()
             alerted = set() if SCORES_TABLE not in tables else {r[0] for r in con.execute(
                 f"select distinct session_id from {SCORES_TABLE} where high_intent").fetchall()}
-        scorer = cls(model, template, categories, report=report)
+        scorer = cls(model, template, staging, categories, report=report)
         if bootstrap is not None:
             scorer.publish_to(bootstrap)
         scorer.alerted = alerted
@@ -167,15 +148,24 @@ class LiveScorer(BatchHook):
             client_id="shoplens-live-scorer", enable_idempotence=True, acks="all")
 
     def stage(self, events: pa.Table) -> list[str]:
-        """Add raw contract rows to the in-progress events; return the sessions touched."""
-        self.mem.register("_live_batch", events)
+        """Add raw contract rows (`source` and `loaded_at` optional: a sink batch has neither,
+        and is stamped as loaded now by kafka) to the in-progress events; return the sessions
+        touched."""
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        if "source" not in events.column_names:
+            events = events.append_column("source", pa.array(["kafka"] * events.num_rows,
+                                                             pa.string()))
+        if "loaded_at" not in events.column_names:
+            events = events.append_column("loaded_at", pa.array([now] * events.num_rows,
+                                                                pa.timestamp("us")))
+        self.mem.register(RAW_BATCH, events)
         try:
             touched = self.mem.execute(
-                "select distinct nullif(trim(user_session), '') from _live_batch "
+                f"select distinct nullif(trim(user_session), '') from {RAW_BATCH} "
                 "where nullif(trim(user_session), '') is not null").fetchall()
-            self.mem.execute(_STAGE_SQL)
+            self.mem.execute(self._hold_sql)
         finally:
-            self.mem.unregister("_live_batch")
+            self.mem.unregister(RAW_BATCH)
         return [t[0] for t in touched]
 
     def score(self, sessions: list[str]) -> ScoredBatch:
