@@ -125,7 +125,7 @@ def test_sink_exits_cleanly_on_sigterm(warehouse: Path) -> None:
             if sink.poll() is None:
                 sink.kill()
     assert sink.returncode == 0, err
-    assert json.loads(out)["rows"]["raw.events"] == 2_000
+    assert json.loads(out)["rows"].get("raw.events") == 2_000, err[-3000:]
 
 
 def test_command_errors_are_one_line() -> None:

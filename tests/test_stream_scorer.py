@@ -137,8 +137,7 @@ def test_sink_scores_streamed_sessions_and_alerts_high_intent(built_warehouse: P
         world = load_world(con)
     with EmbeddedBroker() as broker:
         scorer = LiveScorer.from_warehouse(db, bootstrap=broker.bootstrap)
-        sink = Sink(SinkConfig(db=db, bootstrap=broker.bootstrap, batch_interval=0.2,
-                               session_timeout_ms=3000), hook=scorer)
+        sink = Sink(SinkConfig(db=db, bootstrap=broker.bootstrap, batch_interval=0.2), hook=scorer)
         stop = threading.Event()
         thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
         thread.start()

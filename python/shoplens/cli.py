@@ -202,13 +202,11 @@ def stream(db: Path, bootstrap: str | None, rate: float, duration: float, seed: 
 @db_option
 @bootstrap_option
 @click.option("--group", default="shoplens-sink", show_default=True,
-              help="Kafka consumer group (offsets are kept per group in raw.sink_offsets).")
+              help="Name the sink's offsets are kept under in raw.sink_offsets.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=5_000, show_default=True,
               help="Messages per micro-batch at most.")
 @click.option("--batch-interval", type=click.FloatRange(min=0.01), default=0.25,
               show_default=True, help="Seconds a message may wait for its batch.")
-@click.option("--session-timeout-ms", type=click.IntRange(min=1000), default=10_000,
-              show_default=True, help="Consumer group session timeout.")
 @click.option("--stop-when-idle", type=click.FloatRange(min=0.1), default=None,
               help="Exit after this many seconds with nothing new and no lag.")
 @click.option("--score", is_flag=True,
@@ -216,8 +214,7 @@ def stream(db: Path, bootstrap: str | None, rate: float, duration: float, seed: 
               "the high-intent topic.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on exit.")
 def sink(db: Path, bootstrap: str | None, group: str, batch_size: int, batch_interval: float,
-         session_timeout_ms: int, stop_when_idle: float | None, score: bool,
-         as_json: bool) -> None:
+         stop_when_idle: float | None, score: bool, as_json: bool) -> None:
     """Land Kafka events and order lines in raw.* exactly once (until Ctrl-C / SIGTERM)."""
     from shoplens.stream.run import make_hook
     from shoplens.stream.sink import Sink, SinkConfig, stats_json, stop_on_signals
@@ -226,8 +223,7 @@ def sink(db: Path, bootstrap: str | None, group: str, batch_size: int, batch_int
     assert bootstrap is not None
     stop = stop_on_signals()
     config = SinkConfig(db=db, bootstrap=bootstrap, group=group, batch_size=batch_size,
-                        batch_interval=batch_interval, session_timeout_ms=session_timeout_ms,
-                        stop_when_idle=stop_when_idle)
+                        batch_interval=batch_interval, stop_when_idle=stop_when_idle)
     stats = Sink(config, hook=make_hook(db, bootstrap, score, _err), report=_err).run(stop)
     if as_json:
         click.echo(stats_json(stats))

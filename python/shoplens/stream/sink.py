@@ -1,23 +1,28 @@
 """The exactly-once Kafka → DuckDB sink.
 
-A kafka-python consumer group reads `ecommerce_events` and `ecommerce_transactions` and
-micro-batches the raw payloads (by count and by time; while the writer thread is busy the
-next batch keeps growing, so batches adapt to the load). Each batch is validated in bulk
-(`contract.Validator`), then ONE DuckDB transaction writes the valid rows, the rejects and the
-next offset of every partition in the batch to `raw.sink_offsets`. The warehouse, not Kafka,
-is the source of truth for offsets: on start and on every rebalance the sink pauses the new
-partitions, reads their offsets from DuckDB and seeks there before it accepts any record. A
-sink killed at any instant therefore re-reads exactly what it had not committed.
+A kafka-python consumer reads every partition of `ecommerce_events` and
+`ecommerce_transactions` and micro-batches the raw payloads (by count and by time; while the
+writer thread is busy the next batch keeps growing, so batches adapt to the load). Each batch
+is validated in bulk (`contract.Validator`), then ONE DuckDB transaction writes the valid rows,
+the rejects and the next offset of every partition in the batch to `raw.sink_offsets`. The
+warehouse, not Kafka, is the source of truth for offsets: on start (and when a topic gains
+partitions) the sink pauses the new partitions, reads their offsets from DuckDB and seeks there
+before it accepts any record. A sink killed at any instant therefore re-reads exactly what it
+had not committed.
+
+The partitions are assigned by the sink, not by a Kafka consumer group: a DuckDB file has one
+writer, so one sink per warehouse reads them all, and kafka-python 3.0's group join sometimes
+stalled a sink's start for seconds to minutes (a range assignment made before the topic
+metadata arrived, an event-loop task blocked after the offset fetch).
 
 Before writing, the transaction checks that the stored offsets are still the ones this sink
-last saw; if another instance wrote those partitions meanwhile (this one was presumed dead
-during a long pause) the batch is rolled back and the partitions are re-read from the stored
-offsets. The writer releases the file after each batch while the stream is quiet; while it
-works off a backlog it keeps its connection across back-to-back batches (reopening the file
-for every batch costs a checkpoint each time) but releases it at least every `HOLD_SECONDS`,
-so a `dbt build` can take the file between batches. While another process holds the file the
-sink pauses its partitions, keeps polling (so it stays in the group) and retries, and Kafka
-buffers.
+last saw; if another sink under the same name wrote those partitions meanwhile (two started by
+mistake) the batch is rolled back and the partitions are re-read from the stored offsets. The
+writer releases the file after each batch while the stream is quiet; while it works off a
+backlog it keeps its connection across back-to-back batches (reopening the file for every batch
+costs a checkpoint each time) but releases it at least every `HOLD_SECONDS`, so a `dbt build`
+can take the file between batches. While another process holds the file the sink pauses its
+partitions, keeps polling and retries, and Kafka buffers.
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
@@ -74,7 +78,6 @@ class SinkConfig:
     batch_size: int = 5_000  # hand a batch to the writer at this many messages...
     max_batch: int = 25_000  # ...but while it is busy keep buffering up to this many
     batch_interval: float = 0.25
-    session_timeout_ms: int = 10_000
     stop_when_idle: float | None = None
     progress_every: float = 5.0
     shutdown_timeout: float = 60.0
@@ -157,17 +160,6 @@ class _Buffer:
         return pa.table({"partition": pa.array(self.partitions, pa.int32()),
                          "kafka_offset": pa.array(self.offsets, pa.int64()),
                          "payload": pa.array(self.payloads, pa.binary())}, schema=BATCH_SCHEMA)
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.sink._revoke(set(revoked))
-
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.sink._assign(set(assigned))
 
 
 class WarehouseBusy(Exception):
@@ -345,26 +337,34 @@ class Sink:
         self.consumer = KafkaConsumer(
             bootstrap_servers=config.bootstrap,
             api_version=KAFKA_API_VERSION,
-            group_id=config.group,
+            group_id=None,  # offsets live in DuckDB; partitions are assigned below
             client_id=f"{config.group}-consumer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            session_timeout_ms=config.session_timeout_ms,
-            heartbeat_interval_ms=max(100, config.session_timeout_ms // 5),
-            max_poll_interval_ms=max(30_000, config.session_timeout_ms * 3),
             **CONSUMER_FETCH_SETTINGS,
         )
-        self.consumer.subscribe(list(config.topics), listener=_Listener(self))
+        self._assign_partitions()
         self.writer = _Writer(self)
 
-    # ---------------------------------------------------------------- rebalance bookkeeping
+    # ---------------------------------------------------------------- partition bookkeeping
+
+    def _assign_partitions(self) -> None:
+        """Own every partition the topics have (from the consumer's metadata, refreshed by
+        kafka-python every few minutes); new ones are held until their offsets are read."""
+        wanted = {TopicPartition(topic, partition) for topic in self.config.topics
+                  for partition in self.consumer.partitions_for_topic(topic)}
+        owned = self.consumer.assignment()
+        if wanted == owned:
+            return
+        if owned - wanted:
+            self._revoke(owned - wanted)
+        self.consumer.assign(sorted(wanted))
+        if wanted - owned:
+            self._assign(wanted - owned)
 
     def _revoke(self, revoked: set[TopicPartition]) -> None:
-        """Forget revoked partitions; their unwritten records are re-read by the next owner.
-
-        A batch already with the writer may still commit them: the stored-offset check makes
-        whichever writer comes second re-read instead of writing twice.
-        """
+        """Forget partitions that no longer exist (a deleted topic); a batch already with the
+        writer may still commit them."""
         for topic, buffer in self.buffers.items():
             gone = {tp.partition for tp in revoked if tp.topic == topic}
             if gone:
@@ -640,7 +640,7 @@ class Sink:
             return {}
 
     def _poll_paused(self, timeout: float) -> None:
-        """Poll with every partition paused: stay in the group without fetching."""
+        """Poll with every partition paused: keep the client's connections without fetching."""
         self.consumer.pause(*self.consumer.assignment())
         try:
             self._accept(self._poll(timeout))
@@ -701,6 +701,7 @@ class Sink:
                 check = now - last_progress >= cfg.progress_every or (
                     quiet >= STALL_SECONDS and now - last_progress >= STALL_SECONDS)
                 if check:
+                    self._assign_partitions()
                     self.stats.lag = self._lag()
                     self.report(self.stats.line())
                     last_progress = now
