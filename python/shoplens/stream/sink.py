@@ -349,32 +349,15 @@ class Sink:
     # ---------------------------------------------------------------- partition bookkeeping
 
     def _assign_partitions(self) -> None:
-        """Own every partition the topics have (from the consumer's metadata, refreshed by
-        kafka-python every few minutes); new ones are held until their offsets are read."""
-        wanted = {TopicPartition(topic, partition) for topic in self.config.topics
-                  for partition in self.consumer.partitions_for_topic(topic)}
+        """Own every partition the topics have (from the consumer's metadata, which kafka-python
+        refreshes every few minutes); new ones are held until their offsets are read. Nothing
+        is given up: a topic missing from one metadata answer keeps its partitions."""
         owned = self.consumer.assignment()
-        if wanted == owned:
-            return
-        if owned - wanted:
-            self._revoke(owned - wanted)
-        self.consumer.assign(sorted(wanted))
-        if wanted - owned:
-            self._assign(wanted - owned)
-
-    def _revoke(self, revoked: set[TopicPartition]) -> None:
-        """Forget partitions that no longer exist (a deleted topic); a batch already with the
-        writer may still commit them."""
-        for topic, buffer in self.buffers.items():
-            gone = {tp.partition for tp in revoked if tp.topic == topic}
-            if gone:
-                buffer.drop_partitions(gone)
-        if not self.buffered():
-            self._first_buffered = None
-        for tp in revoked:
-            self.committed.pop(tp, None)
-            self.expected.pop(tp, None)
-            self.pending_seek.discard(tp)
+        new = {TopicPartition(topic, partition) for topic in self.config.topics
+               for partition in self.consumer.partitions_for_topic(topic)} - owned
+        if new:
+            self.consumer.assign(sorted(owned | new))
+            self._assign(new)
 
     def _assign(self, assigned: set[TopicPartition]) -> None:
         """Hold new partitions until their offsets are read from DuckDB (main loop)."""
