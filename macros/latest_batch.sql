@@ -5,7 +5,8 @@
     row they write with built_at, the start time of the dbt run that wrote it. An incremental
     build rewrites only what new events touched, so the rows of the latest batch (built_at equal
     to its maximum) are the only ones that can have changed since the build before, whose tests
-    passed. A full refresh stamps every row alike, so its tests read everything, and
+    passed, as long as the models' SQL is the same (after changing it, build with
+    --full-refresh or test with test_all_rows). A full refresh stamps every row alike, so its tests read everything, and
     `--vars '{test_all_rows: true}'` makes any build or `dbt test` check every row.
 -#}
 
