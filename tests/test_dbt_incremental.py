@@ -159,13 +159,12 @@ def test_burst_edge_cases_landed(incremental_and_full) -> None:
 
 
 def _plant_duplicate(db: Path, built_at: str) -> None:
-    """Insert a second copy of an event written before the latest build, stamped `built_at`
-    ('latest': as if the latest build had written it; 'old': its own, older stamp)."""
+    """Insert a second copy of an event written before the latest build, its built_at set to
+    the SQL expression `built_at`."""
     with duckdb.connect(str(db)) as con:
         con.execute(f"""
             insert into intermediate.int_events_sessionized
-            select * replace ({'(select max(built_at) from intermediate.int_events_sessionized)'
-                               if built_at == 'latest' else 'built_at'} as built_at)
+            select * replace ({built_at} as built_at)
             from intermediate.int_events_sessionized
             where built_at < (select max(built_at) from intermediate.int_events_sessionized)
             order by event_id
@@ -178,11 +177,13 @@ def test_grain_tests_check_the_latest_batch(incremental_and_full, dbt, tmp_path:
     among old rows (checked by the build that wrote them) pass, and test_all_rows finds all."""
     inc, _, _ = incremental_and_full
     grain_test = ["test", "--select", "int_events_sessionized,test_name:primary_key"]
-    for planted, scoped_finds_it in (("latest", True), ("old", False)):
+    latest = "(select max(built_at) from intermediate.int_events_sessionized)"
+    # as if the latest build had written the copy / the copy keeps the original's older stamp
+    for planted, stamp, scoped_finds_it in (("latest", latest, True), ("old", "built_at", False)):
         db = tmp_path / planted / inc.name  # same file name: same catalog name in the SQL
         db.parent.mkdir()
         shutil.copy(inc, db)
-        _plant_duplicate(db, planted)
+        _plant_duplicate(db, stamp)
         scoped = dbt(grain_test, db, tmp_path / planted, check=False)
         assert (scoped.returncode != 0) is scoped_finds_it, scoped.stdout[-3000:]
         every_row = dbt([*grain_test, "--vars", "{test_all_rows: true}"], db,

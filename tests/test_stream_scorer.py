@@ -15,17 +15,11 @@ from kafka import KafkaConsumer, TopicPartition
 
 from shoplens.config import HIGH_INTENT_TOPIC
 from shoplens.generate import load_world
-from shoplens.ml.registry import RegistryError, feature_sql, load_latest, staging_sql
+from shoplens.ml.registry import RegistryError
 from shoplens.stream.broker import EmbeddedBroker
 from shoplens.stream.clients import KAFKA_API_VERSION
 from shoplens.stream.producer import produce
-from shoplens.stream.scorer import (
-    CATEGORIES,
-    LIVE_RELATION,
-    RAW_BATCH,
-    SCORES_TABLE,
-    LiveScorer,
-)
+from shoplens.stream.scorer import SCORES_TABLE, LiveScorer
 from shoplens.stream.sink import Sink, SinkConfig
 
 FEATURES = ["events_so_far", "page_views_so_far", "product_views_so_far",
@@ -36,18 +30,11 @@ FEATURES = ["events_so_far", "page_views_so_far", "product_views_so_far",
             "start_hour", "start_weekday", "start_month"]
 
 
-def scorer_for(con: duckdb.DuckDBPyConnection) -> LiveScorer:
-    categories = con.execute("select category_top_level, category_name "
-                             "from reference.categories").fetchall()
-    return LiveScorer(load_latest(con), feature_sql(con, LIVE_RELATION),
-                      staging_sql(con, RAW_BATCH, CATEGORIES), categories)
-
-
 def test_live_path_gives_the_batch_features_and_scores(built_warehouse: Path) -> None:
     """Feed the raw rows of 400 sessions, up to just before each session's first checkout or
     purchase (what the batch features see), through the live scorer."""
+    scorer = LiveScorer.from_warehouse(built_warehouse, bootstrap=None)
     with duckdb.connect(str(built_warehouse), read_only=True) as con:
-        scorer = scorer_for(con)
         sessions = [r[0] for r in con.execute(
             "select session_id from intermediate.int_sessions_early_featurized f "
             "join ml.session_predictions p using (session_id) "
@@ -97,8 +84,8 @@ def test_live_staging_is_stg_shop__events(built_warehouse: Path) -> None:
     sessions, defective ones included, it holds exactly the events staging keeps."""
     columns = ("event_id, event_time, event_type, product_id, category, price, quantity, "
                "device, traffic_source, customer_id")
+    scorer = LiveScorer.from_warehouse(built_warehouse, bootstrap=None)
     with duckdb.connect(str(built_warehouse), read_only=True) as con:
-        scorer = scorer_for(con)
         con.execute("create temp table picked as select distinct user_session from raw.events "
                     "where user_session is not null order by hash(user_session) limit 300")
         raw = con.sql("select * from raw.events where user_session in "
