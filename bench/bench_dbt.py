@@ -45,8 +45,16 @@ def dbt(args: list[str], db: Path, work: Path) -> tuple[float, dict[str, float]]
     """Run dbt; return wall seconds and execution seconds summed per node type (and over the
     tests tagged full_scan, as "full_scan")."""
     env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
-    cmd = [DBT, *args, "--project-dir", str(ROOT), "--target-path", str(work / "target"),
-           "--log-path", str(work / "logs")]
+    cmd = [
+        DBT,
+        *args,
+        "--project-dir",
+        str(ROOT),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -74,8 +82,15 @@ def append_burst(db: Path) -> int:
     with warehouse.connect(db) as con:
         world = load_world(con)
     events, lines = simulate_sessions(
-        world, BURST_EVENTS // 6, dt.datetime(2026, 10, 31), dt.datetime(2026, 11, 1), seed=99,
-        id_prefix="bench-", defect_rate=0.01, source="kafka")
+        world,
+        BURST_EVENTS // 6,
+        dt.datetime(2026, 10, 31),
+        dt.datetime(2026, 11, 1),
+        seed=99,
+        id_prefix="bench-",
+        defect_rate=0.01,
+        source="kafka",
+    )
     events = events.slice(0, BURST_EVENTS)
     lines = lines.filter(pc.is_in(lines["event_id"], value_set=events["event_id"]))
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -94,14 +109,21 @@ def main() -> None:
     try:
         for sessions in SIZES:
             db = work / f"s{sessions}.duckdb"
-            generate_and_load(db, sessions=sessions, seed=42, days=365, end=END,
-                              defect_rate=0.01, progress=False)
+            generate_and_load(
+                db, sessions=sessions, seed=42, days=365, end=END, defect_rate=0.01, progress=False
+            )
             events = count(db, "select count(*) from raw.events")
             dbt(["seed"], db, work / f"s{sessions}")
             seconds, split = dbt(["build", *SQL_ONLY], db, work / f"s{sessions}")
-            rows.append([f"full build, {sessions:,} sessions", f"{events:,} raw events",
-                         f"{seconds:.1f}", f"{split.get('model', 0):.1f}",
-                         f"{split.get('test', 0) + split.get('unit_test', 0):.1f}"])
+            rows.append(
+                [
+                    f"full build, {sessions:,} sessions",
+                    f"{events:,} raw events",
+                    f"{seconds:.1f}",
+                    f"{split.get('model', 0):.1f}",
+                    f"{split.get('test', 0) + split.get('unit_test', 0):.1f}",
+                ]
+            )
             print(rows[-1], flush=True)
             if sessions == SIZES[-1]:
                 full_1m_s = seconds
@@ -112,57 +134,68 @@ def main() -> None:
                 shutil.copy(db, after_burst)
                 runs = [("", ["build", *SQL_ONLY])] + [
                     (f" `{' '.join(AFTER_BURST)}` (run {run + 1})", ["build", *AFTER_BURST])
-                    for run in range(AFTER_BURST_RUNS)]
+                    for run in range(AFTER_BURST_RUNS)
+                ]
                 for label, args in runs:
                     shutil.copy(after_burst, db)
                     seconds, split = dbt(args, db, work / f"s{sessions}")
-                    landed = count(db, "select count(*) from intermediate.int_events_sessionized "
-                                       "where event_id like 'bench-%'")
+                    landed = count(
+                        db,
+                        "select count(*) from intermediate.int_events_sessionized "
+                        "where event_id like 'bench-%'",
+                    )
                     if landed < 0.97 * added:  # 1 % of the burst is defective by design
                         raise SystemExit(f"only {landed:,} of {added:,} burst events landed")
                     if label:
                         light_s.append(seconds)
                     else:
                         incremental_s, full_scan_s = seconds, split.get("full_scan", 0.0)
-                    rows.append([f"incremental build{label}, +{added:,} events on "
-                                 f"{sessions:,} sessions", f"{added:,} new events",
-                                 f"{seconds:.1f}", f"{split.get('model', 0):.1f}",
-                                 f"{split.get('test', 0) + split.get('unit_test', 0):.1f}"])
+                    rows.append(
+                        [
+                            f"incremental build{label}, +{added:,} events on {sessions:,} sessions",
+                            f"{added:,} new events",
+                            f"{seconds:.1f}",
+                            f"{split.get('model', 0):.1f}",
+                            f"{split.get('test', 0) + split.get('unit_test', 0):.1f}",
+                        ]
+                    )
                     print(rows[-1], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
     verdict = {True: "PASS", False: "FAIL"}
-    body = "\n".join([
-        "`dbt build --exclude path:models/ml` (SQL models, data tests and unit tests) on a "
-        "freshly generated warehouse (seed 42, 365 days, 1 % defects), after `dbt seed`. "
-        "Model and test columns are dbt's execution times summed over nodes (dbt threads run "
-        "in parallel, so they can exceed the wall time).",
-        "",
-        markdown_table(["build", "input", "wall s", "models s", "tests s"], rows),
-        "",
-        f"- Target: full SQL build at 1M sessions <= {FULL_TARGET_S:.0f} s: "
-        f"{full_1m_s:.1f} s, {verdict[full_1m_s <= FULL_TARGET_S]}.",
-        f"- Target: incremental build after {BURST_EVENTS:,} new events <= "
-        f"{INCREMENTAL_TARGET_S:.0f} s. The refresh README gives after a burst, "
-        f"`dbt build {' '.join(AFTER_BURST)}` (SQL models downstream of raw events and "
-        f"transactions with their data tests; no ml, seeds, unit tests or `full_scan` tests): "
-        f"worst of {len(light_s)} runs {max(light_s, default=float('nan')):.1f} s, "
-        f"{verdict[bool(light_s) and max(light_s) <= INCREMENTAL_TARGET_S]}. "
-        f"Plain `dbt build --exclude path:models/ml` (every test, unit tests and the two "
-        f"`full_scan` grain tests of the staging event views, which recompute the "
-        f"deduplication of all 8M raw events, {full_scan_s:.1f} s of execution time between "
-        f"them): {incremental_s:.1f} s, "
-        f"{verdict[incremental_s <= INCREMENTAL_TARGET_S]}. In both, the grain, relationship "
-        f"and leakage tests of the incremental event and session tables check the latest "
-        f"batch (macros/latest_batch.sql).",
-        f"- Peak memory of the dbt processes: {peak_rss_mib(children=True):,.0f} MiB.",
-        f"- Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/"
-        f"{load_before[2]:.1f}, after: {load_after[0]:.1f}/{load_after[1]:.1f}/"
-        f"{load_after[2]:.1f} (other work shares the 2 cores when this is above ~2).",
-        "",
-        "Command: `.venv/bin/python -m bench.bench_dbt`",
-    ])
+    body = "\n".join(
+        [
+            "`dbt build --exclude path:models/ml` (SQL models, data tests and unit tests) on a "
+            "freshly generated warehouse (seed 42, 365 days, 1 % defects), after `dbt seed`. "
+            "Model and test columns are dbt's execution times summed over nodes (dbt threads run "
+            "in parallel, so they can exceed the wall time).",
+            "",
+            markdown_table(["build", "input", "wall s", "models s", "tests s"], rows),
+            "",
+            f"- Target: full SQL build at 1M sessions <= {FULL_TARGET_S:.0f} s: "
+            f"{full_1m_s:.1f} s, {verdict[full_1m_s <= FULL_TARGET_S]}.",
+            f"- Target: incremental build after {BURST_EVENTS:,} new events <= "
+            f"{INCREMENTAL_TARGET_S:.0f} s. The refresh README gives after a burst, "
+            f"`dbt build {' '.join(AFTER_BURST)}` (SQL models downstream of raw events and "
+            f"transactions with their data tests; no ml, seeds, unit tests or `full_scan` tests): "
+            f"worst of {len(light_s)} runs {max(light_s, default=float('nan')):.1f} s, "
+            f"{verdict[bool(light_s) and max(light_s) <= INCREMENTAL_TARGET_S]}. "
+            f"Plain `dbt build --exclude path:models/ml` (every test, unit tests and the two "
+            f"`full_scan` grain tests of the staging event views, which recompute the "
+            f"deduplication of all 8M raw events, {full_scan_s:.1f} s of execution time between "
+            f"them): {incremental_s:.1f} s, "
+            f"{verdict[incremental_s <= INCREMENTAL_TARGET_S]}. In both, the grain, relationship "
+            f"and leakage tests of the incremental event and session tables check the latest "
+            f"batch (macros/latest_batch.sql).",
+            f"- Peak memory of the dbt processes: {peak_rss_mib(children=True):,.0f} MiB.",
+            f"- Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/"
+            f"{load_before[2]:.1f}, after: {load_after[0]:.1f}/{load_after[1]:.1f}/"
+            f"{load_after[2]:.1f} (other work shares the 2 cores when this is above ~2).",
+            "",
+            "Command: `.venv/bin/python -m bench.bench_dbt`",
+        ]
+    )
     write_section("dbt", "dbt build (SQL models)", body)
     print(body)
 

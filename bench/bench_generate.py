@@ -37,8 +37,12 @@ print(json.dumps({"seconds": time.perf_counter() - began, "events": s.events,
 def measure(sessions: int, workdir: Path) -> dict[str, float]:
     """One generate+load run of `sessions` into a fresh file, in a child process."""
     db = workdir / f"bench_{sessions}.duckdb"
-    out = subprocess.run([sys.executable, "-c", CHILD, str(db), str(sessions)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(db), str(sessions)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     result = json.loads(out)
     result["sessions"] = sessions
     result["file_mib"] = db.stat().st_size / 2**20
@@ -55,12 +59,18 @@ def main() -> None:
         for sessions in sorted(args.sessions):
             r = measure(sessions, Path(tmp))
             print(json.dumps(r), file=sys.stderr)
-            rows.append([
-                f"{sessions:,}", f"{r['event_rows']:,}", f"{r['transactions']:,}",
-                f"{r['customers']:,}", f"{r['seconds']:.1f}",
-                f"{r['event_rows'] / r['seconds']:,.0f}", f"{r['peak_mib']:,.0f}",
-                f"{r['file_mib']:,.0f}",
-            ])
+            rows.append(
+                [
+                    f"{sessions:,}",
+                    f"{r['event_rows']:,}",
+                    f"{r['transactions']:,}",
+                    f"{r['customers']:,}",
+                    f"{r['seconds']:.1f}",
+                    f"{r['event_rows'] / r['seconds']:,.0f}",
+                    f"{r['peak_mib']:,.0f}",
+                    f"{r['file_mib']:,.0f}",
+                ]
+            )
             if sessions == TARGET_SESSIONS:
                 ok = r["seconds"] <= TARGET_SECONDS and r["peak_mib"] < TARGET_MEMORY_MIB
                 verdicts.append(
@@ -68,17 +78,30 @@ def main() -> None:
                     f"{r['seconds']:.1f} s (target <= {TARGET_SECONDS:.0f} s), peak memory "
                     f"{r['peak_mib']:,.0f} MiB (target < {TARGET_MEMORY_MIB:,.0f} MiB)."
                 )
-    body = "\n\n".join([
-        "`shoplens generate` path (`generate_and_load`, seed 42, 365 days, 1% defects) into a "
-        "fresh DuckDB file; each size in a fresh process. Events counts include the "
-        "duplicated defect rows.",
-        "Command: `.venv/bin/python -m bench.bench_generate`. Load average when it ran: "
-        f"{load:.1f} on {os.cpu_count()} cores (other work shares the machine when this is "
-        "above about 1).",
-        markdown_table(["sessions", "event rows", "order lines", "customers", "seconds",
-                        "events/s", "peak memory (MiB)", "file (MiB)"], rows),
-        *(verdicts or ["Target size (1,000,000 sessions) not run: no verdict."]),
-    ])
+    body = "\n\n".join(
+        [
+            "`shoplens generate` path (`generate_and_load`, seed 42, 365 days, 1% defects) into a "
+            "fresh DuckDB file; each size in a fresh process. Events counts include the "
+            "duplicated defect rows.",
+            "Command: `.venv/bin/python -m bench.bench_generate`. Load average when it ran: "
+            f"{load:.1f} on {os.cpu_count()} cores (other work shares the machine when this is "
+            "above about 1).",
+            markdown_table(
+                [
+                    "sessions",
+                    "event rows",
+                    "order lines",
+                    "customers",
+                    "seconds",
+                    "events/s",
+                    "peak memory (MiB)",
+                    "file (MiB)",
+                ],
+                rows,
+            ),
+            *(verdicts or ["Target size (1,000,000 sessions) not run: no verdict."]),
+        ]
+    )
     write_section("generate", "Generate + load (issue #2)", body)
     print(body)
 

@@ -34,14 +34,28 @@ def prepare(sessions: int) -> tuple[Path, float]:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     db = OUT / "warehouse.duckdb"
-    generate_and_load(db, sessions=sessions, seed=42, days=365, end=dt.date(2026, 10, 31),
-                      progress=False)
+    generate_and_load(
+        db, sessions=sessions, seed=42, days=365, end=dt.date(2026, 10, 31), progress=False
+    )
     env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
     started = time.perf_counter()
     for args in (["seed"], ["build"]):
-        subprocess.run([DBT, *args, "--project-dir", str(ROOT), "--target-path",
-                        str(OUT / "target"), "--log-path", str(OUT / "logs")],
-                       env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                DBT,
+                *args,
+                "--project-dir",
+                str(ROOT),
+                "--target-path",
+                str(OUT / "target"),
+                "--log-path",
+                str(OUT / "logs"),
+            ],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     return db, time.perf_counter() - started
 
 
@@ -71,20 +85,47 @@ def main() -> None:
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     best, worst = min(times), max(times)
     verdict = "PASS" if worst <= TARGET_SECONDS else "FAIL"
-    rows = [[f"{sessions:,}", f"{customers:,}", len(result.charts), charts, notices,
-             f"{best:.2f}", f"{worst:.2f}", f"{size:.1f}", f"{peak_rss_mib():.0f}",
-             f"<= {TARGET_SECONDS:.0f} s", verdict]]
-    body = "\n\n".join([
-        markdown_table(["sessions", "customers", "pages", "charts", "sections without data",
-                        "best s", "worst s", "site MiB", "peak RSS MiB", "target", "result"],
-                       rows),
-        f"Command: `.venv/bin/python -m bench.bench_report{' --db ' + str(db) if args.db else ''}"
-        f"` ({args.repeat} builds of the whole site in one process, the first with cold "
-        f"imports; the result uses the worst; read-only connection; warehouse: "
-        f"{build_note}). Scatter plots are sampled (5,000 sessions, 6,000 customers) and drawn "
-        "with WebGL; every other chart reads an aggregate. Measured while other engineers' "
-        "jobs shared the 2 cores, so times are pessimistic.",
-    ])
+    rows = [
+        [
+            f"{sessions:,}",
+            f"{customers:,}",
+            len(result.charts),
+            charts,
+            notices,
+            f"{best:.2f}",
+            f"{worst:.2f}",
+            f"{size:.1f}",
+            f"{peak_rss_mib():.0f}",
+            f"<= {TARGET_SECONDS:.0f} s",
+            verdict,
+        ]
+    ]
+    body = "\n\n".join(
+        [
+            markdown_table(
+                [
+                    "sessions",
+                    "customers",
+                    "pages",
+                    "charts",
+                    "sections without data",
+                    "best s",
+                    "worst s",
+                    "site MiB",
+                    "peak RSS MiB",
+                    "target",
+                    "result",
+                ],
+                rows,
+            ),
+            f"Command: `.venv/bin/python -m bench.bench_report{' --db ' + str(db) if args.db else ''}"
+            f"` ({args.repeat} builds of the whole site in one process, the first with cold "
+            f"imports; the result uses the worst; read-only connection; warehouse: "
+            f"{build_note}). Scatter plots are sampled (5,000 sessions, 6,000 customers) and drawn "
+            "with WebGL; every other chart reads an aggregate. Measured while other engineers' "
+            "jobs shared the 2 cores, so times are pessimistic.",
+        ]
+    )
     write_section("report", "Report site build", body)
     print(body)
 

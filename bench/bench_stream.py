@@ -51,8 +51,9 @@ def preload(bootstrap: str, n: int) -> int:
     world = build_world(3, 2_000, 400)
     producer = ConfluentProducer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     size = 0
-    for event, _ in session_stream(world, n, dt.datetime(2026, 11, 21, 9),
-                                   dt.timedelta(hours=2), seed=3, id_prefix="b-"):
+    for event, _ in session_stream(
+        world, n, dt.datetime(2026, 11, 21, 9), dt.timedelta(hours=2), seed=3, id_prefix="b-"
+    ):
         value = encode(event)
         size += len(value)
         while True:
@@ -76,10 +77,15 @@ def cpu_per_message(run: Any, *args: Any) -> tuple[float, float]:
 
 def bare_kafka_python(bootstrap: str, n: int, group: str) -> float:
     """kafka-python poll loop that only deserialises: messages/s."""
-    consumer = KafkaConsumer(EVENTS_TOPIC, bootstrap_servers=bootstrap,
-                             api_version=KAFKA_API_VERSION, group_id=group,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             **CONSUMER_FETCH_SETTINGS)
+    consumer = KafkaConsumer(
+        EVENTS_TOPIC,
+        bootstrap_servers=bootstrap,
+        api_version=KAFKA_API_VERSION,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **CONSUMER_FETCH_SETTINGS,
+    )
     seen, first = 0, None
     try:
         while seen < n:
@@ -96,9 +102,14 @@ def bare_kafka_python(bootstrap: str, n: int, group: str) -> float:
 
 def confluent(bootstrap: str, n: int, group: str) -> float:
     """confluent-kafka consume loop that deserialises: messages/s."""
-    consumer = ConfluentConsumer({"bootstrap.servers": bootstrap, "group.id": group,
-                                  "auto.offset.reset": "earliest",
-                                  "enable.auto.commit": False})
+    consumer = ConfluentConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([EVENTS_TOPIC])
     seen, first = 0, None
     try:
@@ -118,8 +129,11 @@ def confluent(bootstrap: str, n: int, group: str) -> float:
 def sink_throughput(bootstrap: str, n: int, group: str, workdir: Path) -> float:
     """The shoplens sink into a fresh DuckDB file: messages/s, first record to last commit."""
     db = workdir / f"{group}.duckdb"
-    sink = Sink(SinkConfig(db=db, bootstrap=bootstrap, group=group, topics=(EVENTS_TOPIC,),
-                           stop_when_idle=1.0))
+    sink = Sink(
+        SinkConfig(
+            db=db, bootstrap=bootstrap, group=group, topics=(EVENTS_TOPIC,), stop_when_idle=1.0
+        )
+    )
     stats = sink.run()
     assert stats.messages == n and stats.rejects == 0, stats.line()
     return stats.throughput
@@ -163,28 +177,53 @@ def latency(db: Path, seconds: float, score: bool) -> dict[str, float]:
         thread = threading.Thread(target=sink.run, daemon=True)
         thread.start()
         time.sleep(2.0)  # let the group settle: latency is about the steady state
-        produce(broker.bootstrap, world, rate=1_000, duration=seconds, seed=11,
-                on_sent=lambda e: sent_at.__setitem__(e["event_id"], time.time()))
+        produce(
+            broker.bootstrap,
+            world,
+            rate=1_000,
+            duration=seconds,
+            seed=11,
+            on_sent=lambda e: sent_at.__setitem__(e["event_id"], time.time()),
+        )
         sink.config.stop_when_idle = 1.0
         thread.join()
     delays = sorted(clock.committed_at[i] - t for i, t in sent_at.items())
     assert len(delays) == len(sent_at)
     q = statistics.quantiles(delays, n=100)
-    return {"events": len(delays), "p50": statistics.median(delays), "p95": q[94],
-            "max": delays[-1]}
+    return {
+        "events": len(delays),
+        "p50": statistics.median(delays),
+        "p95": q[94],
+        "max": delays[-1],
+    }
 
 
 def built_warehouse(workdir: Path) -> Path:
     """A small generated warehouse after dbt seed + build (for the purchase-intent model)."""
     db = workdir / "built.duckdb"
-    generate_and_load(db, sessions=6_000, seed=7, days=365, end=dt.date(2026, 10, 31),
-                      progress=False)
+    generate_and_load(
+        db, sessions=6_000, seed=7, days=365, end=dt.date(2026, 10, 31), progress=False
+    )
     env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
     dbt = str(Path(sys.executable).with_name("dbt"))
     for args in (["seed"], ["build"]):
-        subprocess.run([dbt, *args, "--project-dir", str(ROOT), "--target-path",
-                        str(workdir / "target"), "--log-path", str(workdir / "logs"), "-q"],
-                       env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                dbt,
+                *args,
+                "--project-dir",
+                str(ROOT),
+                "--target-path",
+                str(workdir / "target"),
+                "--log-path",
+                str(workdir / "logs"),
+                "-q",
+            ],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     return db
 
 
@@ -203,15 +242,21 @@ def main() -> None:
             size = preload(broker.bootstrap, args.events)
             print(f"preloaded {args.events:,} events ({size / 2**20:.1f} MiB)", flush=True)
             for r in range(args.rounds):
-                for name, run, extra in (("bare", bare_kafka_python, ()),
-                                         ("sink", sink_throughput, (workdir,)),
-                                         ("confluent", confluent, ())):
-                    rate, us = cpu_per_message(run, broker.bootstrap, args.events,
-                                               f"{name}-{r}", *extra)
+                for name, run, extra in (
+                    ("bare", bare_kafka_python, ()),
+                    ("sink", sink_throughput, (workdir,)),
+                    ("confluent", confluent, ()),
+                ):
+                    rate, us = cpu_per_message(
+                        run, broker.bootstrap, args.events, f"{name}-{r}", *extra
+                    )
                     figures[name].append(rate)
                     cpu[name].append(us)
-                print({k: round(v[-1]) for k, v in figures.items()},
-                      {k: round(v[-1], 1) for k, v in cpu.items()}, flush=True)
+                print(
+                    {k: round(v[-1]) for k, v in figures.items()},
+                    {k: round(v[-1], 1) for k, v in cpu.items()},
+                    flush=True,
+                )
         med = {k: statistics.median(v) for k, v in figures.items()}
         med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
         # Each round runs the ceiling and the sink back to back: compare within rounds.
@@ -226,25 +271,48 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     rows = [
-        ["kafka-python, consume + json.loads (ceiling)", f"{med['bare']:,.0f}",
-         ", ".join(f"{v:,.0f}" for v in figures["bare"]), "100%", f"{med_cpu['bare']:.1f}",
-         f"{med['bare'] * med_cpu['bare'] / 1e6:.2f}"],
-        ["shoplens sink: validate in DuckDB, write, offsets in the same transaction",
-         f"{med['sink']:,.0f}", ", ".join(f"{v:,.0f}" for v in figures["sink"]),
-         f"{med['sink'] / med['bare']:.0%}", f"{med_cpu['sink']:.1f}",
-         f"{med['sink'] * med_cpu['sink'] / 1e6:.2f}"],
-        ["confluent-kafka, consume + json.loads (broker path limit)",
-         f"{med['confluent']:,.0f}", ", ".join(f"{v:,.0f}" for v in figures["confluent"]),
-         f"{med['confluent'] / med['bare']:.0%}", f"{med_cpu['confluent']:.1f}",
-         f"{med['confluent'] * med_cpu['confluent'] / 1e6:.2f}"],
+        [
+            "kafka-python, consume + json.loads (ceiling)",
+            f"{med['bare']:,.0f}",
+            ", ".join(f"{v:,.0f}" for v in figures["bare"]),
+            "100%",
+            f"{med_cpu['bare']:.1f}",
+            f"{med['bare'] * med_cpu['bare'] / 1e6:.2f}",
+        ],
+        [
+            "shoplens sink: validate in DuckDB, write, offsets in the same transaction",
+            f"{med['sink']:,.0f}",
+            ", ".join(f"{v:,.0f}" for v in figures["sink"]),
+            f"{med['sink'] / med['bare']:.0%}",
+            f"{med_cpu['sink']:.1f}",
+            f"{med['sink'] * med_cpu['sink'] / 1e6:.2f}",
+        ],
+        [
+            "confluent-kafka, consume + json.loads (broker path limit)",
+            f"{med['confluent']:,.0f}",
+            ", ".join(f"{v:,.0f}" for v in figures["confluent"]),
+            f"{med['confluent'] / med['bare']:.0%}",
+            f"{med_cpu['confluent']:.1f}",
+            f"{med['confluent'] * med_cpu['confluent'] / 1e6:.2f}",
+        ],
     ]
     lat_rows = [
-        ["event → queryable in DuckDB", f"{queryable['p50']:.2f}", f"{queryable['p95']:.2f}",
-         f"{queryable['max']:.2f}", f"{QUERYABLE_TARGET_S:.0f} s",
-         "pass" if queryable["p95"] <= QUERYABLE_TARGET_S else "FAIL"],
-        ["event → live score committed (`--score`)", f"{scored['p50']:.2f}",
-         f"{scored['p95']:.2f}", f"{scored['max']:.2f}", f"{SCORE_TARGET_S:.0f} s",
-         "pass" if scored["p95"] <= SCORE_TARGET_S else "FAIL"],
+        [
+            "event → queryable in DuckDB",
+            f"{queryable['p50']:.2f}",
+            f"{queryable['p95']:.2f}",
+            f"{queryable['max']:.2f}",
+            f"{QUERYABLE_TARGET_S:.0f} s",
+            "pass" if queryable["p95"] <= QUERYABLE_TARGET_S else "FAIL",
+        ],
+        [
+            "event → live score committed (`--score`)",
+            f"{scored['p50']:.2f}",
+            f"{scored['p95']:.2f}",
+            f"{scored['max']:.2f}",
+            f"{SCORE_TARGET_S:.0f} s",
+            "pass" if scored["p95"] <= SCORE_TARGET_S else "FAIL",
+        ],
     ]
     body = f"""
 Command: `.venv/bin/python -m bench.bench_stream --events {args.events} --rounds {args.rounds}
@@ -255,11 +323,15 @@ with {PARTITIONS} partitions preloaded with {args.events:,} generated events
 (a) Throughput, messages/s (median of {args.rounds} rounds; each round shown).
 Target: the sink keeps at least {THROUGHPUT_TARGET:.0%} of the kafka-python ceiling. Median of
 the per-round ratios (sink / ceiling measured back to back:
-{", ".join(f"{r:.0%}" for r in ratios)}): **{ratio:.0%}, {"pass" if ratio >= THROUGHPUT_TARGET
-else "FAIL"}**.
+{", ".join(f"{r:.0%}" for r in ratios)}): **{ratio:.0%}, {
+        "pass" if ratio >= THROUGHPUT_TARGET else "FAIL"
+    }**.
 
-{markdown_table(["consumer", "median msg/s", "rounds", "of ceiling", "CPU µs/msg",
-                 "cores busy"], rows)}
+{
+        markdown_table(
+            ["consumer", "median msg/s", "rounds", "of ceiling", "CPU µs/msg", "cores busy"], rows
+        )
+    }
 
 "Cores busy" is msg/s × CPU µs/msg: the bare loop decodes JSON in its only thread and, when
 this figure is well under 1, spends the rest of its time waiting for fetch responses, so it is
@@ -281,7 +353,7 @@ least every second and whenever the stream goes quiet; the GIL switch interval i
 the sink runs, so the writer gets the GIL back promptly after each DuckDB call. When other
 jobs take one of the two cores, the sink loses far more than the single-threaded ceiling.
 
-(b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable['events']:,} events), seconds
+(b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable["events"]:,} events), seconds
 from the producer handing an event to kafka-python to the commit of the DuckDB transaction
 holding it (and, with `--score`, its session's score). Sink defaults: batches of up to
 5,000 messages or 0.25 s (bigger while the writer is busy).

@@ -49,10 +49,13 @@ def write_section(name: str, title: str, body: str) -> None:
         f"<!-- bench:{name} -->\n## {title}\n\n{body.strip()}\n\n"
         f"Machine: {machine()}. Date: {today()}.\n<!-- /bench:{name} -->"
     )
-    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->",
-                         re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
-        text.rstrip() + "\n\n" + block + "\n"
+    pattern = re.compile(
+        rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S
+    )
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else (text.rstrip() + "\n\n" + block + "\n")
     )
     BENCH_DOC.write_text(text)
 

@@ -25,13 +25,25 @@ SMALL_SEED = 7
 SMALL_END = dt.date(2026, 10, 31)
 
 
-def run_dbt(args: list[str], db: Path, workdir: Path, check: bool = True,
-            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_dbt(
+    args: list[str],
+    db: Path,
+    workdir: Path,
+    check: bool = True,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """Run dbt against `db` with its own target and log folders under `workdir`."""
-    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT),
-           **(extra_env or {})}
-    cmd = [DBT, *args, "--project-dir", str(ROOT), "--target-path", str(workdir / "target"),
-           "--log-path", str(workdir / "logs")]
+    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT), **(extra_env or {})}
+    cmd = [
+        DBT,
+        *args,
+        "--project-dir",
+        str(ROOT),
+        "--target-path",
+        str(workdir / "target"),
+        "--log-path",
+        str(workdir / "logs"),
+    ]
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr}")
@@ -52,8 +64,15 @@ def small_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Not "raw.duckdb": a file's stem becomes its catalog name, which would clash with the
     # schema `raw` (warehouse.open_connection refuses such names).
     db = tmp_path_factory.mktemp("small") / "small.duckdb"
-    generate_and_load(db, sessions=SMALL_SESSIONS, seed=SMALL_SEED, days=365, end=SMALL_END,
-                      defect_rate=0.01, progress=False)
+    generate_and_load(
+        db,
+        sessions=SMALL_SESSIONS,
+        seed=SMALL_SEED,
+        days=365,
+        end=SMALL_END,
+        defect_rate=0.01,
+        progress=False,
+    )
     return db
 
 

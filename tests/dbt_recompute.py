@@ -38,14 +38,18 @@ def clean_events(raw: pd.DataFrame) -> pd.DataFrame:
     ev["event_id"] = ev["event_id"].str.strip().replace("", np.nan)
     ev["event_type"] = ev["event_type"].str.strip().map(EVENT_TYPES)
     valid = (
-        ev["event_id"].notna()
-        & ev["event_time"].notna()
-        & ev["event_type"].notna()
-        & ev["user_id"].notna()
-        & (ev["event_time"] <= ev["loaded_at"] + pd.Timedelta(hours=24))
-        & ~(ev["price"] <= 0).fillna(False)
-        & ~(ev["quantity"] <= 0).fillna(False)
-    ).fillna(False).astype(bool)
+        (
+            ev["event_id"].notna()
+            & ev["event_time"].notna()
+            & ev["event_type"].notna()
+            & ev["user_id"].notna()
+            & (ev["event_time"] <= ev["loaded_at"] + pd.Timedelta(hours=24))
+            & ~(ev["price"] <= 0).fillna(False)
+            & ~(ev["quantity"] <= 0).fillna(False)
+        )
+        .fillna(False)
+        .astype(bool)
+    )
     ev = ev[valid].sort_values(["event_id", "loaded_at", "event_time"], kind="stable")
     ev = ev.drop_duplicates("event_id", keep="first").copy()
     qty_events = ev["event_type"].isin(["add_to_cart", "remove_from_cart", "purchase"])
@@ -72,8 +76,13 @@ def sessionize(ev: pd.DataFrame, inactivity_minutes: int = 30) -> pd.DataFrame:
         new = gap.isna() | (gap > inactivity_minutes * 60)
         start = idle["event_time"].where(new).groupby(idle["customer_id"]).ffill()
         fraction = ("." + start.dt.strftime("%f")).str.rstrip("0").str.rstrip(".")
-        ids = ("user-" + idle["customer_id"].astype("int64").astype(str) + "-"
-               + start.dt.strftime("%Y-%m-%d %H:%M:%S") + fraction)
+        ids = (
+            "user-"
+            + idle["customer_id"].astype("int64").astype(str)
+            + "-"
+            + start.dt.strftime("%Y-%m-%d %H:%M:%S")
+            + fraction
+        )
         ev.loc[idle.index, "session_id"] = ids
     return ev
 
@@ -93,21 +102,25 @@ def sessions_summary(ev: pd.DataFrame) -> pd.DataFrame:
         revenue=np.where(ev.event_type.eq("purchase"), ev.price * ev.quantity, np.nan),
     )
     g = e.groupby("session_id")
-    out = pd.DataFrame({
-        "events": g.size(),
-        "page_views": g.is_page.sum(),
-        "product_views": g.is_view.sum(),
-        "cart_additions": g.is_cart.sum(),
-        "purchases": g.is_buy.sum(),
-        "revenue": g.revenue.sum(min_count=1).fillna(0.0),
-        "session_duration_seconds": seconds(g.event_time.min(), g.event_time.max()),
-    })
+    out = pd.DataFrame(
+        {
+            "events": g.size(),
+            "page_views": g.is_page.sum(),
+            "product_views": g.is_view.sum(),
+            "cart_additions": g.is_cart.sum(),
+            "purchases": g.is_buy.sum(),
+            "revenue": g.revenue.sum(min_count=1).fillna(0.0),
+            "session_duration_seconds": seconds(g.event_time.min(), g.event_time.max()),
+        }
+    )
     views = e[e.event_type.eq("product_view")]
-    out["distinct_products_viewed"] = (views.groupby("session_id").product_id.nunique()
-                                       .reindex(out.index).fillna(0))
+    out["distinct_products_viewed"] = (
+        views.groupby("session_id").product_id.nunique().reindex(out.index).fillna(0)
+    )
     view_cart = e[e.event_type.isin(["product_view", "add_to_cart"])]
-    out["distinct_categories"] = (view_cart.groupby("session_id").category.nunique()
-                                  .reindex(out.index).fillna(0))
+    out["distinct_categories"] = (
+        view_cart.groupby("session_id").category.nunique().reindex(out.index).fillna(0)
+    )
     prod = e[e.event_type.isin(PRODUCT_EVENTS) & e.category.notna()]
     counts = prod.groupby(["session_id", "category"]).size().rename("n").reset_index()
     counts = counts.sort_values(["session_id", "n", "category"], ascending=[True, False, True])
@@ -118,25 +131,31 @@ def sessions_summary(ev: pd.DataFrame) -> pd.DataFrame:
 
 def early_features(ev: pd.DataFrame) -> pd.DataFrame:
     """A few early-intent features: events strictly before the first checkout/purchase."""
-    intent = (ev[ev.event_type.isin(["checkout", "purchase"])]
-              .groupby("session_id")["event_time"].min())
+    intent = (
+        ev[ev.event_type.isin(["checkout", "purchase"])].groupby("session_id")["event_time"].min()
+    )
     cut = ev["session_id"].map(intent)
     before = ev[cut.isna() | (ev["event_time"] < cut)]
     g = before.groupby("session_id")
-    out = pd.DataFrame({
-        "events_so_far": g.size(),
-        "product_views_so_far": g.event_type.apply(lambda s: (s == "product_view").sum()),
-        "cart_adds_so_far": g.event_type.apply(lambda s: (s == "add_to_cart").sum()),
-        "duration_seconds_so_far": seconds(g.event_time.min(), g.event_time.max()),
-        "pages_so_far": g.event_type.apply(lambda s: s.isin(["page_view", "product_view"]).sum()),
-    })
+    out = pd.DataFrame(
+        {
+            "events_so_far": g.size(),
+            "product_views_so_far": g.event_type.apply(lambda s: (s == "product_view").sum()),
+            "cart_adds_so_far": g.event_type.apply(lambda s: (s == "add_to_cart").sum()),
+            "duration_seconds_so_far": seconds(g.event_time.min(), g.event_time.max()),
+            "pages_so_far": g.event_type.apply(
+                lambda s: s.isin(["page_view", "product_view"]).sum()
+            ),
+        }
+    )
     views = before[before.event_type.eq("product_view")].groupby("session_id")
     out["distinct_products_viewed_so_far"] = views.product_id.nunique()
     view_cart = before[before.event_type.isin(["product_view", "add_to_cart"])]
     out["distinct_categories_so_far"] = view_cart.groupby("session_id").category.nunique()
     out = out.reindex(ev["session_id"].unique()).fillna(0)
-    out["seconds_per_page_so_far"] = (out.duration_seconds_so_far
-                                      / out.pages_so_far.where(out.pages_so_far > 0)).fillna(0)
+    out["seconds_per_page_so_far"] = (
+        out.duration_seconds_so_far / out.pages_so_far.where(out.pages_so_far > 0)
+    ).fillna(0)
     return out
 
 
@@ -150,35 +169,60 @@ def funnel_daily(ev: pd.DataFrame) -> pd.DataFrame:
         buys=lambda d: d.event_type.eq("purchase"),
         revenue=lambda d: np.where(d.event_type.eq("purchase"), d.price * d.quantity, np.nan),
     )
-    sc = prod.groupby(["session_id", "category"]).agg(
-        activity_date=("date", "min"), views=("views", "sum"), carts=("carts", "sum"),
-        buys=("buys", "sum"), revenue=("revenue", lambda s: s.sum(min_count=1)),
-    ).reset_index()
+    sc = (
+        prod.groupby(["session_id", "category"])
+        .agg(
+            activity_date=("date", "min"),
+            views=("views", "sum"),
+            carts=("carts", "sum"),
+            buys=("buys", "sum"),
+            revenue=("revenue", lambda s: s.sum(min_count=1)),
+        )
+        .reset_index()
+    )
     sc["revenue"] = sc["revenue"].fillna(0.0)
     sc["checkout"] = sc["session_id"].isin(checkout_sessions)
     sc["cart_session"] = sc.carts > 0
     sc["abandoned"] = sc.cart_session & (sc.buys == 0)
     sc["checkout_session"] = sc.cart_session & sc.checkout
-    return sc.groupby(["activity_date", "category"]).agg(
-        sessions=("session_id", "size"), product_views=("views", "sum"),
-        cart_additions=("carts", "sum"), cart_sessions=("cart_session", "sum"),
-        checkouts=("checkout_session", "sum"), purchases=("buys", "sum"),
-        revenue=("revenue", "sum"), abandoned_cart_sessions=("abandoned", "sum"),
-    ).reset_index()
+    return (
+        sc.groupby(["activity_date", "category"])
+        .agg(
+            sessions=("session_id", "size"),
+            product_views=("views", "sum"),
+            cart_additions=("carts", "sum"),
+            cart_sessions=("cart_session", "sum"),
+            checkouts=("checkout_session", "sum"),
+            purchases=("buys", "sum"),
+            revenue=("revenue", "sum"),
+            abandoned_cart_sessions=("abandoned", "sum"),
+        )
+        .reset_index()
+    )
 
 
 def monthly_sales(raw_lines: pd.DataFrame) -> pd.DataFrame:
     """Monthly order lines, orders, units and revenue from usable, deduplicated order lines."""
     t = raw_lines.copy()
     t["transaction_id"] = t["transaction_id"].str.strip().replace("", np.nan)
-    ok = (t.transaction_id.notna() & t.transaction_time.notna() & (t.price > 0).fillna(False)
-          & (t.quantity > 0).fillna(False)).astype(bool)
+    ok = (
+        t.transaction_id.notna()
+        & t.transaction_time.notna()
+        & (t.price > 0).fillna(False)
+        & (t.quantity > 0).fillna(False)
+    ).astype(bool)
     t = t[ok].sort_values(["transaction_id", "loaded_at", "transaction_time"], kind="stable")
     t = t.drop_duplicates("transaction_id")
     t["sales_month"] = t.transaction_time.dt.to_period("M").dt.to_timestamp()
     t["revenue"] = t.price * t.quantity
-    return t.groupby("sales_month").agg(
-        order_lines=("transaction_id", "size"), orders=("order_id", "nunique"),
-        units=("quantity", "sum"), revenue=("revenue", "sum"),
-        customers=("customer_id", "nunique"),
-    ).reset_index()
+    return (
+        t.groupby("sales_month")
+        .agg(
+            order_lines=("transaction_id", "size"),
+            orders=("order_id", "nunique"),
+            units=("quantity", "sum"),
+            revenue=("revenue", "sum"),
+            customers=("customer_id", "nunique"),
+        )
+        .reset_index()
+    )

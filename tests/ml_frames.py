@@ -18,40 +18,42 @@ def session_frame(n: int = 3_000, seed: int = 0) -> pd.DataFrame:
     early_pages = views + rng.poisson(2, n)
     early_duration = early_pages * rng.gamma(4, 15, n)
     start = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.uniform(0, 300, n), unit="D")
-    return pd.DataFrame({
-        "session_id": [f"s{i:06d}" for i in range(n)],
-        "session_start": start,
-        "purchase_made": bought,
-        "events_so_far": early_pages + carts,
-        "page_views_so_far": early_pages - views,
-        "product_views_so_far": views,
-        "distinct_products_viewed_so_far": np.minimum(views, rng.poisson(3, n)),
-        "distinct_categories_so_far": rng.integers(1, 4, n),
-        "cart_adds_so_far": carts,
-        "cart_removes_so_far": rng.binomial(carts, 0.2),
-        "cart_units_so_far": carts + rng.binomial(carts, 0.3),
-        "cart_value_so_far": carts * rng.gamma(3, 20, n),
-        "duration_seconds_so_far": early_duration,
-        "pages_so_far": early_pages,
-        "seconds_per_page_so_far": early_duration / np.maximum(early_pages, 1),
-        "mean_price_viewed_so_far": rng.gamma(3, 20, n),
-        "max_price_viewed_so_far": rng.gamma(3, 40, n),
-        "start_hour": start.hour,
-        "start_weekday": start.day_of_week + 1,
-        "start_month": start.month,
-        "device": device,
-        "traffic_source": rng.choice(["direct", "organic", "email"], n),
-        "product_views": views,
-        "cart_additions": carts,
-        "pages_visited": early_pages,
-        "session_duration_seconds": early_duration + rng.gamma(2, 30, n),
-        "time_per_page_seconds": early_duration / np.maximum(early_pages, 1),
-        # Counts over the whole session include the checkout and purchase steps: the leak.
-        "checkouts": bought.astype(int),
-        "units_purchased": np.where(bought, np.maximum(carts, 1), 0),
-        "revenue": np.where(bought, np.maximum(carts, 1) * rng.gamma(3, 20, n), 0.0),
-        "dominant_category": rng.choice(["Books", "Fashion", "Toys"], n),
-    })
+    return pd.DataFrame(
+        {
+            "session_id": [f"s{i:06d}" for i in range(n)],
+            "session_start": start,
+            "purchase_made": bought,
+            "events_so_far": early_pages + carts,
+            "page_views_so_far": early_pages - views,
+            "product_views_so_far": views,
+            "distinct_products_viewed_so_far": np.minimum(views, rng.poisson(3, n)),
+            "distinct_categories_so_far": rng.integers(1, 4, n),
+            "cart_adds_so_far": carts,
+            "cart_removes_so_far": rng.binomial(carts, 0.2),
+            "cart_units_so_far": carts + rng.binomial(carts, 0.3),
+            "cart_value_so_far": carts * rng.gamma(3, 20, n),
+            "duration_seconds_so_far": early_duration,
+            "pages_so_far": early_pages,
+            "seconds_per_page_so_far": early_duration / np.maximum(early_pages, 1),
+            "mean_price_viewed_so_far": rng.gamma(3, 20, n),
+            "max_price_viewed_so_far": rng.gamma(3, 40, n),
+            "start_hour": start.hour,
+            "start_weekday": start.day_of_week + 1,
+            "start_month": start.month,
+            "device": device,
+            "traffic_source": rng.choice(["direct", "organic", "email"], n),
+            "product_views": views,
+            "cart_additions": carts,
+            "pages_visited": early_pages,
+            "session_duration_seconds": early_duration + rng.gamma(2, 30, n),
+            "time_per_page_seconds": early_duration / np.maximum(early_pages, 1),
+            # Counts over the whole session include the checkout and purchase steps: the leak.
+            "checkouts": bought.astype(int),
+            "units_purchased": np.where(bought, np.maximum(carts, 1), 0),
+            "revenue": np.where(bought, np.maximum(carts, 1) * rng.gamma(3, 20, n), 0.0),
+            "dominant_category": rng.choice(["Books", "Fashion", "Toys"], n),
+        }
+    )
 
 
 PERSONA_PROFILES = {
@@ -70,15 +72,19 @@ def customer_frame(per_persona: int = 300, seed: int = 0) -> pd.DataFrame:
     parts = []
     for persona, (views, cart, abandon, buy, dwell, pages) in PERSONA_PROFILES.items():
         n = per_persona
-        parts.append(pd.DataFrame({
-            "persona": persona,
-            "views_per_session": rng.gamma(20, views / 20, n),
-            "cart_session_rate": np.clip(rng.normal(cart, 0.05, n), 0, 1),
-            "abandoned_session_rate": np.clip(rng.normal(abandon, 0.05, n), 0, 1),
-            "purchase_rate": np.clip(rng.normal(buy, 0.03, n), 0, 1),
-            "seconds_per_page": rng.gamma(20, dwell / 20, n),
-            "pages_per_session": rng.gamma(20, pages / 20, n),
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "persona": persona,
+                    "views_per_session": rng.gamma(20, views / 20, n),
+                    "cart_session_rate": np.clip(rng.normal(cart, 0.05, n), 0, 1),
+                    "abandoned_session_rate": np.clip(rng.normal(abandon, 0.05, n), 0, 1),
+                    "purchase_rate": np.clip(rng.normal(buy, 0.03, n), 0, 1),
+                    "seconds_per_page": rng.gamma(20, dwell / 20, n),
+                    "pages_per_session": rng.gamma(20, pages / 20, n),
+                }
+            )
+        )
     frame = pd.concat(parts, ignore_index=True)
     frame.insert(0, "customer_id", rng.permutation(len(frame)) + 1)
     return frame
@@ -98,12 +104,15 @@ def order_line_frame(n: int = 2_000, seed: int = 0, signal: bool = True) -> pd.D
         idx = np.where(noise, rng.integers(0, 4, n), idx)
     else:
         idx = rng.choice(4, n, p=[0.55, 0.15, 0.15, 0.15])
-    return pd.DataFrame({
-        "transaction_id": [f"t{i:06d}" for i in range(n)],
-        "category": np.array(CATEGORIES)[idx],
-        "age": age, "gender": gender,
-        "country": rng.choice(["DE", "FR", "PL"], n),
-        "transaction_hour": rng.integers(0, 24, n),
-        "transaction_weekday": rng.integers(1, 8, n),
-        "transaction_month": rng.integers(1, 13, n),
-    })
+    return pd.DataFrame(
+        {
+            "transaction_id": [f"t{i:06d}" for i in range(n)],
+            "category": np.array(CATEGORIES)[idx],
+            "age": age,
+            "gender": gender,
+            "country": rng.choice(["DE", "FR", "PL"], n),
+            "transaction_hour": rng.integers(0, 24, n),
+            "transaction_weekday": rng.integers(1, 8, n),
+            "transaction_month": rng.integers(1, 13, n),
+        }
+    )

@@ -15,8 +15,13 @@ SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([SHOPLENS, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [SHOPLENS, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -35,8 +40,7 @@ def test_help_lists_subcommands_with_one_line_help() -> None:
     assert proc.returncode == 0
     listing = proc.stdout.split("Commands:", 1)[1].strip().splitlines()
     helps = dict(line.split(None, 1) for line in listing)
-    assert set(helps) == {"broker", "generate", "load-events", "report", "sink", "sql",
-                          "stream"}
+    assert set(helps) == {"broker", "generate", "load-events", "report", "sink", "sql", "stream"}
     # one complete line each: no wrapped continuation lines, no truncation
     assert len(listing) == len(helps)
     assert all(h.endswith(".") and "..." not in h for h in helps.values())
@@ -60,10 +64,10 @@ def test_help_lists_subcommands_with_one_line_help() -> None:
         (["sql"], "QUERY"),
     ],
 )
-def test_wrong_arguments_give_one_line_and_usage_exit(args: list[str], needle: str,
-                                                      tmp_path: Path) -> None:
-    proc = run(*args, "--db", str(tmp_path / "w.duckdb")) if args != ["frobnicate"] else run(
-        *args)
+def test_wrong_arguments_give_one_line_and_usage_exit(
+    args: list[str], needle: str, tmp_path: Path
+) -> None:
+    proc = run(*args, "--db", str(tmp_path / "w.duckdb")) if args != ["frobnicate"] else run(*args)
     assert_one_line_error(proc, needle)
     assert proc.returncode == 2
     assert not (tmp_path / "w.duckdb").exists()
@@ -95,13 +99,22 @@ def test_generate_then_sql_prints_results(generated: Path) -> None:
     with duckdb.connect(str(generated), read_only=True) as con:
         sessions = con.execute("select count(distinct user_session) from raw.events").fetchone()
     assert sessions == (300,)
-    table = run("sql", "--db", str(generated),
-                "select count(distinct user_session) as n_sessions from raw.events")
+    table = run(
+        "sql",
+        "--db",
+        str(generated),
+        "select count(distinct user_session) as n_sessions from raw.events",
+    )
     assert table.returncode == 0, table.stderr
     assert "n_sessions" in table.stdout and "300" in table.stdout
-    csv = run("sql", "--db", str(generated), "--csv",
-              "select persona, count(*) as n from ground_truth.customer_personas "
-              "group by all order by persona limit 2")
+    csv = run(
+        "sql",
+        "--db",
+        str(generated),
+        "--csv",
+        "select persona, count(*) as n from ground_truth.customer_personas "
+        "group by all order by persona limit 2",
+    )
     assert csv.returncode == 0, csv.stderr
     lines = csv.stdout.strip().splitlines()
     assert lines[0] == "persona,n" and len(lines) == 3
@@ -117,12 +130,17 @@ def test_bad_query_is_one_line(generated: Path) -> None:
 def locked(generated: Path) -> Iterator[Path]:
     """The warehouse held read-write by another process for the duration of the test."""
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time\n"
-         f"con = duckdb.connect({str(generated)!r})\n"
-         "print('holding', flush=True)\n"
-         "sys.stdin.read()\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time\n"
+            f"con = duckdb.connect({str(generated)!r})\n"
+            "print('holding', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "holding"

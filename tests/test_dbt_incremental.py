@@ -29,15 +29,28 @@ def _events(rows: list[dict]) -> pa.Table:
     """Raw event rows (missing fields null) as an Arrow table in contract column order."""
     columns = [c for c in warehouse.raw_columns("raw.events") if c != "loaded_at"]
     types = {n: t for n, t, _ in warehouse.RAW_TABLES["raw.events"][1]}
-    arrow = {"VARCHAR": pa.string(), "TIMESTAMP": pa.timestamp("us"), "BIGINT": pa.int64(),
-             "DOUBLE": pa.float64(), "INTEGER": pa.int32()}
+    arrow = {
+        "VARCHAR": pa.string(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "BIGINT": pa.int64(),
+        "DOUBLE": pa.float64(),
+        "INTEGER": pa.int32(),
+    }
     return pa.table({c: pa.array([r.get(c) for r in rows], arrow[types[c]]) for c in columns})
 
 
 def _idless(event_id: str, minutes: int, **extra) -> dict:
-    return {"event_id": event_id, "event_time": T0 + dt.timedelta(minutes=minutes),
-            "event_type": "page_view", "user_id": MERGE_CUSTOMER, "device": "mobile",
-            "traffic_source": "email", "page": "home", "source": "kafka", **extra}
+    return {
+        "event_id": event_id,
+        "event_time": T0 + dt.timedelta(minutes=minutes),
+        "event_type": "page_view",
+        "user_id": MERGE_CUSTOMER,
+        "device": "mobile",
+        "traffic_source": "email",
+        "page": "home",
+        "source": "kafka",
+        **extra,
+    }
 
 
 def _append(db: Path, table: pa.Table, loaded_at: dt.datetime) -> None:
@@ -51,19 +64,32 @@ def _burst(db: Path, loaded_at: dt.datetime) -> None:
         world = load_world(con)
         cursor = con.execute(
             "select * exclude (loaded_at) from raw.events where user_session = (select "
-            "min(user_session) from raw.events) order by event_time, event_id limit 1")
+            "min(user_session) from raw.events) order by event_time, event_id limit 1"
+        )
         old = dict(zip([d[0] for d in cursor.description], cursor.fetchone(), strict=True))
     new_events, new_lines = simulate_sessions(
-        world, 150, dt.datetime(2026, 10, 30), dt.datetime(2026, 11, 1), seed=5,
-        id_prefix="burst-", defect_rate=0.02, source="kafka")
-    late = {**old, "event_id": "burst-late", "event_time": old["event_time"]
-            - dt.timedelta(seconds=40)}
-    edge = _events([
-        late,
-        old,  # a duplicate: same event_id, loaded later
-        _idless("burst-merge", 25),  # joins the two inactivity sessions made before
-        _idless("pre-bad", 70, price=None),  # valid copy of a quarantined event
-    ])
+        world,
+        150,
+        dt.datetime(2026, 10, 30),
+        dt.datetime(2026, 11, 1),
+        seed=5,
+        id_prefix="burst-",
+        defect_rate=0.02,
+        source="kafka",
+    )
+    late = {
+        **old,
+        "event_id": "burst-late",
+        "event_time": old["event_time"] - dt.timedelta(seconds=40),
+    }
+    edge = _events(
+        [
+            late,
+            old,  # a duplicate: same event_id, loaded later
+            _idless("burst-merge", 25),  # joins the two inactivity sessions made before
+            _idless("pre-bad", 70, price=None),  # valid copy of a quarantined event
+        ]
+    )
     with warehouse.connect(db) as con:
         warehouse.append(con, "raw.events", new_events, loaded_at=loaded_at)
         warehouse.append(con, "raw.transactions", new_lines, loaded_at=loaded_at)
@@ -72,9 +98,13 @@ def _burst(db: Path, loaded_at: dt.datetime) -> None:
 
 def _tables(db: Path) -> list[str]:
     with duckdb.connect(str(db), read_only=True) as con:
-        return [f"{s}.{t}" for s, t in con.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where schema_name in ('intermediate', 'marts') order by 1, 2").fetchall()]
+        return [
+            f"{s}.{t}"
+            for s, t in con.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where schema_name in ('intermediate', 'marts') order by 1, 2"
+            ).fetchall()
+        ]
 
 
 def _difference(a: Path, b: Path, table: str) -> int:
@@ -85,29 +115,42 @@ def _difference(a: Path, b: Path, table: str) -> int:
         schema, name = table.split(".")
         cols = con.execute(
             "select column_name, data_type from duckdb_columns() where database_name = 'a' "
-            "and schema_name = ? and table_name = ? order by column_index", [schema, name]
+            "and schema_name = ? and table_name = ? order by column_index",
+            [schema, name],
         ).fetchall()
         # built_at is when a row was written, which differs between the two builds by design
-        select = ", ".join(f"round({c}, 6)" if t in ("DOUBLE", "FLOAT") else c
-                           for c, t in cols if c != "built_at")
-        return sum(con.execute(
-            f"select count(*) from (select {select} from {x}.{table} "
-            f"except all select {select} from {y}.{table})").fetchone()[0]
-            for x, y in (("a", "b"), ("b", "a")))
+        select = ", ".join(
+            f"round({c}, 6)" if t in ("DOUBLE", "FLOAT") else c for c, t in cols if c != "built_at"
+        )
+        return sum(
+            con.execute(
+                f"select count(*) from (select {select} from {x}.{table} "
+                f"except all select {select} from {y}.{table})"
+            ).fetchone()[0]
+            for x, y in (("a", "b"), ("b", "a"))
+        )
 
 
 @pytest.fixture(scope="module")
-def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple[Path, Path,
-                                                                                   Path]:
+def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple[Path, Path, Path]:
     """(incrementally built db, full-refresh db, target folder of the incremental run)."""
     work = tmp_path_factory.mktemp("incremental")
     db = work / "incremental.duckdb"
-    generate_and_load(db, sessions=1500, seed=11, days=30, end=END, defect_rate=0.02,
-                      progress=False)
+    generate_and_load(
+        db, sessions=1500, seed=11, days=30, end=END, defect_rate=0.02, progress=False
+    )
     first_load = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    _append(db, _events([
-        _idless("pre-a", 0), _idless("pre-b", 50), _idless("pre-bad", 70, price=-1.0),
-    ]), first_load)
+    _append(
+        db,
+        _events(
+            [
+                _idless("pre-a", 0),
+                _idless("pre-b", 50),
+                _idless("pre-bad", 70, price=-1.0),
+            ]
+        ),
+        first_load,
+    )
     dbt(["seed"], db, work / "base")
     dbt(["build", *SQL_ONLY], db, work / "base")
     _burst(db, first_load + dt.timedelta(seconds=5))
@@ -121,8 +164,11 @@ def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple
 
 def test_incremental_run_took_the_incremental_path(incremental_and_full) -> None:
     _, _, target = incremental_and_full
-    for model in ("int_events_sessionized", "int_sessions_aggregated",
-                  "int_sessions_early_featurized"):
+    for model in (
+        "int_events_sessionized",
+        "int_sessions_aggregated",
+        "int_sessions_early_featurized",
+    ):
         path = Path("shoplens", "models", "intermediate", f"{model}.sql")
         compiled = (target / "compiled" / path).read_text()
         executed = (target / "run" / path).read_text()
@@ -145,12 +191,15 @@ def test_burst_edge_cases_landed(incremental_and_full) -> None:
     with duckdb.connect(str(inc), read_only=True) as con:
         merged = con.execute(
             "select session_id, events from intermediate.int_sessions_aggregated "
-            "where sessionization_key = ?", [f"user-{MERGE_CUSTOMER}"]).fetchall()
+            "where sessionization_key = ?",
+            [f"user-{MERGE_CUSTOMER}"],
+        ).fetchall()
         assert merged == [(f"user-{MERGE_CUSTOMER}-{T0:%Y-%m-%d %H:%M:%S}", 4)]
         late_session = con.execute(
             "select s.session_start = e.event_time from intermediate.int_events_sessionized e "
             "join intermediate.int_sessions_aggregated s using (session_id) "
-            "where e.event_id = 'burst-late'").fetchall()
+            "where e.event_id = 'burst-late'"
+        ).fetchall()
         assert late_session == [(True,)]
         burst_sessions = con.execute(
             "select count(*) from marts.fct_sessions where session_id like 'burst-%'"
@@ -186,7 +235,8 @@ def test_grain_tests_check_the_latest_batch(incremental_and_full, dbt, tmp_path:
         _plant_duplicate(db, stamp)
         scoped = dbt(grain_test, db, tmp_path / planted, check=False)
         assert (scoped.returncode != 0) is scoped_finds_it, scoped.stdout[-3000:]
-        every_row = dbt([*grain_test, "--vars", "{test_all_rows: true}"], db,
-                        tmp_path / planted, check=False)
+        every_row = dbt(
+            [*grain_test, "--vars", "{test_all_rows: true}"], db, tmp_path / planted, check=False
+        )
         assert every_row.returncode != 0, every_row.stdout[-3000:]
         assert "Got 1 result" in every_row.stdout

@@ -89,8 +89,9 @@ def test_early_intent_features_match_pandas(warehouse: Path) -> None:
 
 def test_funnel_matches_pandas(warehouse: Path) -> None:
     expected = funnel_daily(_events(warehouse)).sort_values(["activity_date", "category"])
-    actual = read(warehouse, "select * from marts.mart_funnel_daily order by activity_date, "
-                             "category")
+    actual = read(
+        warehouse, "select * from marts.mart_funnel_daily order by activity_date, category"
+    )
     assert len(expected) == len(actual) > 0
     expected = expected.reset_index(drop=True)
     assert (pd.to_datetime(actual.activity_date) == expected.activity_date).all()
@@ -108,7 +109,9 @@ def test_monthly_sales_match_pandas(warehouse: Path) -> None:
 
 
 def test_generated_data_fills_every_mart(built_warehouse: Path) -> None:
-    counts = read(built_warehouse, """
+    counts = read(
+        built_warehouse,
+        """
         select
             (select count(*) from marts.mart_sales_monthly) as months,
             (select count(*) from marts.mart_age_distribution) as age_bands,
@@ -116,7 +119,8 @@ def test_generated_data_fills_every_mart(built_warehouse: Path) -> None:
             (select count(*) from marts.mart_activity_hour_weekday) as heatmap_cells,
             (select count(*) from marts.mart_customer_value) as value_deciles,
             (select count(*) from marts.mart_category_popularity) as categories
-    """).iloc[0]
+    """,
+    ).iloc[0]
     assert counts.months == 12
     assert counts.age_bands >= 5
     assert counts.demographic_cells > 50
@@ -127,14 +131,17 @@ def test_generated_data_fills_every_mart(built_warehouse: Path) -> None:
 
 def test_no_raw_event_is_lost(built_warehouse: Path) -> None:
     """raw rows = usable + quarantined, and the quality mart reports the same counts."""
-    q = read(built_warehouse, """
+    q = read(
+        built_warehouse,
+        """
         select
             (select count(*) from raw.events) as raw_rows,
             (select count(*) from staging.stg_shop__events) as usable,
             (select count(*) from staging.stg_shop__events_quarantined) as quarantined,
             (select count(*) from staging.stg_shop__events_quarantined
              where quarantine_reason = 'duplicate_event_id') as duplicates
-    """).iloc[0]
+    """,
+    ).iloc[0]
     assert q.raw_rows == q.usable + q.quarantined
     assert q.duplicates > 0
     dq = read(built_warehouse, "select * from marts.mart_data_quality where dataset = 'events'")
@@ -143,20 +150,24 @@ def test_no_raw_event_is_lost(built_warehouse: Path) -> None:
     assert by_check["usable_rows"] == q.usable
     assert by_check["duplicate_event_id"] == q.duplicates
     assert sum(v for k, v in by_check.items() if k not in ("raw_rows", "usable_rows")) == (
-        q.quarantined)
+        q.quarantined
+    )
 
 
 def test_price_bands_follow_the_seed(built_warehouse: Path) -> None:
     lines = read(built_warehouse, "select category, price, price_band from marts.fct_order_lines")
     bands = pd.read_csv(Path(__file__).resolve().parents[1] / "seeds" / "price_bands.csv")
-    merged = lines.merge(bands, left_on=["category", "price_band"],
-                         right_on=["category_name", "price_band"])
+    merged = lines.merge(
+        bands, left_on=["category", "price_band"], right_on=["category_name", "price_band"]
+    )
     assert len(merged) == len(lines) > 0
     assert ((merged.price >= merged.min_price) & (merged.price < merged.max_price)).all()
 
 
 def test_rees46_alone_builds_with_empty_demographics(rees46_warehouse: Path) -> None:
-    counts = read(rees46_warehouse, """
+    counts = read(
+        rees46_warehouse,
+        """
         select
             (select count(*) from raw.events) as raw_events,
             (select count(*) from marts.fct_events) as events,
@@ -168,7 +179,8 @@ def test_rees46_alone_builds_with_empty_demographics(rees46_warehouse: Path) -> 
             (select count(distinct customer_id) from staging.stg_shop__events) as users,
             (select count(*) from marts.fct_events where event_type = 'product_view') as views,
             (select count(*) from raw.events where event_type = 'view' and price > 0) as raw_views
-    """).iloc[0]
+    """,
+    ).iloc[0]
     assert counts.raw_events == 3000
     assert counts.order_lines == counts.age_bands == counts.demographic_cells == 0
     assert counts.registered == 0
@@ -182,15 +194,26 @@ def test_docs_generate_describes_every_model(rees46_warehouse: Path, dbt) -> Non
     dbt(["docs", "generate"], rees46_warehouse, work)
     manifest = json.loads((work / "target" / "manifest.json").read_text())
     catalog = json.loads((work / "target" / "catalog.json").read_text())
-    ours = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"
-            and n["original_file_path"].split("/")[1] in ("staging", "intermediate", "marts")]
+    ours = [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model"
+        and n["original_file_path"].split("/")[1] in ("staging", "intermediate", "marts")
+    ]
     assert len(ours) >= 24
     for node in ours:
         assert node["description"].strip(), node["name"]
         columns = catalog["nodes"][node["unique_id"]]["columns"]
-        undocumented = [c for c in columns if not node["columns"].get(c, {}).get(
-            "description", "").strip()]
+        undocumented = [
+            c for c in columns if not node["columns"].get(c, {}).get("description", "").strip()
+        ]
         assert undocumented == [], f"{node['name']}: {undocumented}"
     exposures = {e["name"] for e in manifest["exposures"].values()}
-    assert {"report_overview", "report_behaviour", "report_sales", "report_models",
-            "report_segments", "report_quality"} <= exposures
+    assert {
+        "report_overview",
+        "report_behaviour",
+        "report_sales",
+        "report_models",
+        "report_segments",
+        "report_quality",
+    } <= exposures

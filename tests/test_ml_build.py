@@ -36,13 +36,20 @@ def test_training_rows_unpack_and_score_with_their_split() -> None:
     frame.loc[frame.index[:5], "events_so_far"] = 0  # opened with a checkout: not modelled
     early, sessions = _split_frames(frame)
     training = build.intent_training(early, sessions, intent.EARLY_FEATURES.columns, TINY)
-    assert set(training["model_name"]) == {intent.DEPLOYED, intent.STRATIFIED,
-                                           intent.REPLICATION, intent.REPLICATION_NO_LEAK}
+    assert set(training["model_name"]) == {
+        intent.DEPLOYED,
+        intent.STRATIFIED,
+        intent.REPLICATION,
+        intent.REPLICATION_NO_LEAK,
+    }
     metrics = artifacts.unpack(training, "metrics")
     assert len(metrics) == 4 * 2 * 7  # models x (validation, test) x metrics
     leakage = artifacts.unpack(training, "leakage")
-    assert set(leakage.loc[leakage["leaks"], "feature"]) == {"checkouts", "units_purchased",
-                                                             "revenue"}
+    assert set(leakage.loc[leakage["leaks"], "feature"]) == {
+        "checkouts",
+        "units_purchased",
+        "revenue",
+    }
     preds = build.session_predictions(training, early, sessions)
     assert len(preds) == 4 * (frame["events_so_far"] > 0).sum()
     deployed = preds[preds["model_name"] == intent.DEPLOYED]

@@ -45,11 +45,13 @@ def test_replication_scores_high_and_drops_without_the_leaky_features(
 
 def test_baselines_are_the_majority_class(intent_result: intent.IntentResult) -> None:
     frame = session_frame().sort_values("session_id").reset_index(drop=True)
-    labels = intent.intent_splits(frame, intent.EVAL_STRATIFIED,
-                                  intent_result.fit(intent.STRATIFIED).split_params)
+    labels = intent.intent_splits(
+        frame, intent.EVAL_STRATIFIED, intent_result.fit(intent.STRATIFIED).split_params
+    )
     y_test = frame.loc[labels == "test", "purchase_made"].to_numpy()
-    rows = {r["metric"]: r for r in intent_result.fit(intent.STRATIFIED).metrics
-            if r["split"] == "test"}
+    rows = {
+        r["metric"]: r for r in intent_result.fit(intent.STRATIFIED).metrics if r["split"] == "test"
+    }
     assert rows["accuracy"]["baseline_value"] == pytest.approx(1 - y_test.mean())
     assert rows["recall"]["baseline_value"] == 0.0
     assert rows["roc_auc"]["baseline_value"] == pytest.approx(0.5)
@@ -76,9 +78,17 @@ def test_deployed_model_beats_baseline_on_the_time_holdout(
 
 def test_time_holdout_tests_on_the_latest_sessions() -> None:
     frame = session_frame().sort_values("session_id").reset_index(drop=True)
-    labels = intent.intent_splits(frame, intent.EVAL_TIME, {
-        "test_size": 0.25, "validation_size": 0.2, "holdout_weeks": 4,
-        "max_training_rows": 10_000, "seed": 1})
+    labels = intent.intent_splits(
+        frame,
+        intent.EVAL_TIME,
+        {
+            "test_size": 0.25,
+            "validation_size": 0.2,
+            "holdout_weeks": 4,
+            "max_training_rows": 10_000,
+            "seed": 1,
+        },
+    )
     test_start = frame.loc[labels == "test", "session_start"]
     assert test_start.min() >= frame["session_start"].max() - pd.Timedelta(weeks=4)
     assert frame.loc[labels != "test", "session_start"].max() < test_start.min()
@@ -109,9 +119,13 @@ def test_same_data_and_seed_give_the_same_metrics() -> None:
     cfg = intent.IntentConfig(forest=FAST, max_training_rows=800, importance_rows=300)
     frame = session_frame(1_200, seed=5)
     one = intent.fit_binary(frame, intent.EARLY_FEATURES, "m", intent.EVAL_TIME, cfg)
-    two = intent.fit_binary(frame.sample(frac=1, random_state=9).sort_values("session_id")
-                            .reset_index(drop=True), intent.EARLY_FEATURES, "m",
-                            intent.EVAL_TIME, cfg)
+    two = intent.fit_binary(
+        frame.sample(frac=1, random_state=9).sort_values("session_id").reset_index(drop=True),
+        intent.EARLY_FEATURES,
+        "m",
+        intent.EVAL_TIME,
+        cfg,
+    )
     assert one.metrics == two.metrics
     assert one.threshold == two.threshold
 
@@ -125,9 +139,13 @@ def test_segments_recover_personas_and_names_follow_the_rule() -> None:
     assigned = result.assign(frame)
     assert adjusted_rand_score(frame["persona"], assigned["segment_name"]) > 0.95
     named = pd.crosstab(frame["persona"], assigned["segment_name"]).idxmax(axis=1).to_dict()
-    assert named == {"browser": "Browsers", "cart_abandoner": "Cart Abandoners",
-                     "one_click_buyer": "One-Click Buyers", "explorer": "Explorers",
-                     "ordinary": "Regulars"}
+    assert named == {
+        "browser": "Browsers",
+        "cart_abandoner": "Cart Abandoners",
+        "one_click_buyer": "One-Click Buyers",
+        "explorer": "Explorers",
+        "ordinary": "Regulars",
+    }
     prof = segments.profiles(assigned, frame)
     assert prof["customers"].sum() == len(frame)
     assert prof["share"].sum() == pytest.approx(1.0)
@@ -136,8 +154,9 @@ def test_segments_recover_personas_and_names_follow_the_rule() -> None:
 def test_naming_rule_is_stable_under_shuffled_cluster_ids() -> None:
     frame = customer_frame(per_persona=60, seed=3)
     result = segments.train_segments(frame, RULES, seed=1, max_training_rows=10_000)
-    centroids = pd.DataFrame(result.pipeline.named_steps["kmeans"].cluster_centers_,
-                             columns=segments.SEGMENT_FEATURES)
+    centroids = pd.DataFrame(
+        result.pipeline.named_steps["kmeans"].cluster_centers_, columns=segments.SEGMENT_FEATURES
+    )
     names = segments.name_clusters(centroids, RULES)
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -145,16 +164,24 @@ def test_naming_rule_is_stable_under_shuffled_cluster_ids() -> None:
         shuffled = centroids.iloc[perm].reset_index(drop=True)
         renamed = segments.name_clusters(shuffled, RULES)
         assert {new: renamed[new] for new in range(len(perm))} == {
-            new: names[old] for new, old in enumerate(perm)}
+            new: names[old] for new, old in enumerate(perm)
+        }
 
 
 def test_naming_fallback_numbers_extra_clusters() -> None:
     centroids = pd.DataFrame(
         np.arange(6 * len(segments.SEGMENT_FEATURES), dtype=float).reshape(6, -1) % 7,
-        columns=segments.SEGMENT_FEATURES)
+        columns=segments.SEGMENT_FEATURES,
+    )
     names = segments.name_clusters(centroids, RULES)
-    assert sorted(names.values()) == ["Browsers", "Cart Abandoners", "Explorers",
-                                      "One-Click Buyers", "Regulars", "Regulars 2"]
+    assert sorted(names.values()) == [
+        "Browsers",
+        "Cart Abandoners",
+        "Explorers",
+        "One-Click Buyers",
+        "Regulars",
+        "Regulars 2",
+    ]
 
 
 def test_category_model_beats_baseline_when_there_is_signal() -> None:

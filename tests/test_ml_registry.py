@@ -19,8 +19,12 @@ def fitted() -> tuple[Pipeline, pd.DataFrame]:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
     y = (frame["a"] + 0.3 * rng.normal(size=300) > 0).astype(int)
-    pipe = Pipeline([("scale", StandardScaler()),
-                     ("rf", RandomForestClassifier(n_estimators=20, random_state=0))])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("rf", RandomForestClassifier(n_estimators=20, random_state=0)),
+        ]
+    )
     pipe.fit(frame, y)
     return pipe, frame
 
@@ -37,8 +41,14 @@ def _con_with(rows: list[dict]) -> duckdb.DuckDBPyConnection:
 
 def _row(pipe: Pipeline, version: int = 1, threshold: float | None = 0.4) -> dict:
     return registry.registry_row(
-        "purchase_intent", pipe, features=["a", "b"], target="purchase_made", training_rows=300,
-        params={"n_estimators": 20}, metrics={"test": {"roc_auc": 0.9}}, threshold=threshold,
+        "purchase_intent",
+        pipe,
+        features=["a", "b"],
+        target="purchase_made",
+        training_rows=300,
+        params={"n_estimators": 20},
+        metrics={"test": {"roc_auc": 0.9}},
+        threshold=threshold,
         version=version,
     )
 
@@ -116,8 +126,9 @@ def test_feature_sql_substitutes_the_relation() -> None:
         f"'select user_session, count(*) as n from {registry.RELATION_PLACEHOLDER} "
         "group by user_session' as feature_sql"
     )
-    con.execute("create table live_events as select * from (values ('s1'), ('s1'), ('s2')) "
-                "t(user_session)")
+    con.execute(
+        "create table live_events as select * from (values ('s1'), ('s1'), ('s2')) t(user_session)"
+    )
     sql = registry.feature_sql(con, "live_events")
     assert registry.RELATION_PLACEHOLDER not in sql
     assert sorted(con.execute(sql).fetchall()) == [("s1", 2), ("s2", 1)]

@@ -31,12 +31,20 @@ def _df(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
 
 
 def test_registry_holds_every_model_once_per_build(con: duckdb.DuckDBPyConnection) -> None:
-    reg = _df(con, "select model_name, version, training_rows, threshold, pipeline_bytes, "
-                   "sklearn_version from ml.model_registry")
+    reg = _df(
+        con,
+        "select model_name, version, training_rows, threshold, pipeline_bytes, "
+        "sklearn_version from ml.model_registry",
+    )
     assert set(reg["model_name"]) == {
-        "purchase_intent", "purchase_intent_stratified", "session_study_replication",
-        "session_study_replication_no_leak", "category_choice", "customer_segments",
-        "customer_segments_pca"}
+        "purchase_intent",
+        "purchase_intent_stratified",
+        "session_study_replication",
+        "session_study_replication_no_leak",
+        "category_choice",
+        "customer_segments",
+        "customer_segments_pca",
+    }
     assert (reg["version"] == 1).all()
     assert (reg["training_rows"] > 0).all()
     assert (reg["pipeline_bytes"] < 20_000_000).all()
@@ -48,10 +56,16 @@ def test_deployed_model_loads_and_scores_like_the_build(con: duckdb.DuckDBPyConn
     model = registry.load_latest(con, "purchase_intent")
     definition = _df(con, "select feature_columns from ml.feature_definitions")
     assert sorted(model.features) == sorted(definition["feature_columns"].iloc[0].split(","))
-    features = _df(con, "select * from intermediate.int_sessions_early_featurized "
-                        "where events_so_far > 0 order by session_id limit 300")
-    scored = _df(con, "select session_id, probability, predicted from ml.session_predictions "
-                      "where model_name = 'purchase_intent'").set_index("session_id")
+    features = _df(
+        con,
+        "select * from intermediate.int_sessions_early_featurized "
+        "where events_so_far > 0 order by session_id limit 300",
+    )
+    scored = _df(
+        con,
+        "select session_id, probability, predicted from ml.session_predictions "
+        "where model_name = 'purchase_intent'",
+    ).set_index("session_id")
     expected = scored.loc[features["session_id"]]
     np.testing.assert_allclose(model.predict_proba(features), expected["probability"])
     np.testing.assert_array_equal(model.predict(features).astype(bool), expected["predicted"])
@@ -62,33 +76,49 @@ def test_stored_feature_sql_reproduces_the_training_features(
 ) -> None:
     sql = registry.feature_sql(con, "intermediate.int_events_sessionized")
     live = con.execute(f"select * from ({sql}) order by session_id").df()
-    trained = _df(con, "select * from intermediate.int_sessions_early_featurized "
-                       "order by session_id")
+    trained = _df(
+        con, "select * from intermediate.int_sessions_early_featurized order by session_id"
+    )
     columns = registry.load_latest(con).features
-    merged = trained[["session_id", *columns]].merge(live[["session_id", *columns]],
-                                                     on="session_id", suffixes=("", "_live"))
+    merged = trained[["session_id", *columns]].merge(
+        live[["session_id", *columns]], on="session_id", suffixes=("", "_live")
+    )
     assert len(merged) == len(trained)
     for col in columns:
-        pd.testing.assert_series_equal(merged[col], merged[f"{col}_live"], check_names=False,
-                                       check_dtype=False)
+        pd.testing.assert_series_equal(
+            merged[col], merged[f"{col}_live"], check_names=False, check_dtype=False
+        )
 
 
 def test_early_intent_model_beats_baseline_on_the_time_holdout(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    rows = _df(con, "select metric, value, baseline_value, beats_baseline, n_rows "
-                    "from ml.model_metrics where model_name = 'purchase_intent' "
-                    "and evaluation = 'time_holdout' and split = 'test'").set_index("metric")
-    assert set(rows.index) == {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
-                               "brier"}
+    rows = _df(
+        con,
+        "select metric, value, baseline_value, beats_baseline, n_rows "
+        "from ml.model_metrics where model_name = 'purchase_intent' "
+        "and evaluation = 'time_holdout' and split = 'test'",
+    ).set_index("metric")
+    assert set(rows.index) == {
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "brier",
+    }
     for metric in ("f1", "roc_auc", "pr_auc", "brier"):
         assert rows.loc[metric, "beats_baseline"], metric
     assert rows.loc["roc_auc", "value"] > 0.75
     assert rows.loc["roc_auc", "baseline_value"] == pytest.approx(0.5)
     # The test split is the latest weeks: no test session starts before a training session ends.
-    spans = _df(con, "select p.split, min(s.session_start) lo, max(s.session_start) hi "
-                     "from ml.session_predictions p join marts.fct_sessions s using (session_id) "
-                     "where p.model_name = 'purchase_intent' group by p.split").set_index("split")
+    spans = _df(
+        con,
+        "select p.split, min(s.session_start) lo, max(s.session_start) hi "
+        "from ml.session_predictions p join marts.fct_sessions s using (session_id) "
+        "where p.model_name = 'purchase_intent' group by p.split",
+    ).set_index("split")
     assert spans.loc["test", "lo"] > spans.loc["train", "hi"]
 
 
@@ -97,8 +127,11 @@ def test_replication_shows_the_leak(con: duckdb.DuckDBPyConnection) -> None:
     flagged = set(leak.loc[leak["leaks"], "feature"])
     assert {"checkouts", "revenue", "units_purchased"} <= flagged
     assert not leak.loc[leak["feature_set"] == "early_intent", "leaks"].any()
-    acc = _df(con, "select model_name, value from ml.model_metrics where split = 'test' "
-                   "and metric = 'accuracy'").set_index("model_name")["value"]
+    acc = _df(
+        con,
+        "select model_name, value from ml.model_metrics where split = 'test' "
+        "and metric = 'accuracy'",
+    ).set_index("model_name")["value"]
     assert acc["session_study_replication"] > 0.99
     assert acc["session_study_replication_no_leak"] < acc["session_study_replication"] - 0.02
 
@@ -110,37 +143,57 @@ def test_curves_confusion_and_importances_are_consistent(
     assert curves["x"].between(0, 1).all() and curves["y"].between(0, 1).all()
     roc = curves[curves["curve"] == "roc"].sort_values("point")
     assert roc["x"].is_monotonic_increasing and roc["y"].iloc[-1] == 1.0
-    cells = _df(con, "select sum(count) n from ml.confusion_matrices "
-                     "where model_name = 'purchase_intent'")["n"].iloc[0]
-    n_test = _df(con, "select count(*) n from ml.session_predictions "
-                      "where model_name = 'purchase_intent' and split = 'test'")["n"].iloc[0]
+    cells = _df(
+        con, "select sum(count) n from ml.confusion_matrices where model_name = 'purchase_intent'"
+    )["n"].iloc[0]
+    n_test = _df(
+        con,
+        "select count(*) n from ml.session_predictions "
+        "where model_name = 'purchase_intent' and split = 'test'",
+    )["n"].iloc[0]
     assert cells == n_test
-    imp = _df(con, "select model_name, kind, sum(importance) s, count(*) n "
-                   "from ml.feature_importances where kind = 'impurity' group by all")
+    imp = _df(
+        con,
+        "select model_name, kind, sum(importance) s, count(*) n "
+        "from ml.feature_importances where kind = 'impurity' group by all",
+    )
     assert np.allclose(imp["s"], 1.0)
 
 
 def test_category_model_reports_its_baseline(con: duckdb.DuckDBPyConnection) -> None:
-    rows = _df(con, "select class_label, metric, value, baseline_value, beats_baseline "
-                    "from ml.model_metrics where model_name = 'category_choice'")
+    rows = _df(
+        con,
+        "select class_label, metric, value, baseline_value, beats_baseline "
+        "from ml.model_metrics where model_name = 'category_choice'",
+    )
     overall = rows[rows["class_label"].isna()].set_index("metric")
     assert set(overall.index) == {"accuracy", "macro_f1"}
-    share = _df(con, "select max(n) / sum(n) s from (select category, count(*) n "
-                     "from ml.order_line_predictions where split = 'test' group by category)")
+    share = _df(
+        con,
+        "select max(n) / sum(n) s from (select category, count(*) n "
+        "from ml.order_line_predictions where split = 'test' group by category)",
+    )
     assert overall.loc["accuracy", "baseline_value"] == pytest.approx(share["s"].iloc[0])
     per_class = rows[rows["class_label"].notna()]
     assert set(per_class["metric"]) == {"precision", "recall", "f1"}
 
 
 def test_segments_recover_the_designed_personas(con: duckdb.DuckDBPyConnection) -> None:
-    seg = _df(con, "select s.segment_name, g.persona from ml.customer_segments s "
-                   "join ground_truth.customer_personas g using (customer_id)")
+    seg = _df(
+        con,
+        "select s.segment_name, g.persona from ml.customer_segments s "
+        "join ground_truth.customer_personas g using (customer_id)",
+    )
     ari = adjusted_rand_score(seg["persona"], seg["segment_name"])
     assert ari >= 0.8, ari
     majority = pd.crosstab(seg["persona"], seg["segment_name"]).idxmax(axis=1).to_dict()
-    assert majority == {"browser": "Browsers", "cart_abandoner": "Cart Abandoners",
-                        "one_click_buyer": "One-Click Buyers", "explorer": "Explorers",
-                        "ordinary": "Regulars"}
+    assert majority == {
+        "browser": "Browsers",
+        "cart_abandoner": "Cart Abandoners",
+        "one_click_buyer": "One-Click Buyers",
+        "explorer": "Explorers",
+        "ordinary": "Regulars",
+    }
     k = _df(con, "select * from ml.segment_k_selection")
     assert sorted(k["k"]) == list(range(2, 9)) and k["chosen"].sum() == 1
     assert k.loc[k["chosen"], "silhouette"].iloc[0] == k["silhouette"].max()
@@ -153,8 +206,7 @@ def test_same_data_and_seed_give_the_same_metrics(con: duckdb.DuckDBPyConnection
     sessions = _df(con, "select * from marts.fct_sessions")
     columns = _df(con, "select feature_columns from ml.feature_definitions").iloc[0, 0]
     settings = build.Settings(seed=3, n_estimators=15, max_training_rows=2_000, n_jobs=1)
-    runs = [build.intent_training(early, sessions, columns.split(","), settings)
-            for _ in range(2)]
+    runs = [build.intent_training(early, sessions, columns.split(","), settings) for _ in range(2)]
     assert runs[0]["metrics"].tolist() == runs[1]["metrics"].tolist()
     assert runs[0]["pipeline_sha256"].tolist() == runs[1]["pipeline_sha256"].tolist()
     capped = runs[0].set_index("model_name")
@@ -166,7 +218,8 @@ def test_registry_versions_grow_per_build(built_warehouse: Path, tmp_path: Path,
     shutil.copy(built_warehouse, db)
     dbt(["run", "--select", "model_registry"], db, tmp_path)
     with duckdb.connect(str(db), read_only=True) as copy:
-        versions = copy.execute("select model_name, max(version), count(*) "
-                                "from ml.model_registry group by 1").fetchall()
+        versions = copy.execute(
+            "select model_name, max(version), count(*) from ml.model_registry group by 1"
+        ).fetchall()
         assert {v for _, v, _ in versions} == {2} and {n for _, _, n in versions} == {2}
         assert registry.load_latest(copy).version == 2

@@ -21,12 +21,17 @@ def test_notebook_is_stored_without_outputs() -> None:
     assert all(c.outputs == [] and c.execution_count is None for c in code)
 
 
-def test_notebook_runs_on_the_built_warehouse(built_warehouse: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs_on_the_built_warehouse(
+    built_warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SHOPLENS_DB", str(built_warehouse))
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, kernel_name="python3", timeout=180,
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=180,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     figures = [o for o in outputs if PLOTLY_MIME in o.get("data", {})]

@@ -17,8 +17,9 @@ import pytest
 from shoplens.rees46 import Rees46FormatError, load_rees46
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "rees46_sample.csv"
-HEADER = ("event_time,event_type,product_id,category_id,category_code,brand,price,user_id,"
-          "user_session")
+HEADER = (
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+)
 SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
 
 
@@ -31,15 +32,26 @@ def test_sample_loads_every_row_with_file_and_line_ids(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
     summary = load_rees46(db, [SAMPLE])
     assert (summary.rows, summary.loaded, summary.rejected) == (3000, 3000, 0)
-    first = _rows(db, "select event_id, event_time, event_type, product_id, category_code, "
-                      "brand, price, user_id, user_session, source from raw.events "
-                      "where event_id = 'rees46:rees46_sample.csv:2'")
-    assert first == [(
-        "rees46:rees46_sample.csv:2",
-        dt.datetime(2019, 10, 1, 0, 0, 0),
-        "view", 44600062, None, "shiseido", 35.79, 541312140,
-        "72d76fde-8bb3-4e00-8c23-a032dfed738c", "rees46",
-    )]
+    first = _rows(
+        db,
+        "select event_id, event_time, event_type, product_id, category_code, "
+        "brand, price, user_id, user_session, source from raw.events "
+        "where event_id = 'rees46:rees46_sample.csv:2'",
+    )
+    assert first == [
+        (
+            "rees46:rees46_sample.csv:2",
+            dt.datetime(2019, 10, 1, 0, 0, 0),
+            "view",
+            44600062,
+            None,
+            "shiseido",
+            35.79,
+            541312140,
+            "72d76fde-8bb3-4e00-8c23-a032dfed738c",
+            "rees46",
+        )
+    ]
     types = dict(_rows(db, "select event_type, count(*) from raw.events group by 1"))
     assert types == {"view": 2941, "cart": 23, "purchase": 36}
     last = _rows(db, "select max(cast(split_part(event_id, ':', 3) as integer)) from raw.events")
@@ -51,22 +63,28 @@ def test_sample_loads_every_row_with_file_and_line_ids(tmp_path: Path) -> None:
 
 def test_uncastable_rows_go_to_rejects_with_reason(tmp_path: Path) -> None:
     path = tmp_path / "oct.csv"
-    path.write_text("\n".join([
-        HEADER,
-        "2019-10-01 00:00:00 UTC,view,1,10,electronics.audio,acme,10.50,7,s1",
-        "yesterday,view,1,10,electronics.audio,acme,10.50,7,s1",
-        "2019-10-01 00:00:02 UTC,cart,1,10,,acme,ten,7,s1",
-        "2019-10-01 00:00:03 UTC,purchase,abc,10,,acme,10.50,x7,s1",
-        "2019-10-01 00:00:04 UTC,teleport,2,,,,,8,",
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                HEADER,
+                "2019-10-01 00:00:00 UTC,view,1,10,electronics.audio,acme,10.50,7,s1",
+                "yesterday,view,1,10,electronics.audio,acme,10.50,7,s1",
+                "2019-10-01 00:00:02 UTC,cart,1,10,,acme,ten,7,s1",
+                "2019-10-01 00:00:03 UTC,purchase,abc,10,,acme,10.50,x7,s1",
+                "2019-10-01 00:00:04 UTC,teleport,2,,,,,8,",
+            ]
+        )
+        + "\n"
+    )
     db = tmp_path / "w.duckdb"
     summary = load_rees46(db, [path])
     assert (summary.rows, summary.loaded, summary.rejected) == (5, 2, 3)
     loaded = _rows(db, "select event_id, event_type, user_session from raw.events order by 1")
     # an unknown event type still casts: it lands, and dbt staging quarantines it
     assert loaded == [("rees46:oct.csv:2", "view", "s1"), ("rees46:oct.csv:6", "teleport", None)]
-    rejects = _rows(db, "select topic, kafka_offset, reason, payload from raw.rejects "
-                        "order by kafka_offset")
+    rejects = _rows(
+        db, "select topic, kafka_offset, reason, payload from raw.rejects order by kafka_offset"
+    )
     assert [(t, n, r) for t, n, r, _ in rejects] == [
         ("oct.csv", 3, "event_time is not a timestamp"),
         ("oct.csv", 4, "price is not a number"),
@@ -78,24 +96,29 @@ def test_uncastable_rows_go_to_rejects_with_reason(tmp_path: Path) -> None:
 
 
 def test_parquet_with_typed_columns(tmp_path: Path) -> None:
-    table = pa.table({
-        "event_time": pa.array([1569888000_000000, 1569888001_000000],
-                               pa.timestamp("us", tz="UTC")),
-        "event_type": ["view", "purchase"],
-        "product_id": pa.array([5, 6], pa.int64()),
-        "category_id": pa.array([None, 9], pa.int64()),
-        "category_code": [None, "kids.toys"],
-        "brand": ["a", None],
-        "price": [1.5, 2.25],
-        "user_id": pa.array([11, 11], pa.int64()),
-        "user_session": ["u", "u"],
-    })
+    table = pa.table(
+        {
+            "event_time": pa.array(
+                [1569888000_000000, 1569888001_000000], pa.timestamp("us", tz="UTC")
+            ),
+            "event_type": ["view", "purchase"],
+            "product_id": pa.array([5, 6], pa.int64()),
+            "category_id": pa.array([None, 9], pa.int64()),
+            "category_code": [None, "kids.toys"],
+            "brand": ["a", None],
+            "price": [1.5, 2.25],
+            "user_id": pa.array([11, 11], pa.int64()),
+            "user_session": ["u", "u"],
+        }
+    )
     path = tmp_path / "part.parquet"
     pq.write_table(table, path)
     db = tmp_path / "w.duckdb"
     load_rees46(db, [path])
-    rows = _rows(db, "select event_id, event_time, event_type, price, category_code "
-                     "from raw.events order by 1")
+    rows = _rows(
+        db,
+        "select event_id, event_time, event_type, price, category_code from raw.events order by 1",
+    )
     assert rows == [
         ("rees46:part.parquet:1", dt.datetime(2019, 10, 1, 0, 0, 0), "view", 1.5, None),
         ("rees46:part.parquet:2", dt.datetime(2019, 10, 1, 0, 0, 1), "purchase", 2.25, "kids.toys"),
@@ -117,14 +140,18 @@ def test_wrong_files_are_refused_and_nothing_loaded(tmp_path: Path) -> None:
 
 def test_cli_load_events(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
-    ok = subprocess.run([SHOPLENS, "load-events", "--db", str(db), "--format", "rees46",
-                         str(SAMPLE)], capture_output=True, text=True)
+    ok = subprocess.run(
+        [SHOPLENS, "load-events", "--db", str(db), "--format", "rees46", str(SAMPLE)],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "3,000 loaded" in ok.stdout
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n")
-    fail = subprocess.run([SHOPLENS, "load-events", "--db", str(db), str(bad)],
-                          capture_output=True, text=True)
+    fail = subprocess.run(
+        [SHOPLENS, "load-events", "--db", str(db), str(bad)], capture_output=True, text=True
+    )
     assert fail.returncode == 1
     assert fail.stderr.count("\n") == 1
     assert "missing column(s)" in fail.stderr
@@ -139,4 +166,5 @@ def test_gzipped_csv(tmp_path: Path) -> None:
     assert (summary.rows, summary.loaded, summary.rejected) == (10, 10, 0)
     ids = [r[0] for r in _rows(db, "select event_id from raw.events")]
     assert sorted(ids, key=lambda i: int(i.rsplit(":", 1)[1])) == [
-        f"rees46:oct.csv.gz:{line}" for line in range(2, 12)]
+        f"rees46:oct.csv.gz:{line}" for line in range(2, 12)
+    ]

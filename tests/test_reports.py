@@ -17,8 +17,14 @@ from shoplens.reports.pages.overview import PERIOD_DAYS, periods
 from shoplens.warehouse import connect, ensure_raw_schema
 
 SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
-PAGE_FILES = ["index.html", "behaviour.html", "sales.html", "models.html", "segments.html",
-              "quality.html"]
+PAGE_FILES = [
+    "index.html",
+    "behaviour.html",
+    "sales.html",
+    "models.html",
+    "segments.html",
+    "quality.html",
+]
 
 
 @pytest.fixture()
@@ -35,8 +41,9 @@ def test_page_registry_names_the_fixed_files() -> None:
     assert files == PAGE_FILES
 
 
-def test_empty_warehouse_gives_notices_on_every_page(raw_only_warehouse: Path,
-                                                      tmp_path: Path) -> None:
+def test_empty_warehouse_gives_notices_on_every_page(
+    raw_only_warehouse: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "site"
     result = build_site(raw_only_warehouse, out, dbt_target=tmp_path / "no-target")
     assert sorted(result.charts) == sorted(PAGE_FILES)
@@ -67,12 +74,15 @@ def test_site_is_offline_and_ships_plotly_once(raw_only_warehouse: Path, tmp_pat
 
 def test_layout_shows_as_of_and_build_time(raw_only_warehouse: Path, tmp_path: Path) -> None:
     with connect(raw_only_warehouse) as con:
-        con.execute("insert into raw.events (event_id, event_time) values "
-                    "('a', '2026-10-30 12:00:00'), ('b', '2026-10-31 08:15:00')")
+        con.execute(
+            "insert into raw.events (event_id, event_time) values "
+            "('a', '2026-10-30 12:00:00'), ('b', '2026-10-31 08:15:00')"
+        )
     target = tmp_path / "target"
     target.mkdir()
     (target / "run_results.json").write_text(
-        '{"metadata": {"generated_at": "2026-11-01T09:30:00.123456Z"}, "results": []}')
+        '{"metadata": {"generated_at": "2026-11-01T09:30:00.123456Z"}, "results": []}'
+    )
     out = tmp_path / "site"
     build_site(raw_only_warehouse, out, dbt_target=target)
     for name in PAGE_FILES:
@@ -97,8 +107,9 @@ def test_tiles_format_values_and_changes() -> None:
     sessions = Tile("sessions", "Sessions", 1100, 1000)
     assert sessions.change() == "+10.0% vs previous period"
     assert sessions.tone() == "good"
-    abandonment = Tile("cart_abandonment", "Cart abandonment", 0.70, 0.65, "rate",
-                       higher_is_better=False)
+    abandonment = Tile(
+        "cart_abandonment", "Cart abandonment", 0.70, 0.65, "rate", higher_is_better=False
+    )
     assert abandonment.change() == "+5.0 pp vs previous period"
     assert abandonment.tone() == "bad"
     assert Tile("revenue", "Revenue", 10.0, None, "money").change() == "no previous period"
@@ -106,8 +117,18 @@ def test_tiles_format_values_and_changes() -> None:
 
 
 def test_cli_report_without_warehouse_is_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([SHOPLENS, "report", "--db", str(tmp_path / "nope.duckdb"),
-                           "--out", str(tmp_path / "site")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            SHOPLENS,
+            "report",
+            "--db",
+            str(tmp_path / "nope.duckdb"),
+            "--out",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("shoplens: error: warehouse file not found")
@@ -116,8 +137,11 @@ def test_cli_report_without_warehouse_is_one_line(tmp_path: Path) -> None:
 
 def test_cli_report_prints_index_path(raw_only_warehouse: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
-    proc = subprocess.run([SHOPLENS, "report", "--db", str(raw_only_warehouse), "--out",
-                           str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [SHOPLENS, "report", "--db", str(raw_only_warehouse), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str((out / "index.html").resolve())
     assert "6 pages, 0 charts" in proc.stderr
@@ -126,8 +150,11 @@ def test_cli_report_prints_index_path(raw_only_warehouse: Path, tmp_path: Path) 
 def test_cli_report_refuses_a_file_as_out(raw_only_warehouse: Path, tmp_path: Path) -> None:
     clash = tmp_path / "a-file"
     clash.write_text("x")
-    proc = subprocess.run([SHOPLENS, "report", "--db", str(raw_only_warehouse), "--out",
-                           str(clash)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [SHOPLENS, "report", "--db", str(raw_only_warehouse), "--out", str(clash)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--out" in proc.stderr
 
@@ -135,20 +162,41 @@ def test_cli_report_refuses_a_file_as_out(raw_only_warehouse: Path, tmp_path: Pa
 def test_quality_page_reads_dbt_artifacts(raw_only_warehouse: Path, tmp_path: Path) -> None:
     target = tmp_path / "target"
     target.mkdir()
-    (target / "run_results.json").write_text(json.dumps({
-        "metadata": {"generated_at": "2026-11-01T09:30:00Z"},
-        "results": [
-            {"unique_id": "model.shoplens.fct_sessions", "status": "success"},
-            {"unique_id": "test.shoplens.unique_fct_sessions_session_id.abc", "status": "pass"},
-            {"unique_id": "test.shoplens.not_null_fct_sessions_x.def", "status": "pass"},
-            {"unique_id": "test.shoplens.reconcile_<b>revenue</b>.123", "status": "fail",
-             "failures": 3},
-            {"unique_id": "unit_test.shoplens.int_x.test_split", "status": "pass"},
-        ]}))
-    (target / "sources.json").write_text(json.dumps({"results": [
-        {"unique_id": "source.shoplens.shop.events", "status": "warn",
-         "max_loaded_at": "2026-11-20T10:00:00+00:00", "max_loaded_at_time_ago_in_s": 90000},
-    ]}))
+    (target / "run_results.json").write_text(
+        json.dumps(
+            {
+                "metadata": {"generated_at": "2026-11-01T09:30:00Z"},
+                "results": [
+                    {"unique_id": "model.shoplens.fct_sessions", "status": "success"},
+                    {
+                        "unique_id": "test.shoplens.unique_fct_sessions_session_id.abc",
+                        "status": "pass",
+                    },
+                    {"unique_id": "test.shoplens.not_null_fct_sessions_x.def", "status": "pass"},
+                    {
+                        "unique_id": "test.shoplens.reconcile_<b>revenue</b>.123",
+                        "status": "fail",
+                        "failures": 3,
+                    },
+                    {"unique_id": "unit_test.shoplens.int_x.test_split", "status": "pass"},
+                ],
+            }
+        )
+    )
+    (target / "sources.json").write_text(
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "unique_id": "source.shoplens.shop.events",
+                        "status": "warn",
+                        "max_loaded_at": "2026-11-20T10:00:00+00:00",
+                        "max_loaded_at_time_ago_in_s": 90000,
+                    },
+                ]
+            }
+        )
+    )
     out = tmp_path / "site"
     build_site(raw_only_warehouse, out, dbt_target=target)
     html = (out / "quality.html").read_text()
@@ -156,6 +204,10 @@ def test_quality_page_reads_dbt_artifacts(raw_only_warehouse: Path, tmp_path: Pa
     assert cells[:4] == ["pass", "3", "fail", "1"]
     assert "fail: reconcile_&lt;b&gt;revenue&lt;/b&gt;" in cells
     assert "4 data and unit tests" in html
-    assert cells[cells.index("shop.events"):][:4] == ["shop.events", "warn",
-                                                      "2026-11-20T10:00:00+00:00", "25.0"]
+    assert cells[cells.index("shop.events") :][:4] == [
+        "shop.events",
+        "warn",
+        "2026-11-20T10:00:00+00:00",
+        "25.0",
+    ]
     assert "From `dbt source freshness`" in html

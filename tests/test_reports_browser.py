@@ -27,15 +27,27 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
-PAGE_FILES = ["index.html", "behaviour.html", "sales.html", "models.html", "segments.html",
-              "quality.html"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PAGE_FILES = [
+    "index.html",
+    "behaviour.html",
+    "sales.html",
+    "models.html",
+    "segments.html",
+    "quality.html",
+]
 HOSTILE = [
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(2)>",
-    "\"><svg onload=alert(3)>",
+    '"><svg onload=alert(3)>',
     "</script><script>window.__pwned=1</script>",
 ]
 
@@ -46,8 +58,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900})
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
         yield context
         context.close()
 
@@ -67,8 +83,7 @@ def visit(context: BrowserContext, path: Path, screenshot: str | None = None) ->
     """Open a page, wait until every chart has rendered, record errors, requests, dialogs."""
     page = context.new_page()
     seen = Visit(page)
-    page.on("console", lambda m: seen.console_errors.append(m.text) if m.type == "error"
-            else None)
+    page.on("console", lambda m: seen.console_errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: seen.page_errors.append(str(e)))
     page.on("request", lambda r: seen.requests.append(r.url))
 
@@ -80,7 +95,9 @@ def visit(context: BrowserContext, path: Path, screenshot: str | None = None) ->
     page.goto(path.as_uri(), wait_until="load")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.chart')].every("
-        "c => c.querySelector('.js-plotly-plot .main-svg'))", timeout=30_000)
+        "c => c.querySelector('.js-plotly-plot .main-svg'))",
+        timeout=30_000,
+    )
     if screenshot:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / screenshot), full_page=True)
@@ -100,12 +117,14 @@ def chart_state(page: Page) -> list[int]:
     return page.evaluate(
         "() => { const c = [...document.querySelectorAll('.chart')];"
         " return [c.length, c.filter(x => x.querySelector('.js-plotly-plot .main-svg')"
-        " && x.querySelector('.js-plotly-plot').data.length > 0).length]; }")
+        " && x.querySelector('.js-plotly-plot').data.length > 0).length]; }"
+    )
 
 
 # -------------------------------------------------------------------------------------------
 # A warehouse with nothing built: every page opens cleanly and says there is no data yet.
 # -------------------------------------------------------------------------------------------
+
 
 def test_empty_site_opens_cleanly(browser: BrowserContext, tmp_path: Path) -> None:
     db = tmp_path / "raw_only.duckdb"
@@ -129,8 +148,14 @@ def test_empty_site_opens_cleanly(browser: BrowserContext, tmp_path: Path) -> No
 # Sections allowed to be empty on a freshly built warehouse: no streaming run has scored
 # sessions, and the generator writes no loader rejects.
 ALLOWED_EMPTY = {"Live scoring", "Live scores", "Rejected input by reason"}
-MIN_CHARTS = {"index.html": 0, "behaviour.html": 6, "sales.html": 8, "models.html": 7,
-              "segments.html": 3, "quality.html": 1}
+MIN_CHARTS = {
+    "index.html": 0,
+    "behaviour.html": 6,
+    "sales.html": 8,
+    "models.html": 7,
+    "segments.html": 3,
+    "quality.html": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +167,9 @@ def built_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.mark.parametrize("name", PAGE_FILES)
-def test_built_page_renders_every_chart(browser: BrowserContext, built_site: Path,
-                                        name: str) -> None:
+def test_built_page_renders_every_chart(
+    browser: BrowserContext, built_site: Path, name: str
+) -> None:
     assert not re.search(r"https?://", (built_site / name).read_text())  # no external URL
     seen = visit(browser, built_site / name, name.replace(".html", ".png"))
     assert_clean(seen)
@@ -151,7 +177,8 @@ def test_built_page_renders_every_chart(browser: BrowserContext, built_site: Pat
     assert containers >= MIN_CHARTS[name]
     assert rendered == containers
     empty = seen.page.eval_on_selector_all(
-        "section.section-notice h2", "els => els.map(e => e.textContent)")
+        "section.section-notice h2", "els => els.map(e => e.textContent)"
+    )
     assert set(empty) <= ALLOWED_EMPTY, empty
     header = seen.page.inner_text("header")
     assert "Data as of 2026-10-31" in header
@@ -171,28 +198,45 @@ def expected_kpis(db: Path) -> tuple[dict[str, float], dict[str, float]]:
                 "count(*) filter (where cart_additions > 0), "
                 "count(*) filter (where cart_additions > 0 and not purchase_made) "
                 "from marts.fct_sessions where session_start >= ? and session_start < ?",
-                [lo, hi]).fetchone()
+                [lo, hi],
+            ).fetchone()
             revenue, orders = con.execute(
                 "select sum(revenue), count(distinct order_id) from marts.fct_order_lines "
-                "where transaction_time >= ? and transaction_time < ?", [lo, hi]).fetchone()
-            result.append({"sessions": sessions, "conversion_rate": buyers / sessions,
-                           "revenue": revenue, "average_order_value": revenue / orders,
-                           "cart_abandonment": abandoned / carts})
+                "where transaction_time >= ? and transaction_time < ?",
+                [lo, hi],
+            ).fetchone()
+            result.append(
+                {
+                    "sessions": sessions,
+                    "conversion_rate": buyers / sessions,
+                    "revenue": revenue,
+                    "average_order_value": revenue / orders,
+                    "cart_abandonment": abandoned / carts,
+                }
+            )
     return result[0], result[1]
 
 
-UNITS = {"sessions": "count", "conversion_rate": "rate", "revenue": "money",
-         "average_order_value": "money", "cart_abandonment": "rate"}
+UNITS = {
+    "sessions": "count",
+    "conversion_rate": "rate",
+    "revenue": "money",
+    "average_order_value": "money",
+    "cart_abandonment": "rate",
+}
 
 
-def test_kpi_tiles_match_sql(browser: BrowserContext, built_site: Path,
-                             built_warehouse: Path) -> None:
+def test_kpi_tiles_match_sql(
+    browser: BrowserContext, built_site: Path, built_warehouse: Path
+) -> None:
     current, previous = expected_kpis(built_warehouse)
     assert current["sessions"] > 100 and previous["sessions"] > 100
     seen = visit(browser, built_site / "index.html")
     tiles = seen.page.eval_on_selector_all(
-        ".tile", "els => els.map(e => [e.dataset.kpi, e.dataset.value, "
-        "e.querySelector('.value').textContent, e.querySelector('.change').textContent])")
+        ".tile",
+        "els => els.map(e => [e.dataset.kpi, e.dataset.value, "
+        "e.querySelector('.value').textContent, e.querySelector('.change').textContent])",
+    )
     assert [t[0] for t in tiles] == list(UNITS)
     for key, raw, shown, change in tiles:
         assert float(raw) == pytest.approx(current[key], rel=1e-9), key
@@ -211,6 +255,7 @@ def test_kpi_tiles_match_sql(browser: BrowserContext, built_site: Path,
 # Hostile strings in the data show as text and never run.
 # -------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def hostile_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the built warehouse with hostile product, brand, category, segment and
@@ -219,25 +264,35 @@ def hostile_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory
     db = work / "hostile.duckdb"
     shutil.copy(built_warehouse, db)
     with duckdb.connect(str(db)) as con:
-        top = con.execute("select product_id from marts.dim_products "
-                          "order by revenue desc, product_id limit 1").fetchone()[0]
-        con.execute("update marts.dim_products set product_name = ?, brand = ? "
-                    "where product_id = ?", [HOSTILE[0], HOSTILE[1], top])
-        victim = con.execute("select category from marts.mart_category_popularity "
-                             "order by popularity_rank limit 1").fetchone()[0]
+        top = con.execute(
+            "select product_id from marts.dim_products order by revenue desc, product_id limit 1"
+        ).fetchone()[0]
+        con.execute(
+            "update marts.dim_products set product_name = ?, brand = ? where product_id = ?",
+            [HOSTILE[0], HOSTILE[1], top],
+        )
+        victim = con.execute(
+            "select category from marts.mart_category_popularity order by popularity_rank limit 1"
+        ).fetchone()[0]
         for schema, table, column in con.execute(
-                "select schema_name, table_name, column_name from duckdb_columns() "
-                "join duckdb_tables() using (database_name, schema_name, table_name) "
-                "where schema_name = 'marts' and column_name in ('category', "
-                "'dominant_category')").fetchall():
-            con.execute(f"update {schema}.{table} set {column} = ? where {column} = ?",
-                        [HOSTILE[2], victim])
+            "select schema_name, table_name, column_name from duckdb_columns() "
+            "join duckdb_tables() using (database_name, schema_name, table_name) "
+            "where schema_name = 'marts' and column_name in ('category', "
+            "'dominant_category')"
+        ).fetchall():
+            con.execute(
+                f"update {schema}.{table} set {column} = ? where {column} = ?", [HOSTILE[2], victim]
+            )
         segment = con.execute("select min(segment_id) from ml.customer_segments").fetchone()[0]
         for table in ("ml.customer_segments", "ml.segment_profiles"):
-            con.execute(f"update {table} set segment_name = ? where segment_id = ?",
-                        [HOSTILE[3], segment])
-        con.execute("insert into marts.mart_data_quality values "
-                    "('rejects:kafka', ?, 'rejected_by_loader', 3)", [HOSTILE[0]])
+            con.execute(
+                f"update {table} set segment_name = ? where segment_id = ?", [HOSTILE[3], segment]
+            )
+        con.execute(
+            "insert into marts.mart_data_quality values "
+            "('rejects:kafka', ?, 'rejected_by_loader', 3)",
+            [HOSTILE[0]],
+        )
     out = work / "site"
     build_site(db, out)
     return out
@@ -285,8 +340,9 @@ create table live.session_scores (
 """
 
 
-def test_live_scores_show_on_the_models_page(browser: BrowserContext, built_warehouse: Path,
-                                             tmp_path: Path) -> None:
+def test_live_scores_show_on_the_models_page(
+    browser: BrowserContext, built_warehouse: Path, tmp_path: Path
+) -> None:
     db = tmp_path / "scored.duckdb"
     shutil.copy(built_warehouse, db)
     with duckdb.connect(str(db)) as con:
@@ -317,22 +373,29 @@ def test_live_scores_show_on_the_models_page(browser: BrowserContext, built_ware
 # every page still opens cleanly and says what is missing.
 # -------------------------------------------------------------------------------------------
 
-def test_warehouse_without_orders_or_demographics(browser: BrowserContext,
-                                                  built_warehouse: Path,
-                                                  tmp_path: Path) -> None:
+
+def test_warehouse_without_orders_or_demographics(
+    browser: BrowserContext, built_warehouse: Path, tmp_path: Path
+) -> None:
     db = tmp_path / "clickstream.duckdb"
     shutil.copy(built_warehouse, db)
     with duckdb.connect(str(db)) as con:
-        for table in ("marts.fct_order_lines", "marts.mart_sales_monthly",
-                      "marts.mart_age_distribution", "marts.mart_demographic_category"):
+        for table in (
+            "marts.fct_order_lines",
+            "marts.mart_sales_monthly",
+            "marts.mart_age_distribution",
+            "marts.mart_demographic_category",
+        ):
             con.execute(f"delete from {table}")
         for table in ("ml.model_metrics", "ml.feature_importances", "ml.confusion_matrices"):
             con.execute(f"delete from {table} where model_name = 'category_choice'")
         as_of = con.execute("select max(session_start) from marts.fct_sessions").fetchone()[0]
         _, current, end = periods(as_of)
-        revenue = con.execute("select sum(revenue) from marts.fct_sessions "
-                              "where session_start >= ? and session_start < ?",
-                              [current, end]).fetchone()[0]
+        revenue = con.execute(
+            "select sum(revenue) from marts.fct_sessions "
+            "where session_start >= ? and session_start < ?",
+            [current, end],
+        ).fetchone()[0]
     out = tmp_path / "site"
     build_site(db, out)
     notices: dict[str, list[str]] = {}

@@ -18,8 +18,9 @@ COMPOSE = ROOT / "docker-compose.yml"
 def compose(*args: str, file: Path = COMPOSE) -> subprocess.CompletedProcess:
     tool = shutil.which("docker-compose")
     assert tool, "docker-compose missing: run `make sysdeps` (Debian package docker-compose)"
-    return subprocess.run([tool, "-f", str(file), *args], capture_output=True, text=True,
-                          cwd=file.parent, timeout=60)
+    return subprocess.run(
+        [tool, "-f", str(file), *args], capture_output=True, text=True, cwd=file.parent, timeout=60
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +69,10 @@ def test_sink_and_producer_are_built_from_the_dockerfile(config: dict) -> None:
         assert service["environment"]["SHOPLENS_DB"] == "/data/warehouse.duckdb"
     assert config["services"]["sink"]["command"] == ["shoplens", "sink"]
     assert config["services"]["producer"]["command"][:2] == ["shoplens", "stream"]
-    assert config["services"]["sink"]["depends_on"]["topics"]["condition"] == \
-        "service_completed_successfully"
+    assert (
+        config["services"]["sink"]["depends_on"]["topics"]["condition"]
+        == "service_completed_successfully"
+    )
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11" in dockerfile
     assert "pip install ." in dockerfile

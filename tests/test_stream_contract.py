@@ -19,23 +19,44 @@ from shoplens.stream.contract import (
 from shoplens.stream.producer import encode, session_stream
 
 GOOD_EVENT = {
-    "event_id": "k1-e1", "event_time": "2026-11-21T09:00:01.500000", "event_type": "add_to_cart",
-    "product_id": 5, "category_id": 2, "category_code": "electronics.audio", "brand": "Acme",
-    "price": 19.5, "user_id": 3, "user_session": "k1-s1", "quantity": 2, "device": "mobile",
-    "traffic_source": "email", "page": None,
+    "event_id": "k1-e1",
+    "event_time": "2026-11-21T09:00:01.500000",
+    "event_type": "add_to_cart",
+    "product_id": 5,
+    "category_id": 2,
+    "category_code": "electronics.audio",
+    "brand": "Acme",
+    "price": 19.5,
+    "user_id": 3,
+    "user_session": "k1-s1",
+    "quantity": 2,
+    "device": "mobile",
+    "traffic_source": "email",
+    "page": None,
 }
 GOOD_LINE = {
-    "transaction_id": "k1-t1", "order_id": "k1-o1", "event_id": "k1-e9", "customer_id": 3,
-    "product_id": 5, "category_code": "electronics.audio", "price": 19.5, "quantity": 2,
+    "transaction_id": "k1-t1",
+    "order_id": "k1-o1",
+    "event_id": "k1-e9",
+    "customer_id": 3,
+    "product_id": 5,
+    "category_code": "electronics.audio",
+    "price": 19.5,
+    "quantity": 2,
     "transaction_time": "2026-11-21 09:03:00",
 }
 
 
 def batch(payloads: list[bytes | None]) -> pa.Table:
     n = len(payloads)
-    return pa.table({"partition": pa.array([1] * n, pa.int32()),
-                     "kafka_offset": pa.array(range(100, 100 + n), pa.int64()),
-                     "payload": pa.array(payloads, pa.binary())}, schema=BATCH_SCHEMA)
+    return pa.table(
+        {
+            "partition": pa.array([1] * n, pa.int32()),
+            "kafka_offset": pa.array(range(100, 100 + n), pa.int64()),
+            "payload": pa.array(payloads, pa.binary()),
+        },
+        schema=BATCH_SCHEMA,
+    )
 
 
 def event(**changes: object) -> bytes:
@@ -75,8 +96,10 @@ POISON: list[tuple[bytes | None, str]] = [
     (event(quantity=2**40), "field quantity: invalid integer 1099511627776"),
     (event(product_id={"id": 5}), "field product_id: expected an integer, got object"),
     (event(event_id=None), "missing field event_id"),
-    (json.dumps({k: v for k, v in GOOD_EVENT.items() if k != "user_id"}).encode(),
-     "missing field user_id"),
+    (
+        json.dumps({k: v for k, v in GOOD_EVENT.items() if k != "user_id"}).encode(),
+        "missing field user_id",
+    ),
     (event(event_time="yesterday"), "field event_time: invalid timestamp yesterday"),
     (event(event_type="teleport"), "unknown event_type 'teleport'"),
     (event(device="toaster"), "unknown device 'toaster'"),
@@ -84,8 +107,10 @@ POISON: list[tuple[bytes | None, str]] = [
     (event(category_code="<img src=x onerror=alert(1)>"), "field category_code: markup in text"),
     (event(brand="x" * (MAX_PAYLOAD_BYTES + 10)), "payload too large"),
     (json.dumps(GOOD_EVENT).encode("utf-16"), "not valid UTF-8"),
-    (json.dumps({**GOOD_EVENT, "brand": "Café"}, ensure_ascii=False).encode("latin-1"),
-     "not valid UTF-8"),
+    (
+        json.dumps({**GOOD_EVENT, "brand": "Café"}, ensure_ascii=False).encode("latin-1"),
+        "not valid UTF-8",
+    ),
 ]
 
 
@@ -105,14 +130,17 @@ def test_each_poison_message_is_rejected_with_its_reason(events: Validator) -> N
 def test_all_problems_of_a_message_are_listed(events: Validator) -> None:
     _, rejects = events.validate(batch([event(price="x", event_type="teleport", user_id=None)]))
     reason = rejects["reason"][0].as_py()
-    assert reason.split("; ") == ["unknown event_type 'teleport'",
-                                  "field price: expected a number, got string",
-                                  "missing field user_id"]
+    assert reason.split("; ") == [
+        "unknown event_type 'teleport'",
+        "field price: expected a number, got string",
+        "missing field user_id",
+    ]
 
 
 def test_markup_screen_leaves_ordinary_text_alone(events: Validator) -> None:
-    valid, rejects = events.validate(batch([event(brand="A < B & C > D"),
-                                            event(brand="Ünïcode ✓ brand")]))
+    valid, rejects = events.validate(
+        batch([event(brand="A < B & C > D"), event(brand="Ünïcode ✓ brand")])
+    )
     assert rejects.num_rows == 0
     assert valid["brand"].to_pylist() == ["A < B & C > D", "Ünïcode ✓ brand"]
 
@@ -129,13 +157,22 @@ def test_transaction_contract() -> None:
     assert valid["transaction_id"].to_pylist() == ["k1-t1", "k1-t1"]
     assert valid["price"].to_pylist() == [19.5, None]
     assert rejects["reason"].to_pylist() == [
-        "missing field customer_id; field quantity: expected an integer, got string"]
+        "missing field customer_id; field quantity: expected an integer, got string"
+    ]
 
 
 def test_everything_the_producer_sends_passes_the_contract(events: Validator) -> None:
     world = build_world(5, 120, 60)
-    pairs = list(session_stream(world, 3_000, dt.datetime(2026, 11, 21, 9),
-                                dt.timedelta(minutes=5), seed=5, id_prefix="t-"))
+    pairs = list(
+        session_stream(
+            world,
+            3_000,
+            dt.datetime(2026, 11, 21, 9),
+            dt.timedelta(minutes=5),
+            seed=5,
+            id_prefix="t-",
+        )
+    )
     assert len(pairs) == 3_000
     valid, rejects = events.validate(batch([encode(e) for e, _ in pairs]))
     assert rejects.num_rows == 0

@@ -70,30 +70,56 @@ class Background:
         return self.value
 
 
-def produce_in_background(broker: EmbeddedBroker, world: World, rate: float, duration: float,
-                          seed: int, sent: list[str],
-                          stop: threading.Event | None = None) -> Background:
-    return Background(produce, broker.bootstrap, world, rate=rate, duration=duration,
-                      seed=seed, id_prefix=f"t{seed}-", stop=stop,
-                      on_sent=lambda event: sent.append(event["event_id"]))
+def produce_in_background(
+    broker: EmbeddedBroker,
+    world: World,
+    rate: float,
+    duration: float,
+    seed: int,
+    sent: list[str],
+    stop: threading.Event | None = None,
+) -> Background:
+    return Background(
+        produce,
+        broker.bootstrap,
+        world,
+        rate=rate,
+        duration=duration,
+        seed=seed,
+        id_prefix=f"t{seed}-",
+        stop=stop,
+        on_sent=lambda event: sent.append(event["event_id"]),
+    )
 
 
 def landed(db: Path) -> dict[str, object]:
     with duckdb.connect(str(db), read_only=True) as con:
-        ids = [r[0] for r in con.execute(
-            "select event_id from raw.events where source = 'kafka'").fetchall()]
-        lines = [r[0] for r in con.execute(
-            "select transaction_id from raw.transactions where source = 'kafka'").fetchall()]
-        offsets = dict(con.execute(
-            "select topic, sum(next_offset) from raw.sink_offsets group by topic").fetchall())
+        ids = [
+            r[0]
+            for r in con.execute(
+                "select event_id from raw.events where source = 'kafka'"
+            ).fetchall()
+        ]
+        lines = [
+            r[0]
+            for r in con.execute(
+                "select transaction_id from raw.transactions where source = 'kafka'"
+            ).fetchall()
+        ]
+        offsets = dict(
+            con.execute(
+                "select topic, sum(next_offset) from raw.sink_offsets group by topic"
+            ).fetchall()
+        )
         rejects = con.execute("select count(*) from raw.rejects").fetchone()[0]
     return {"ids": ids, "lines": lines, "offsets": offsets, "rejects": rejects}
 
 
 def read_topic(bootstrap: str, topic: str, field: str) -> Counter:
     """How often each `field` value occurs in the whole topic (read back from the broker)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=KAFKA_API_VERSION,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, api_version=KAFKA_API_VERSION, enable_auto_commit=False
+    )
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(parts)
@@ -109,8 +135,13 @@ def read_topic(bootstrap: str, topic: str, field: str) -> Counter:
         consumer.close()
 
 
-def assert_exactly_once(db: Path, bootstrap: str, sent: list[str], produced: ProduceStats,
-                        producer_duplicates: bool = False) -> None:
+def assert_exactly_once(
+    db: Path,
+    bootstrap: str,
+    sent: list[str],
+    produced: ProduceStats,
+    producer_duplicates: bool = False,
+) -> None:
     """Every message in the topics is in the warehouse exactly once, and nothing sent is
     missing. The producer is idempotent, but after a broker outage kafka-python can still
     resend a batch (at-least-once); `producer_duplicates` allows that, in Kafka only."""
@@ -124,20 +155,37 @@ def assert_exactly_once(db: Path, bootstrap: str, sent: list[str], produced: Pro
     if not producer_duplicates:
         assert len(got["ids"]) == len(sent)
         assert len(got["lines"]) == produced.transactions
-    assert got["offsets"] == {EVENTS_TOPIC: sum(in_kafka.values()),
-                              TRANSACTIONS_TOPIC: sum(lines_in_kafka.values())}
+    assert got["offsets"] == {
+        EVENTS_TOPIC: sum(in_kafka.values()),
+        TRANSACTIONS_TOPIC: sum(lines_in_kafka.values()),
+    }
     assert got["rejects"] == 0
 
 
 def sink_process(db: Path, bootstrap: str, *extra: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [SHOPLENS, "sink", "--db", str(db), "--bootstrap", bootstrap,
-         "--batch-size", "2000", "--batch-interval", "0.2", *extra],
-        stdout=subprocess.PIPE, stderr=log.open("a"), text=True)
+        [
+            SHOPLENS,
+            "sink",
+            "--db",
+            str(db),
+            "--bootstrap",
+            bootstrap,
+            "--batch-size",
+            "2000",
+            "--batch-interval",
+            "0.2",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log.open("a"),
+        text=True,
+    )
 
 
 def test_sink_killed_at_random_moments_lands_every_event_exactly_once(
-        tmp_path: Path, broker: EmbeddedBroker, world: World) -> None:
+    tmp_path: Path, broker: EmbeddedBroker, world: World
+) -> None:
     db, log = tmp_path / "w.duckdb", tmp_path / "sink.log"
     with duckdb.connect(str(db)) as con:  # an existing warehouse, as after `shoplens generate`
         ensure_raw_schema(con)
@@ -169,13 +217,15 @@ def test_sink_killed_at_random_moments_lands_every_event_exactly_once(
     assert landed_before_kill == sorted(landed_before_kill)
     assert summary["messages"] > 0
     with duckdb.connect(str(db), read_only=True) as con:
-        started = con.execute("select count(*) from raw.load_runs where kind = 'kafka'"
-                              ).fetchone()[0]
+        started = con.execute("select count(*) from raw.load_runs where kind = 'kafka'").fetchone()[
+            0
+        ]
     assert started >= len(progress) + 1  # each sink that wrote recorded its run, and the last
 
 
-def run_sink_thread(db: Path, bootstrap: str, **config: object) -> tuple[Sink, threading.Event,
-                                                                         Background]:
+def run_sink_thread(
+    db: Path, bootstrap: str, **config: object
+) -> tuple[Sink, threading.Event, Background]:
     sink = Sink(SinkConfig(db=db, bootstrap=bootstrap, batch_interval=0.2, **config))
     stop = threading.Event()
     return sink, stop, Background(sink.run, stop)
@@ -187,14 +237,17 @@ def finish(sink: Sink, runner: Background) -> SinkStats:
 
 
 def test_broker_outage_and_request_errors_lose_nothing(
-        tmp_path: Path, broker: EmbeddedBroker, world: World) -> None:
+    tmp_path: Path, broker: EmbeddedBroker, world: World
+) -> None:
     db = tmp_path / "w.duckdb"
     sink, _, runner = run_sink_thread(db, broker.bootstrap)
     sent: list[str] = []
     producer = produce_in_background(broker, world, rate=3_000, duration=6, seed=2, sent=sent)
     time.sleep(1.0)
-    broker.push_request_errors("produce", ["not_leader_for_partition", "request_timed_out",
-                                           "transport", "not_enough_replicas"])
+    broker.push_request_errors(
+        "produce",
+        ["not_leader_for_partition", "request_timed_out", "transport", "not_enough_replicas"],
+    )
     broker.push_request_errors("fetch", ["not_leader_for_partition", "transport"])
     broker.push_request_errors("heartbeat", ["not_coordinator"])
     time.sleep(1.5)
@@ -209,8 +262,15 @@ def test_broker_outage_and_request_errors_lose_nothing(
 
 
 def poison_messages() -> list[tuple[bytes | None, str]]:
-    event = {"event_id": "p-1", "event_time": "2026-11-21 09:00:00", "event_type": "page_view",
-             "user_id": 1, "user_session": "p-s1", "device": "mobile", "page": "home"}
+    event = {
+        "event_id": "p-1",
+        "event_time": "2026-11-21 09:00:00",
+        "event_type": "page_view",
+        "user_id": 1,
+        "user_session": "p-s1",
+        "device": "mobile",
+        "page": "home",
+    }
 
     def with_(**changes: object) -> bytes:
         return json.dumps({**event, **changes}).encode()
@@ -220,29 +280,43 @@ def poison_messages() -> list[tuple[bytes | None, str]]:
         (b"\x00\x01\x02binary", "not valid JSON"),
         (with_(user_id="one"), "field user_id: expected an integer, got string"),
         (with_(price=[1, 2]), "field price: expected a number, got array"),
-        (json.dumps({k: v for k, v in event.items() if k != "event_time"}).encode(),
-         "missing field event_time"),
+        (
+            json.dumps({k: v for k, v in event.items() if k != "event_time"}).encode(),
+            "missing field event_time",
+        ),
         (with_(event_type="teleport"), "unknown event_type 'teleport'"),
         (with_(brand="<script>document.cookie</script>"), "field brand: markup in text"),
         (with_(page="</div><iframe src=//evil>"), "field page: markup in text"),
         (with_(brand="y" * 40_000), "payload too large: "),
         (json.dumps(event).encode("utf-16"), "not valid UTF-8"),
-        (json.dumps({**event, "brand": "Müller"}, ensure_ascii=False).encode("cp1252"),
-         "not valid UTF-8"),
+        (
+            json.dumps({**event, "brand": "Müller"}, ensure_ascii=False).encode("cp1252"),
+            "not valid UTF-8",
+        ),
     ]
 
 
 def test_poison_messages_are_rejected_with_reasons_and_the_rest_lands(
-        tmp_path: Path, broker: EmbeddedBroker, world: World) -> None:
+    tmp_path: Path, broker: EmbeddedBroker, world: World
+) -> None:
     db = tmp_path / "w.duckdb"
     sink, _, runner = run_sink_thread(db, broker.bootstrap, batch_size=1_000)
-    pairs = list(session_stream(world, 10_000, dt.datetime(2026, 11, 21, 9),
-                                dt.timedelta(minutes=10), seed=3, id_prefix="p3-"))
+    pairs = list(
+        session_stream(
+            world,
+            10_000,
+            dt.datetime(2026, 11, 21, 9),
+            dt.timedelta(minutes=10),
+            seed=3,
+            id_prefix="p3-",
+        )
+    )
     kinds = poison_messages()
     rng = random.Random(3)
     poison_at = set(rng.sample(range(len(pairs)), 110))  # about 1%
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=KAFKA_API_VERSION,
-                             max_request_size=2**20)
+    producer = KafkaProducer(
+        bootstrap_servers=broker.bootstrap, api_version=KAFKA_API_VERSION, max_request_size=2**20
+    )
     futures = []
     good_lines = 0
     for i, (event, lines) in enumerate(pairs):
@@ -259,9 +333,13 @@ def test_poison_messages_are_rejected_with_reasons_and_the_rest_lands(
     stats = finish(sink, runner)
     assert stats.lag == 0 and stats.rejects == len(futures) == 110
     with duckdb.connect(str(db), read_only=True) as con:
-        rejects = {(r[0], r[1], r[2]): (r[3], r[4]) for r in con.execute(
-            "select topic, partition, kafka_offset, payload, reason from raw.rejects "
-            "where source = 'kafka'").fetchall()}
+        rejects = {
+            (r[0], r[1], r[2]): (r[3], r[4])
+            for r in con.execute(
+                "select topic, partition, kafka_offset, payload, reason from raw.rejects "
+                "where source = 'kafka'"
+            ).fetchall()
+        }
         ids = sorted(r[0] for r in con.execute("select event_id from raw.events").fetchall())
         n_lines = con.execute("select count(*) from raw.transactions").fetchone()[0]
     assert len(rejects) == 110
@@ -278,8 +356,11 @@ def test_poison_messages_are_rejected_with_reasons_and_the_rest_lands(
 
 
 def test_dbt_build_while_the_sink_runs(
-        tmp_path: Path, small_warehouse: Path, dbt: Callable[..., subprocess.CompletedProcess],
-        broker: EmbeddedBroker) -> None:
+    tmp_path: Path,
+    small_warehouse: Path,
+    dbt: Callable[..., subprocess.CompletedProcess],
+    broker: EmbeddedBroker,
+) -> None:
     db = tmp_path / "w.duckdb"
     shutil.copy(small_warehouse, db)
     with duckdb.connect(str(db), read_only=True) as con:
@@ -289,8 +370,9 @@ def test_dbt_build_while_the_sink_runs(
     sent: list[str] = []
     # Stream until dbt is done (at most 120 s), so the two overlap all the way.
     dbt_done = threading.Event()
-    producer = produce_in_background(broker, world, rate=1_000, duration=120, seed=4, sent=sent,
-                                     stop=dbt_done)
+    producer = produce_in_background(
+        broker, world, rate=1_000, duration=120, seed=4, sent=sent, stop=dbt_done
+    )
     time.sleep(1.0)
     dbt(["seed"], db, tmp_path)
     # Every model and test that reads raw.* (the ml models read the marts and take most of
@@ -305,8 +387,9 @@ def test_dbt_build_while_the_sink_runs(
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) from raw.events").fetchone()[0] == before + len(sent)
         # dbt saw a consistent snapshot: its sessionised events are a subset of raw.events.
-        modelled = con.execute("select count(*) from intermediate.int_events_sessionized"
-                               ).fetchone()[0]
+        modelled = con.execute(
+            "select count(*) from intermediate.int_events_sessionized"
+        ).fetchone()[0]
     assert 0 < modelled <= before + len(sent)
 
 
@@ -320,14 +403,16 @@ time.sleep(float(sys.argv[2]))
 
 
 def test_sink_waits_while_another_process_holds_the_warehouse(
-        tmp_path: Path, broker: EmbeddedBroker, world: World) -> None:
+    tmp_path: Path, broker: EmbeddedBroker, world: World
+) -> None:
     db = tmp_path / "w.duckdb"
     sink, _, runner = run_sink_thread(db, broker.bootstrap)
     sent: list[str] = []
     producer = produce_in_background(broker, world, rate=2_000, duration=6, seed=5, sent=sent)
     time.sleep(1.5)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(db), "3"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FILE, str(db), "3"], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline().strip() == "held"
     assert holder.wait(timeout=30) == 0
     produced = producer.result()
@@ -336,8 +421,9 @@ def test_sink_waits_while_another_process_holds_the_warehouse(
     assert_exactly_once(db, broker.bootstrap, sent, produced)
 
 
-def test_a_recreated_topic_is_read_from_its_start(tmp_path: Path, broker: EmbeddedBroker,
-                                                  world: World) -> None:
+def test_a_recreated_topic_is_read_from_its_start(
+    tmp_path: Path, broker: EmbeddedBroker, world: World
+) -> None:
     """Offsets stored for an older incarnation of a topic must not hide the new messages."""
     db = tmp_path / "w.duckdb"
     first = produce(broker.bootstrap, world, rate=20_000, duration=0.2, seed=6, id_prefix="r1-")
@@ -350,7 +436,8 @@ def test_a_recreated_topic_is_read_from_its_start(tmp_path: Path, broker: Embedd
     stats = finish(sink, runner)
     assert stats.rows["raw.events"] == second.events == 500
     with duckdb.connect(str(db), read_only=True) as con:
-        ids = con.execute("select count(*), count(distinct event_id), "
-                          "count(*) filter (where event_id like 'r2-%') from raw.events"
-                          ).fetchone()
+        ids = con.execute(
+            "select count(*), count(distinct event_id), "
+            "count(*) filter (where event_id like 'r2-%') from raw.events"
+        ).fetchone()
     assert ids == (4_500, 4_500, 500)

@@ -23,13 +23,18 @@ def test_ensure_raw_schema_is_idempotent_and_documented(tmp_path: Path) -> None:
         warehouse.ensure_raw_schema(con)
         con.execute("insert into raw.load_runs values (1, 'test', now()::timestamp, '{}')")
         warehouse.ensure_raw_schema(con)  # a second call keeps tables and rows
-        tables = {f"{s}.{t}" for s, t in con.execute(
-            "select schema_name, table_name from duckdb_tables()").fetchall()}
+        tables = {
+            f"{s}.{t}"
+            for s, t in con.execute(
+                "select schema_name, table_name from duckdb_tables()"
+            ).fetchall()
+        }
         assert set(RAW_TABLES) <= tables
         assert con.execute("select count(*) from raw.load_runs").fetchone() == (1,)
         undocumented = con.execute(
             "select count(*) from duckdb_columns() where schema_name in ('raw', 'ground_truth')"
-            " and (comment is null or comment = '')").fetchone()[0]
+            " and (comment is null or comment = '')"
+        ).fetchone()[0]
         assert undocumented == 0
 
 
@@ -41,8 +46,9 @@ def test_append_by_name_with_missing_columns_and_loaded_at(tmp_path: Path) -> No
         data = pa.table({"price": [9.5, None], "event_id": ["a", "b"], "not_a_column": [1, 2]})
         assert warehouse.append(con, "raw.events", data, loaded_at=stamp) == 2
         warehouse.append(con, "raw.events", pa.table({"event_id": ["c"]}))
-        rows = con.execute("select event_id, price, user_id, loaded_at from raw.events "
-                           "order by event_id").fetchall()
+        rows = con.execute(
+            "select event_id, price, user_id, loaded_at from raw.events order by event_id"
+        ).fetchall()
     assert rows == [("a", 9.5, None, stamp), ("b", None, None, stamp), ("c", None, None, None)]
 
 
@@ -52,7 +58,8 @@ def test_start_run_numbers_runs_and_stores_params(tmp_path: Path) -> None:
         assert warehouse.start_run(con, "generate", {"seed": 1, "sessions": 10}) == 1
         assert warehouse.start_run(con, "kafka", {}) == 2
         kind, params = con.execute(
-            "select kind, params from raw.load_runs where run_id = 1").fetchone()
+            "select kind, params from raw.load_runs where run_id = 1"
+        ).fetchone()
     assert kind == "generate" and json.loads(params) == {"seed": 1, "sessions": 10}
 
 
@@ -79,10 +86,14 @@ def test_lock_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
 def hold(db: Path, seconds: float) -> subprocess.Popen:
     """Another process holding `db` read-write for `seconds`, started once it holds it."""
     proc = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
-         f"print('holding', flush=True)\ntime.sleep({seconds})\n"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
+            f"print('holding', flush=True)\ntime.sleep({seconds})\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout.readline().strip() == "holding"
     return proc

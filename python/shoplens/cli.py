@@ -30,19 +30,42 @@ def cli() -> None:
 
 @cli.command(short_help="Simulate a shop (events, orders, catalogue) into raw.*.")
 @db_option
-@click.option("--sessions", type=click.IntRange(min=1), default=50_000, show_default=True,
-              help="Sessions to simulate.")
-@click.option("--seed", type=click.IntRange(min=0), default=42, show_default=True,
-              help="Random seed.")
-@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
-              help="Days of history, ending at --end.")
-@click.option("--end", "end", type=click.DateTime(["%Y-%m-%d"]), default="2026-10-31",
-              show_default=True, help="Last day of the simulated history.")
-@click.option("--defects", type=click.FloatRange(0, 0.5), default=0.01, show_default=True,
-              help="Rate of realistic defects (duplicates, missing values, late and "
-              "malformed events); 0 turns them off.")
-def generate(db: Path, sessions: int, seed: int, days: int, end: dt.datetime,
-             defects: float) -> None:
+@click.option(
+    "--sessions",
+    type=click.IntRange(min=1),
+    default=50_000,
+    show_default=True,
+    help="Sessions to simulate.",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=42, show_default=True, help="Random seed."
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=365,
+    show_default=True,
+    help="Days of history, ending at --end.",
+)
+@click.option(
+    "--end",
+    "end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default="2026-10-31",
+    show_default=True,
+    help="Last day of the simulated history.",
+)
+@click.option(
+    "--defects",
+    type=click.FloatRange(0, 0.5),
+    default=0.01,
+    show_default=True,
+    help="Rate of realistic defects (duplicates, missing values, late and "
+    "malformed events); 0 turns them off.",
+)
+def generate(
+    db: Path, sessions: int, seed: int, days: int, end: dt.datetime, defects: float
+) -> None:
     """Simulate customers, products, sessions (as events) and orders; load them into raw.*."""
     from shoplens.generate import generate_and_load
 
@@ -54,10 +77,17 @@ def generate(db: Path, sessions: int, seed: int, days: int, end: dt.datetime,
 
 @cli.command("load-events", short_help="Import REES46 clickstream files into raw.events.")
 @db_option
-@click.option("--format", "fmt", type=click.Choice(["rees46"]), default="rees46",
-              show_default=True, help="File format of the events.")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["rees46"]),
+    default="rees46",
+    show_default=True,
+    help="File format of the events.",
+)
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 def load_events(db: Path, fmt: str, files: tuple[Path, ...]) -> None:
     """Import clickstream files (REES46 CSV or Parquet) into raw.events; bad rows to raw.rejects."""
     from shoplens.rees46 import Rees46FormatError, load_rees46
@@ -73,8 +103,13 @@ def load_events(db: Path, fmt: str, files: tuple[Path, ...]) -> None:
 @db_option
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Rows to print at most.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Rows to print at most.",
+)
 def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
     """Run a SQL query against the warehouse (read-only) and print the result."""
     import duckdb
@@ -108,11 +143,22 @@ def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
 
 @cli.command(short_help="Build the static report site from the marts.")
 @db_option
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("reports"), show_default=True, help="Folder to write the site to.")
-@click.option("--dbt-target", "dbt_target", type=click.Path(file_okay=False, path_type=Path),
-              default=None, show_default="target/ in the project root",
-              help="dbt target folder with run_results.json and sources.json (quality page).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder to write the site to.",
+)
+@click.option(
+    "--dbt-target",
+    "dbt_target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    show_default="target/ in the project root",
+    help="dbt target folder with run_results.json and sources.json (quality page).",
+)
 def report(db: Path, out: Path, dbt_target: Path | None) -> None:
     """Build the static report site from the marts (read-only); print the index.html path."""
     from shoplens.reports import build_site, default_dbt_target
@@ -120,20 +166,26 @@ def report(db: Path, out: Path, dbt_target: Path | None) -> None:
     result = build_site(db, out, dbt_target or default_dbt_target())
     charts = sum(result.charts.values())
     notices = sum(result.notices.values())
-    click.echo(f"{len(result.charts)} pages, {charts} charts, {notices} sections without data, "
-               f"{result.seconds:.1f} s", err=True)
+    click.echo(
+        f"{len(result.charts)} pages, {charts} charts, {notices} sections without data, "
+        f"{result.seconds:.1f} s",
+        err=True,
+    )
     click.echo(str(result.index.resolve()))
 
 
 # ------------------------------------------------------------------------------ streaming
+
 
 def _kafka(bootstrap: str | None, embedded: bool) -> str | None:
     """The cluster to use: --bootstrap / $KAFKA_BOOTSTRAP_SERVERS, or None for embedded."""
     if bootstrap and embedded:
         raise click.UsageError("--embedded conflicts with --bootstrap / KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap and not embedded:
-        raise click.UsageError("no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS (e.g. to the "
-                               "address `shoplens broker` prints) or pass --embedded")
+        raise click.UsageError(
+            "no Kafka cluster: set KAFKA_BOOTSTRAP_SERVERS (e.g. to the "
+            "address `shoplens broker` prints) or pass --embedded"
+        )
     return bootstrap
 
 
@@ -142,26 +194,40 @@ def _err(line: str) -> None:
 
 
 bootstrap_option = click.option(
-    "--bootstrap", "bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", default=None,
-    show_default="$KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers (host:port,...).")
+    "--bootstrap",
+    "bootstrap",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    default=None,
+    show_default="$KAFKA_BOOTSTRAP_SERVERS",
+    help="Kafka bootstrap servers (host:port,...).",
+)
 
 
 @cli.command(short_help="Run the embedded Kafka-protocol broker.")
-@click.option("--partitions", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Partitions per topic.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Partitions per topic.",
+)
 def broker(partitions: int) -> None:
     """Run an embedded Kafka-protocol broker with the shoplens topics until Ctrl-C / SIGTERM."""
     from shoplens.config import kafka_bootstrap
     from shoplens.stream.broker import EmbeddedBroker, run_until_signalled
 
     if kafka_bootstrap():
-        raise click.UsageError("KAFKA_BOOTSTRAP_SERVERS is set: the commands use that cluster, "
-                               "no embedded broker needed (unset it to run one)")
+        raise click.UsageError(
+            "KAFKA_BOOTSTRAP_SERVERS is set: the commands use that cluster, "
+            "no embedded broker needed (unset it to run one)"
+        )
 
     def announce(address: str) -> None:
         click.echo(address)
-        _err(f"embedded broker ready ({partitions} partitions per topic); in another shell:\n"
-             f"  export KAFKA_BOOTSTRAP_SERVERS={address}")
+        _err(
+            f"embedded broker ready ({partitions} partitions per topic); in another shell:\n"
+            f"  export KAFKA_BOOTSTRAP_SERVERS={address}"
+        )
 
     run_until_signalled(EmbeddedBroker(partitions=partitions), announce)
 
@@ -169,31 +235,70 @@ def broker(partitions: int) -> None:
 @cli.command(short_help="Stream new sessions to Kafka (optionally sink and score them).")
 @db_option
 @bootstrap_option
-@click.option("--rate", type=click.FloatRange(min=0.1), default=500, show_default=True,
-              help="Events per second.")
-@click.option("--duration", type=click.FloatRange(min=0.1), default=10, show_default=True,
-              help="Seconds to stream (rate x duration events).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=500,
+    show_default=True,
+    help="Events per second.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.1),
+    default=10,
+    show_default=True,
+    help="Seconds to stream (rate x duration events).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--defects", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
-              help="Rate of generator defects in the streamed events.")
-@click.option("--embedded", is_flag=True,
-              help="Start an embedded broker for this run (needs --sink).")
-@click.option("--sink", "with_sink", is_flag=True,
-              help="Also run the sink in this process until everything streamed is landed.")
+@click.option(
+    "--defects",
+    type=click.FloatRange(0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="Rate of generator defects in the streamed events.",
+)
+@click.option(
+    "--embedded", is_flag=True, help="Start an embedded broker for this run (needs --sink)."
+)
+@click.option(
+    "--sink",
+    "with_sink",
+    is_flag=True,
+    help="Also run the sink in this process until everything streamed is landed.",
+)
 @click.option("--score", is_flag=True, help="With --sink: score sessions live.")
-def stream(db: Path, bootstrap: str | None, rate: float, duration: float, seed: int,
-           defects: float, embedded: bool, with_sink: bool, score: bool) -> None:
+def stream(
+    db: Path,
+    bootstrap: str | None,
+    rate: float,
+    duration: float,
+    seed: int,
+    defects: float,
+    embedded: bool,
+    with_sink: bool,
+    score: bool,
+) -> None:
     """Stream new sessions of the warehouse's customers to Kafka as JSON events."""
     from shoplens.stream.run import stream as run_stream
 
     bootstrap = _kafka(bootstrap, embedded)
     if embedded and not with_sink:
-        raise click.UsageError("--embedded needs --sink: the embedded broker lives only as "
-                               "long as this command")
+        raise click.UsageError(
+            "--embedded needs --sink: the embedded broker lives only as long as this command"
+        )
     if score and not with_sink:
         raise click.UsageError("--score needs --sink (or run `shoplens sink --score`)")
-    result = run_stream(db, bootstrap, rate=rate, duration=duration, seed=seed,
-                        defect_rate=defects, with_sink=with_sink, score=score, report=_err)
+    result = run_stream(
+        db,
+        bootstrap,
+        rate=rate,
+        duration=duration,
+        seed=seed,
+        defect_rate=defects,
+        with_sink=with_sink,
+        score=score,
+        report=_err,
+    )
     if result.sunk is not None and result.sunk.lag:
         raise click.ClickException(f"the sink stopped with {result.sunk.lag} messages unread")
 
@@ -201,20 +306,49 @@ def stream(db: Path, bootstrap: str | None, rate: float, duration: float, seed: 
 @cli.command(short_help="Land Kafka messages in the warehouse exactly once.")
 @db_option
 @bootstrap_option
-@click.option("--group", default="shoplens-sink", show_default=True,
-              help="Name the sink's offsets are kept under in raw.sink_offsets.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=5_000, show_default=True,
-              help="Messages per micro-batch at most.")
-@click.option("--batch-interval", type=click.FloatRange(min=0.01), default=0.25,
-              show_default=True, help="Seconds a message may wait for its batch.")
-@click.option("--stop-when-idle", type=click.FloatRange(min=0.1), default=None,
-              help="Exit after this many seconds with nothing new and no lag.")
-@click.option("--score", is_flag=True,
-              help="Score in-progress sessions with the purchase-intent model; alerts go to "
-              "the high-intent topic.")
+@click.option(
+    "--group",
+    default="shoplens-sink",
+    show_default=True,
+    help="Name the sink's offsets are kept under in raw.sink_offsets.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=5_000,
+    show_default=True,
+    help="Messages per micro-batch at most.",
+)
+@click.option(
+    "--batch-interval",
+    type=click.FloatRange(min=0.01),
+    default=0.25,
+    show_default=True,
+    help="Seconds a message may wait for its batch.",
+)
+@click.option(
+    "--stop-when-idle",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Exit after this many seconds with nothing new and no lag.",
+)
+@click.option(
+    "--score",
+    is_flag=True,
+    help="Score in-progress sessions with the purchase-intent model; alerts go to "
+    "the high-intent topic.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on exit.")
-def sink(db: Path, bootstrap: str | None, group: str, batch_size: int, batch_interval: float,
-         stop_when_idle: float | None, score: bool, as_json: bool) -> None:
+def sink(
+    db: Path,
+    bootstrap: str | None,
+    group: str,
+    batch_size: int,
+    batch_interval: float,
+    stop_when_idle: float | None,
+    score: bool,
+    as_json: bool,
+) -> None:
     """Land Kafka events and order lines in raw.* exactly once (until Ctrl-C / SIGTERM)."""
     from shoplens.stream.run import make_hook
     from shoplens.stream.sink import Sink, SinkConfig, stats_json, stop_on_signals
@@ -222,8 +356,14 @@ def sink(db: Path, bootstrap: str | None, group: str, batch_size: int, batch_int
     bootstrap = _kafka(bootstrap, embedded=False)
     assert bootstrap is not None
     stop = stop_on_signals()
-    config = SinkConfig(db=db, bootstrap=bootstrap, group=group, batch_size=batch_size,
-                        batch_interval=batch_interval, stop_when_idle=stop_when_idle)
+    config = SinkConfig(
+        db=db,
+        bootstrap=bootstrap,
+        group=group,
+        batch_size=batch_size,
+        batch_interval=batch_interval,
+        stop_when_idle=stop_when_idle,
+    )
     stats = Sink(config, hook=make_hook(db, bootstrap, score, _err), report=_err).run(stop)
     if as_json:
         click.echo(stats_json(stats))

@@ -76,8 +76,9 @@ def _file_kind(path: Path) -> str:
 def _check_columns(path: Path, names: Sequence[str]) -> None:
     missing = [c for c in REES46_COLUMNS if c not in names]
     if missing:
-        raise Rees46FormatError(f"{path.name}: not a REES46 file, missing column(s) "
-                                f"{', '.join(missing)}")
+        raise Rees46FormatError(
+            f"{path.name}: not a REES46 file, missing column(s) {', '.join(missing)}"
+        )
 
 
 def _as_strings(batch: pa.RecordBatch) -> pa.Table:
@@ -200,16 +201,16 @@ def load_rees46(db: str | Path, files: Sequence[str | Path]) -> ImportSummary:
         con.execute("begin transaction")
         try:
             loaded_at = con.execute("select now()::timestamp").fetchone()[0]
-            run_id = warehouse.start_run(
-                con, "rees46", {"files": [p.name for p in paths]}
-            )
+            run_id = warehouse.start_run(con, "rees46", {"files": [p.name for p in paths]})
             for path in paths:
                 for table, first_line in _batches(path):
                     lines = pa.array(range(first_line, first_line + table.num_rows), pa.int64())
                     batch = table.append_column("_line", lines)
                     con.register("_rees46_batch", batch)
-                    con.execute("create or replace temp table _rees46_typed as "
-                                + _TYPED_SQL.format(strings=strings))
+                    con.execute(
+                        "create or replace temp table _rees46_typed as "
+                        + _TYPED_SQL.format(strings=strings)
+                    )
                     n_ok, n_bad = con.execute(
                         "select count(*) filter (where bad = ''), count(*) filter "
                         "(where bad <> '') from _rees46_typed"
@@ -228,5 +229,6 @@ def load_rees46(db: str | Path, files: Sequence[str | Path]) -> ImportSummary:
         except BaseException:
             con.execute("rollback")
             raise
-    return ImportSummary(files=len(paths), rows=rows, loaded=loaded, rejected=rejected,
-                         run_id=run_id)
+    return ImportSummary(
+        files=len(paths), rows=rows, loaded=loaded, rejected=rejected, run_id=run_id
+    )

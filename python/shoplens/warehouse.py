@@ -43,8 +43,9 @@ def default_lock_timeout() -> float:
     try:
         return float(value) if value else 30.0
     except ValueError as exc:
-        raise WarehouseError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds, "
-                             f"not {value!r}") from exc
+        raise WarehouseError(
+            f"{LOCK_TIMEOUT_ENV} must be a number of seconds, not {value!r}"
+        ) from exc
 
 
 def open_connection(
@@ -90,7 +91,10 @@ def open_connection(
 
 @contextmanager
 def connect(
-    db: str | Path, *, read_only: bool = False, timeout: float | None = None,
+    db: str | Path,
+    *,
+    read_only: bool = False,
+    timeout: float | None = None,
     create: bool = True,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Context manager around `open_connection` that always closes (and so releases) the file."""
@@ -111,27 +115,47 @@ RAW_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         "One row per behavioural event, a superset of the public REES46 clickstream schema. "
         "Append-only landing table: duplicates, late events and defects are cleaned by dbt.",
         [
-            ("event_id", "VARCHAR", "Unique event id across all loads: '<run tag>-<n>' for "
-             "generated events, the producer's id for streamed ones, 'rees46:<file>:<line>' "
-             "for imports"),
+            (
+                "event_id",
+                "VARCHAR",
+                "Unique event id across all loads: '<run tag>-<n>' for "
+                "generated events, the producer's id for streamed ones, 'rees46:<file>:<line>' "
+                "for imports",
+            ),
             ("event_time", "TIMESTAMP", "When the event happened, UTC"),
-            ("event_type", "VARCHAR", "page_view, product_view, add_to_cart, remove_from_cart, "
-             "checkout or purchase (REES46 imports keep their own view/cart/... values)"),
+            (
+                "event_type",
+                "VARCHAR",
+                "page_view, product_view, add_to_cart, remove_from_cart, "
+                "checkout or purchase (REES46 imports keep their own view/cart/... values)",
+            ),
             ("product_id", "BIGINT", "Product the event is about; null for page views"),
             ("category_id", "BIGINT", "Category id of the product (REES46 field)"),
-            ("category_code", "VARCHAR", "Dotted category code, top level first, "
-             "e.g. 'electronics.audio'"),
+            (
+                "category_code",
+                "VARCHAR",
+                "Dotted category code, top level first, e.g. 'electronics.audio'",
+            ),
             ("brand", "VARCHAR", "Product brand"),
             ("price", "DOUBLE", "Unit price at the time of the event"),
             ("user_id", "BIGINT", "Customer id (REES46 user_id)"),
-            ("user_session", "VARCHAR", "Session id; may be missing, then dbt sessionises by "
-             "30 minutes of inactivity"),
+            (
+                "user_session",
+                "VARCHAR",
+                "Session id; may be missing, then dbt sessionises by 30 minutes of inactivity",
+            ),
             ("quantity", "INTEGER", "Units added, removed or bought; null for views"),
             ("device", "VARCHAR", "desktop, mobile or tablet"),
-            ("traffic_source", "VARCHAR", "direct, organic, paid_search, social, email or "
-             "referral"),
-            ("page", "VARCHAR", "Page type for page views: home, search, category, cart, "
-             "account, help"),
+            (
+                "traffic_source",
+                "VARCHAR",
+                "direct, organic, paid_search, social, email or referral",
+            ),
+            (
+                "page",
+                "VARCHAR",
+                "Page type for page views: home, search, category, cart, account, help",
+            ),
             ("source", "VARCHAR", "Which loader wrote the row: generator, kafka or rees46"),
             ("loaded_at", "TIMESTAMP", "When the row was written to the warehouse, UTC"),
         ],
@@ -218,8 +242,11 @@ RAW_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         "Never a feature; used only to check that segmentation recovers the design.",
         [
             ("customer_id", "BIGINT", "Customer id"),
-            ("persona", "VARCHAR", "browser, cart_abandoner, one_click_buyer, explorer or "
-             "ordinary"),
+            (
+                "persona",
+                "VARCHAR",
+                "browser, cart_abandoner, one_click_buyer, explorer or ordinary",
+            ),
         ],
     ),
 }
@@ -256,8 +283,11 @@ def raw_columns(table: str) -> list[str]:
 
 
 def append(
-    con: duckdb.DuckDBPyConnection, table: str, data: pa.Table,
-    *, loaded_at: dt.datetime | None = None,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    data: pa.Table,
+    *,
+    loaded_at: dt.datetime | None = None,
 ) -> int:
     """Append an Arrow table to a raw table by column name (missing columns become null).
 

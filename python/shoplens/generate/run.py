@@ -58,8 +58,7 @@ def _max_id(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(con.execute(sql).fetchone()[0] or 0)
 
 
-def _customers_with_defects(world: World, rng: np.random.Generator,
-                            defect_rate: float) -> pa.Table:
+def _customers_with_defects(world: World, rng: np.random.Generator, defect_rate: float) -> pa.Table:
     """raw.customers rows with missing age and gender at half the defect rate each."""
     table = world.customers_table()
     n = table.num_rows
@@ -101,18 +100,30 @@ def generate_and_load(
     start = dt.datetime.combine(end - dt.timedelta(days=days - 1), dt.time())
     stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    params = {"sessions": sessions, "seed": seed, "days": days, "end": end.isoformat(),
-              "defect_rate": defect_rate}
+    params = {
+        "sessions": sessions,
+        "seed": seed,
+        "days": days,
+        "end": end.isoformat(),
+        "defect_rate": defect_rate,
+    }
     event_defects: Counter[str] = Counter()
     transaction_defects: Counter[str] = Counter()
     n_events = n_transactions = 0
 
     console = Console(stderr=True)
-    with warehouse.connect(db) as con, Progress(
-        TextColumn("[bold]generate[/] {task.description}"), BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} sessions"), TimeElapsedColumn(),
-        console=console, transient=True, disable=not (progress and console.is_terminal),
-    ) as bar:
+    with (
+        warehouse.connect(db) as con,
+        Progress(
+            TextColumn("[bold]generate[/] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} sessions"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not (progress and console.is_terminal),
+        ) as bar,
+    ):
         task = bar.add_task("world", total=sessions)
         con.execute("set enable_progress_bar = false")  # ours is on stderr; DuckDB's on stdout
         con.execute("begin transaction")
@@ -126,12 +137,21 @@ def generate_and_load(
             _max_id(con, "select max(product_id) from raw.events"),
         )
         run_id = warehouse.start_run(con, "generate", params)
-        world = build_world(seed, n_customers_for(sessions), n_products_for(sessions),
-                            customer_offset=customer_offset, product_offset=product_offset,
-                            signup_before=start.date())
+        world = build_world(
+            seed,
+            n_customers_for(sessions),
+            n_products_for(sessions),
+            customer_offset=customer_offset,
+            product_offset=product_offset,
+            signup_before=start.date(),
+        )
         rng = np.random.default_rng([seed, 2])
-        warehouse.append(con, "raw.customers", _customers_with_defects(world, rng, defect_rate),
-                         loaded_at=loaded_at)
+        warehouse.append(
+            con,
+            "raw.customers",
+            _customers_with_defects(world, rng, defect_rate),
+            loaded_at=loaded_at,
+        )
         warehouse.append(con, "raw.products", world.products_table(), loaded_at=loaded_at)
         warehouse.append(con, "ground_truth.customer_personas", world.personas_table())
         cust = allocate_customers(rng, world, sessions)
@@ -140,24 +160,36 @@ def generate_and_load(
         for chunk, lo in enumerate(range(0, sessions, CHUNK_SESSIONS)):
             hi = min(lo + CHUNK_SESSIONS, sessions)
             block = simulate_block(
-                world, cust[lo:hi], starts[lo:hi], np.random.default_rng([seed, 3, chunk]),
-                id_prefix=f"g{run_id}-", event_base=n_events, session_base=lo,
-                transaction_base=n_transactions, defect_rate=defect_rate,
+                world,
+                cust[lo:hi],
+                starts[lo:hi],
+                np.random.default_rng([seed, 3, chunk]),
+                id_prefix=f"g{run_id}-",
+                event_base=n_events,
+                session_base=lo,
+                transaction_base=n_transactions,
+                defect_rate=defect_rate,
             )
             warehouse.append(con, "raw.events", block.events, loaded_at=loaded_at)
             warehouse.append(con, "raw.transactions", block.transactions, loaded_at=loaded_at)
             # Numbering continues over distinct (not duplicated) events and order lines.
             n_events += block.events.num_rows - block.event_defects["duplicate"]
-            n_transactions += (block.transactions.num_rows
-                               - block.transaction_defects["duplicate"])
+            n_transactions += block.transactions.num_rows - block.transaction_defects["duplicate"]
             event_defects.update(block.event_defects)
             transaction_defects.update(block.transaction_defects)
             bar.update(task, completed=hi)
         con.execute("commit")
 
     return GenerateSummary(
-        db=Path(db), run_id=run_id, sessions=sessions, events=n_events,
-        transactions=n_transactions, customers=world.n_customers, products=world.n_products,
-        defect_rate=defect_rate, seconds=time.perf_counter() - started,
-        event_defects=dict(event_defects), transaction_defects=dict(transaction_defects),
+        db=Path(db),
+        run_id=run_id,
+        sessions=sessions,
+        events=n_events,
+        transactions=n_transactions,
+        customers=world.n_customers,
+        products=world.n_products,
+        defect_rate=defect_rate,
+        seconds=time.perf_counter() - started,
+        event_defects=dict(event_defects),
+        transaction_defects=dict(transaction_defects),
     )

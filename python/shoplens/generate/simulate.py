@@ -37,7 +37,12 @@ from shoplens.generate.world import (
 )
 
 EVENT_TYPES: tuple[str, ...] = (
-    "page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout", "purchase",
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout",
+    "purchase",
 )
 PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, REMOVE_FROM_CART, CHECKOUT, PURCHASE = range(6)
 # Malformed event types the cleaning layer must reject (codes 6.. in the dictionary).
@@ -84,8 +89,9 @@ def calendar(us: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hour, weekday, month
 
 
-def session_starts(rng: np.random.Generator, n: int, start: dt.datetime,
-                   end: dt.datetime) -> np.ndarray:
+def session_starts(
+    rng: np.random.Generator, n: int, start: dt.datetime, end: dt.datetime
+) -> np.ndarray:
     """`n` sorted session start times (epoch µs) in [start, end), following the hour-of-day,
     weekday and monthly curves (the Nov-Dec peak)."""
     lo_us, hi_us = to_us(start), to_us(end)
@@ -159,8 +165,11 @@ def _choose(rng: np.random.Generator, eligible: np.ndarray, count: int) -> np.nd
     return np.sort(rng.choice(eligible, count, replace=False))
 
 
-def _dictionary(codes: np.ndarray, values: tuple[str, ...] | list[str] | np.ndarray,
-                mask: np.ndarray | None = None) -> pa.DictionaryArray:
+def _dictionary(
+    codes: np.ndarray,
+    values: tuple[str, ...] | list[str] | np.ndarray,
+    mask: np.ndarray | None = None,
+) -> pa.DictionaryArray:
     """A dictionary-encoded string column (DuckDB stores it as VARCHAR)."""
     indices = pa.array(codes.astype(np.int32), pa.int32(), mask=mask)
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(values), pa.string()))
@@ -203,11 +212,18 @@ def simulate_block(
     extra = rng.poisson(PERSONA.extra_pages[persona])
     views = 1 + rng.poisson(PERSONA.views[persona] - 1)
     has_cart = rng.random(n) < PERSONA.p_cart[persona]
-    n_cart = np.where(has_cart, np.minimum(1 + rng.poisson(PERSONA.cart_adds[persona] - 1),
-                                           views), 0)
+    n_cart = np.where(
+        has_cart, np.minimum(1 + rng.poisson(PERSONA.cart_adds[persona] - 1), views), 0
+    )
     n_remove = rng.binomial(n_cart, PERSONA.p_remove[persona])
-    p_buy = np.clip(PERSONA.p_buy[persona] * DEVICE_BUY_FACTOR[device]
-                    * TRAFFIC_BUY_FACTOR[traffic] * MONTH_BUY_FACTOR[month], 0.0, 1.0)
+    p_buy = np.clip(
+        PERSONA.p_buy[persona]
+        * DEVICE_BUY_FACTOR[device]
+        * TRAFFIC_BUY_FACTOR[traffic]
+        * MONTH_BUY_FACTOR[month],
+        0.0,
+        1.0,
+    )
     buy = (n_cart > n_remove) & (rng.random(n) < p_buy)
     n_purchase = np.where(buy, n_cart - n_remove, 0)
 
@@ -246,23 +262,46 @@ def simulate_block(
 
     fill = np.full
     sess = np.concatenate([a_sess, b_sess, c_sess, d_sess, e_sess, f_sess, g_sess])
-    key = np.concatenate([
-        np.zeros(n), rng.uniform(0.01, 0.99, len(b_sess)), c_key, d_key, e_key,
-        np.ones(len(f_sess)), 1.0 + 0.001 * (g_pos + 1),
-    ])
-    etype = np.concatenate([
-        fill(n + len(b_sess), PAGE_VIEW), fill(len(c_sess), PRODUCT_VIEW),
-        fill(len(d_sess), ADD_TO_CART), fill(len(e_sess), REMOVE_FROM_CART),
-        fill(len(f_sess), CHECKOUT), fill(len(g_sess), PURCHASE),
-    ]).astype(np.int8)
-    prod = np.concatenate([
-        fill(n + len(b_sess), -1), c_prod, d_prod, d_prod[e_cart], fill(len(f_sess), -1),
-        d_prod[g_cart],
-    ])
-    qty = np.concatenate([
-        fill(n + len(b_sess) + len(c_sess), -1), d_qty, d_qty[e_cart],
-        fill(len(f_sess), -1), d_qty[g_cart],
-    ])
+    key = np.concatenate(
+        [
+            np.zeros(n),
+            rng.uniform(0.01, 0.99, len(b_sess)),
+            c_key,
+            d_key,
+            e_key,
+            np.ones(len(f_sess)),
+            1.0 + 0.001 * (g_pos + 1),
+        ]
+    )
+    etype = np.concatenate(
+        [
+            fill(n + len(b_sess), PAGE_VIEW),
+            fill(len(c_sess), PRODUCT_VIEW),
+            fill(len(d_sess), ADD_TO_CART),
+            fill(len(e_sess), REMOVE_FROM_CART),
+            fill(len(f_sess), CHECKOUT),
+            fill(len(g_sess), PURCHASE),
+        ]
+    ).astype(np.int8)
+    prod = np.concatenate(
+        [
+            fill(n + len(b_sess), -1),
+            c_prod,
+            d_prod,
+            d_prod[e_cart],
+            fill(len(f_sess), -1),
+            d_prod[g_cart],
+        ]
+    )
+    qty = np.concatenate(
+        [
+            fill(n + len(b_sess) + len(c_sess), -1),
+            d_qty,
+            d_qty[e_cart],
+            fill(len(f_sess), -1),
+            d_qty[g_cart],
+        ]
+    )
     page = np.concatenate([a_page, b_page, fill(len(key) - n - len(b_sess), -1)])
     order = np.argsort(sess * 4.0 + key, kind="stable")
     sess, etype, prod, qty, page = sess[order], etype[order], prod[order], qty[order], page[order]
@@ -270,8 +309,13 @@ def simulate_block(
 
     # --- timestamps: each event follows the previous one by a persona-driven pause ---
     first = np.concatenate([[True], sess[1:] != sess[:-1]])
-    gap = (rng.exponential(1.0, n_events) * PERSONA.dwell[persona[sess]]
-           * world.dwell_factor[cust[sess]] * GAP_FACTOR[etype] * US).astype(np.int64)
+    gap = (
+        rng.exponential(1.0, n_events)
+        * PERSONA.dwell[persona[sess]]
+        * world.dwell_factor[cust[sess]]
+        * GAP_FACTOR[etype]
+        * US
+    ).astype(np.int64)
     gap[first] = 0
     elapsed = np.cumsum(gap)
     first_idx = np.flatnonzero(first)
@@ -300,13 +344,19 @@ def simulate_block(
     rows_all = np.arange(n_events)
     product_rows = np.flatnonzero(prod >= 0)
     eligible = {
-        "missing_price": product_rows, "missing_brand": product_rows, "bad_price": product_rows,
-        "bad_quantity": np.flatnonzero(has_qty), "out_of_order": np.flatnonzero(~first),
+        "missing_price": product_rows,
+        "missing_brand": product_rows,
+        "bad_price": product_rows,
+        "bad_quantity": np.flatnonzero(has_qty),
+        "out_of_order": np.flatnonzero(~first),
     }
     for kind, share in EVENT_DEFECT_MIX.items():
         count = round(defect_rate * share * n_events)
-        event_defects[kind] = _choose(rng, eligible.get(kind, rows_all), count) if count else (
-            np.zeros(0, dtype=np.int64))
+        event_defects[kind] = (
+            _choose(rng, eligible.get(kind, rows_all), count)
+            if count
+            else (np.zeros(0, dtype=np.int64))
+        )
     ooo = event_defects["out_of_order"]
     time[ooo] = time[ooo - 1] - rng.integers(1 * US, 120 * US, len(ooo))
     fut = event_defects["future_time"]
@@ -341,27 +391,30 @@ def simulate_block(
     brands, brand_code = np.unique(world.product_brand.astype(str), return_inverse=True)
     s_rows = sess[rows]
     session_ids = _ids(f"{id_prefix}s", session_base + np.arange(n, dtype=np.int64))
-    events = pa.table({
-        "event_id": _ids(f"{id_prefix}e", event_no[rows]),
-        "event_time": pa.array(time[rows].astype("datetime64[us]"), pa.timestamp("us")),
-        "event_type": _dictionary(etype[rows], EVENT_TYPES + BAD_EVENT_TYPES),
-        "product_id": pa.array(world.product_id[r_prod], pa.int64(), mask=prod[rows] < 0),
-        "category_id": pa.array(CATEGORY_IDS[r_code], pa.int64(), mask=prod[rows] < 0),
-        "category_code": _dictionary(r_code, CATEGORY_CODES, mask=prod[rows] < 0),
-        "brand": _dictionary(brand_code[r_prod], brands, mask=brand_null[rows]),
-        "price": pa.array(price[rows], pa.float64(), mask=price_null[rows]),
-        "user_id": pa.array(world.customer_id[cust[s_rows]], pa.int64()),
-        "user_session": pa.DictionaryArray.from_arrays(
-            pa.array(s_rows.astype(np.int32), pa.int32(), mask=session_null[rows]),
-            session_ids),
-        "quantity": pa.array(qty[rows].astype(np.int32), pa.int32(), mask=~has_qty[rows]),
-        "device": _dictionary(device[s_rows], DEVICES, mask=device_null[rows]),
-        "traffic_source": _dictionary(traffic[s_rows], TRAFFIC_SOURCES),
-        "page": _dictionary(np.maximum(page[rows], 0), PAGES, mask=page[rows] < 0),
-        "source": _dictionary(np.zeros(len(rows), dtype=np.int32), [source]),
-    })
-    transactions, transaction_defects = _transactions_table(rng, world, t_rows, id_prefix,
-                                                            defect_rate, source)
+    events = pa.table(
+        {
+            "event_id": _ids(f"{id_prefix}e", event_no[rows]),
+            "event_time": pa.array(time[rows].astype("datetime64[us]"), pa.timestamp("us")),
+            "event_type": _dictionary(etype[rows], EVENT_TYPES + BAD_EVENT_TYPES),
+            "product_id": pa.array(world.product_id[r_prod], pa.int64(), mask=prod[rows] < 0),
+            "category_id": pa.array(CATEGORY_IDS[r_code], pa.int64(), mask=prod[rows] < 0),
+            "category_code": _dictionary(r_code, CATEGORY_CODES, mask=prod[rows] < 0),
+            "brand": _dictionary(brand_code[r_prod], brands, mask=brand_null[rows]),
+            "price": pa.array(price[rows], pa.float64(), mask=price_null[rows]),
+            "user_id": pa.array(world.customer_id[cust[s_rows]], pa.int64()),
+            "user_session": pa.DictionaryArray.from_arrays(
+                pa.array(s_rows.astype(np.int32), pa.int32(), mask=session_null[rows]), session_ids
+            ),
+            "quantity": pa.array(qty[rows].astype(np.int32), pa.int32(), mask=~has_qty[rows]),
+            "device": _dictionary(device[s_rows], DEVICES, mask=device_null[rows]),
+            "traffic_source": _dictionary(traffic[s_rows], TRAFFIC_SOURCES),
+            "page": _dictionary(np.maximum(page[rows], 0), PAGES, mask=page[rows] < 0),
+            "source": _dictionary(np.zeros(len(rows), dtype=np.int32), [source]),
+        }
+    )
+    transactions, transaction_defects = _transactions_table(
+        rng, world, t_rows, id_prefix, defect_rate, source
+    )
     return Block(
         events=events,
         transactions=transactions,
@@ -371,9 +424,14 @@ def simulate_block(
     )
 
 
-def _transactions_table(rng: np.random.Generator, world: World, t: dict[str, np.ndarray],
-                        id_prefix: str, defect_rate: float,
-                        source: str) -> tuple[pa.Table, dict[str, int]]:
+def _transactions_table(
+    rng: np.random.Generator,
+    world: World,
+    t: dict[str, np.ndarray],
+    id_prefix: str,
+    defect_rate: float,
+    source: str,
+) -> tuple[pa.Table, dict[str, int]]:
     """raw.transactions rows with their own duplicates and missing values."""
     n = len(t["transaction_no"])
     picked = {
@@ -389,20 +447,24 @@ def _transactions_table(rng: np.random.Generator, world: World, t: dict[str, np.
     arrival = np.concatenate([t["time"], t["time"][dup] + rng.integers(US, 600 * US, len(dup))])
     rows = rows[np.argsort(arrival, kind="stable")]
     prod = t["product"][rows]
-    table = pa.table({
-        "transaction_id": _ids(f"{id_prefix}t", t["transaction_no"][rows]),
-        "order_id": _ids(f"{id_prefix}o", t["order_no"][rows]),
-        "event_id": _ids(f"{id_prefix}e", t["event_no"][rows]),
-        "customer_id": pa.array(world.customer_id[t["customer"][rows]], pa.int64()),
-        "product_id": pa.array(world.product_id[prod], pa.int64()),
-        "category_code": _dictionary(world.product_code[prod], CATEGORY_CODES,
-                                     mask=cat_null[rows]),
-        "price": pa.array(t["price"][rows], pa.float64(), mask=price_null[rows]),
-        "quantity": pa.array(t["quantity"][rows].astype(np.int32), pa.int32()),
-        "transaction_time": pa.array(t["time"][rows].astype("datetime64[us]"),
-                                     pa.timestamp("us")),
-        "source": _dictionary(np.zeros(len(rows), dtype=np.int32), [source]),
-    })
+    table = pa.table(
+        {
+            "transaction_id": _ids(f"{id_prefix}t", t["transaction_no"][rows]),
+            "order_id": _ids(f"{id_prefix}o", t["order_no"][rows]),
+            "event_id": _ids(f"{id_prefix}e", t["event_no"][rows]),
+            "customer_id": pa.array(world.customer_id[t["customer"][rows]], pa.int64()),
+            "product_id": pa.array(world.product_id[prod], pa.int64()),
+            "category_code": _dictionary(
+                world.product_code[prod], CATEGORY_CODES, mask=cat_null[rows]
+            ),
+            "price": pa.array(t["price"][rows], pa.float64(), mask=price_null[rows]),
+            "quantity": pa.array(t["quantity"][rows].astype(np.int32), pa.int32()),
+            "transaction_time": pa.array(
+                t["time"][rows].astype("datetime64[us]"), pa.timestamp("us")
+            ),
+            "source": _dictionary(np.zeros(len(rows), dtype=np.int32), [source]),
+        }
+    )
     return table, {kind: len(v) for kind, v in picked.items()}
 
 
@@ -424,6 +486,13 @@ def simulate_sessions(
     rng = np.random.default_rng([seed, 2])
     cust = allocate_customers(rng, world, n_sessions)
     starts = session_starts(rng, n_sessions, start, end)
-    block = simulate_block(world, cust, starts, np.random.default_rng([seed, 3]),
-                           id_prefix=id_prefix, defect_rate=defect_rate, source=source)
+    block = simulate_block(
+        world,
+        cust,
+        starts,
+        np.random.default_rng([seed, 3]),
+        id_prefix=id_prefix,
+        defect_rate=defect_rate,
+        source=source,
+    )
     return block.events, block.transactions

@@ -20,7 +20,14 @@ import pyarrow as pa
 # --------------------------------------------------------------------------------------------
 
 CATEGORIES: tuple[str, ...] = (
-    "electronics", "fashion", "home_kitchen", "beauty", "sports", "books", "toys", "grocery",
+    "electronics",
+    "fashion",
+    "home_kitchen",
+    "beauty",
+    "sports",
+    "books",
+    "toys",
+    "grocery",
 )
 SUBCATEGORIES: dict[str, tuple[str, ...]] = {
     "electronics": ("audio", "smartphone", "laptop", "camera", "accessories"),
@@ -96,13 +103,23 @@ PERSONA = PersonaParams(
 GENDERS: tuple[str, ...] = ("F", "M", "X")
 GENDER_SHARE = np.array([0.49, 0.48, 0.03])
 CITIES: tuple[tuple[str, str, float], ...] = (
-    ("New York", "United States", 0.10), ("Los Angeles", "United States", 0.07),
-    ("Chicago", "United States", 0.05), ("London", "United Kingdom", 0.09),
-    ("Manchester", "United Kingdom", 0.04), ("Berlin", "Germany", 0.07),
-    ("Munich", "Germany", 0.04), ("Paris", "France", 0.07), ("Lyon", "France", 0.03),
-    ("Madrid", "Spain", 0.05), ("Milan", "Italy", 0.04), ("Mumbai", "India", 0.08),
-    ("Bangalore", "India", 0.06), ("Sao Paulo", "Brazil", 0.06), ("Toronto", "Canada", 0.05),
-    ("Sydney", "Australia", 0.04), ("Tokyo", "Japan", 0.06),
+    ("New York", "United States", 0.10),
+    ("Los Angeles", "United States", 0.07),
+    ("Chicago", "United States", 0.05),
+    ("London", "United Kingdom", 0.09),
+    ("Manchester", "United Kingdom", 0.04),
+    ("Berlin", "Germany", 0.07),
+    ("Munich", "Germany", 0.04),
+    ("Paris", "France", 0.07),
+    ("Lyon", "France", 0.03),
+    ("Madrid", "Spain", 0.05),
+    ("Milan", "Italy", 0.04),
+    ("Mumbai", "India", 0.08),
+    ("Bangalore", "India", 0.06),
+    ("Sao Paulo", "Brazil", 0.06),
+    ("Toronto", "Canada", 0.05),
+    ("Sydney", "Australia", 0.04),
+    ("Tokyo", "Japan", 0.06),
 )
 COUNTRIES: tuple[str, ...] = tuple(dict.fromkeys(c for _, c, _ in CITIES))
 CITY_COUNTRY = np.array([COUNTRIES.index(c) for _, c, _ in CITIES], dtype=np.int8)
@@ -115,11 +132,13 @@ BASE_LOGIT = np.array([0.3, 0.3, 0.2, 0.0, 0.0, -0.1, -0.2, 0.1])
 AGE_SLOPE = np.array([-0.55, -0.40, 0.40, 0.0, -0.35, 0.60, -0.10, 0.30])
 # Parents (30-45) buy toys: a bump centred on 37.
 TOYS_BUMP = 0.9
-GENDER_LOGIT = np.array([
-    [-0.40, 0.50, 0.10, 0.90, -0.30, 0.10, 0.00, 0.00],  # F
-    [0.45, -0.30, -0.10, -0.70, 0.40, -0.10, 0.00, 0.00],  # M
-    [0.10, 0.10, 0.00, 0.10, 0.00, 0.10, 0.00, 0.00],  # X
-])
+GENDER_LOGIT = np.array(
+    [
+        [-0.40, 0.50, 0.10, 0.90, -0.30, 0.10, 0.00, 0.00],  # F
+        [0.45, -0.30, -0.10, -0.70, 0.40, -0.10, 0.00, 0.00],  # M
+        [0.10, 0.10, 0.00, 0.10, 0.00, 0.10, 0.00, 0.00],  # X
+    ]
+)
 COUNTRY_LOGIT = {
     "India": np.array([0.35, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
     "Germany": np.array([0.0, 0.0, 0.0, 0.0, 0.30, 0.0, 0.0, 0.0]),
@@ -132,10 +151,34 @@ CUSTOMER_LOGIT_NOISE = 0.4
 # Time: activity by hour of day (UTC), weekday (Mon..Sun) and month; a Nov-Dec peak.
 # --------------------------------------------------------------------------------------------
 
-HOUR_CURVE = np.array([
-    0.25, 0.15, 0.10, 0.08, 0.08, 0.12, 0.30, 0.55, 0.75, 0.85, 0.90, 0.95,
-    1.05, 1.00, 0.95, 0.95, 1.00, 1.10, 1.30, 1.50, 1.60, 1.45, 1.05, 0.60,
-])
+HOUR_CURVE = np.array(
+    [
+        0.25,
+        0.15,
+        0.10,
+        0.08,
+        0.08,
+        0.12,
+        0.30,
+        0.55,
+        0.75,
+        0.85,
+        0.90,
+        0.95,
+        1.05,
+        1.00,
+        0.95,
+        0.95,
+        1.00,
+        1.10,
+        1.30,
+        1.50,
+        1.60,
+        1.45,
+        1.05,
+        0.60,
+    ]
+)
 WEEKDAY_CURVE = np.array([0.95, 0.93, 0.95, 0.97, 1.00, 1.12, 1.08])
 MONTH_CURVE = np.array([0.85, 0.80, 0.90, 0.90, 0.95, 0.95, 0.90, 0.90, 0.95, 1.00, 1.45, 1.60])
 # Conversion and category interest by month: gifts before Christmas, sport in summer.
@@ -153,20 +196,27 @@ HOUR_LOGIT[11:14, 7] = 0.30
 DEVICES: tuple[str, ...] = ("desktop", "mobile", "tablet")
 DEVICE_BUY_FACTOR = np.array([1.15, 0.90, 1.0])
 TRAFFIC_SOURCES: tuple[str, ...] = (
-    "direct", "organic", "paid_search", "social", "email", "referral",
+    "direct",
+    "organic",
+    "paid_search",
+    "social",
+    "email",
+    "referral",
 )
 TRAFFIC_SHARE = np.array([0.28, 0.27, 0.15, 0.15, 0.08, 0.07])
 TRAFFIC_BUY_FACTOR = np.array([1.10, 1.0, 1.0, 0.70, 1.30, 0.90])
 PAGES: tuple[str, ...] = ("home", "search", "category", "cart", "account", "help")
 # Landing page by traffic source (rows follow TRAFFIC_SOURCES, columns PAGES).
-LANDING_PAGE = np.array([
-    [0.80, 0.05, 0.10, 0.00, 0.05, 0.00],
-    [0.20, 0.30, 0.50, 0.00, 0.00, 0.00],
-    [0.05, 0.60, 0.35, 0.00, 0.00, 0.00],
-    [0.20, 0.00, 0.80, 0.00, 0.00, 0.00],
-    [0.30, 0.00, 0.50, 0.10, 0.10, 0.00],
-    [0.60, 0.10, 0.30, 0.00, 0.00, 0.00],
-])
+LANDING_PAGE = np.array(
+    [
+        [0.80, 0.05, 0.10, 0.00, 0.05, 0.00],
+        [0.20, 0.30, 0.50, 0.00, 0.00, 0.00],
+        [0.05, 0.60, 0.35, 0.00, 0.00, 0.00],
+        [0.20, 0.00, 0.80, 0.00, 0.00, 0.00],
+        [0.30, 0.00, 0.50, 0.10, 0.10, 0.00],
+        [0.60, 0.10, 0.30, 0.00, 0.00, 0.00],
+    ]
+)
 OTHER_PAGE = np.array([0.15, 0.35, 0.35, 0.05, 0.06, 0.04])
 
 
@@ -213,41 +263,48 @@ class World:
         """raw.customers rows (without loaded_at)."""
         names = np.array([c for c, _, _ in CITIES], dtype=object)
         countries = np.array(COUNTRIES, dtype=object)
-        return pa.table({
-            "customer_id": pa.array(self.customer_id, pa.int64()),
-            "age": pa.array(self.age.astype(np.int32), pa.int32()),
-            "gender": pa.array(np.array(GENDERS, dtype=object)[self.gender], pa.string()),
-            "city": pa.array(names[self.city], pa.string()),
-            "country": pa.array(countries[CITY_COUNTRY[self.city]], pa.string()),
-            "signup_date": pa.array(self.signup_date, pa.date32()),
-            "source": pa.array(np.full(self.n_customers, source, dtype=object), pa.string()),
-        })
+        return pa.table(
+            {
+                "customer_id": pa.array(self.customer_id, pa.int64()),
+                "age": pa.array(self.age.astype(np.int32), pa.int32()),
+                "gender": pa.array(np.array(GENDERS, dtype=object)[self.gender], pa.string()),
+                "city": pa.array(names[self.city], pa.string()),
+                "country": pa.array(countries[CITY_COUNTRY[self.city]], pa.string()),
+                "signup_date": pa.array(self.signup_date, pa.date32()),
+                "source": pa.array(np.full(self.n_customers, source, dtype=object), pa.string()),
+            }
+        )
 
     def products_table(self, source: str = "generator") -> pa.Table:
         """raw.products rows (without loaded_at)."""
         codes = np.array(CATEGORY_CODES, dtype=object)
-        return pa.table({
-            "product_id": pa.array(self.product_id, pa.int64()),
-            "product_name": pa.array(self.product_name, pa.string()),
-            "category_id": pa.array(CATEGORY_IDS[self.product_code], pa.int64()),
-            "category_code": pa.array(codes[self.product_code], pa.string()),
-            "brand": pa.array(self.product_brand, pa.string()),
-            "price": pa.array(self.product_price, pa.float64()),
-            "source": pa.array(np.full(self.n_products, source, dtype=object), pa.string()),
-        })
+        return pa.table(
+            {
+                "product_id": pa.array(self.product_id, pa.int64()),
+                "product_name": pa.array(self.product_name, pa.string()),
+                "category_id": pa.array(CATEGORY_IDS[self.product_code], pa.int64()),
+                "category_code": pa.array(codes[self.product_code], pa.string()),
+                "brand": pa.array(self.product_brand, pa.string()),
+                "price": pa.array(self.product_price, pa.float64()),
+                "source": pa.array(np.full(self.n_products, source, dtype=object), pa.string()),
+            }
+        )
 
     def personas_table(self) -> pa.Table:
         """ground_truth.customer_personas rows."""
-        return pa.table({
-            "customer_id": pa.array(self.customer_id, pa.int64()),
-            "persona": pa.array(np.array(PERSONAS, dtype=object)[self.persona], pa.string()),
-        })
+        return pa.table(
+            {
+                "customer_id": pa.array(self.customer_id, pa.int64()),
+                "persona": pa.array(np.array(PERSONAS, dtype=object)[self.persona], pa.string()),
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Per-customer latent traits are a hash of the customer id, so that `load_world` recovers the
 # same traits that `build_world` drew, without storing them.
 # --------------------------------------------------------------------------------------------
+
 
 def _hash_uniform(ids: np.ndarray, salt: int) -> np.ndarray:
     """A uniform [0, 1) value per id (splitmix64 of id and salt), stable across processes."""
@@ -267,7 +324,10 @@ def _hash_normal(ids: np.ndarray, salt: int) -> np.ndarray:
 
 
 def _customer_traits(
-    customer_id: np.ndarray, persona: np.ndarray, age: np.ndarray, gender: np.ndarray,
+    customer_id: np.ndarray,
+    persona: np.ndarray,
+    age: np.ndarray,
+    gender: np.ndarray,
     city: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Activity, dwell factor, preferred device and category logits of each customer."""
@@ -283,14 +343,15 @@ def _customer_traits(
     countries = CITY_COUNTRY[city]
     for name, effect in COUNTRY_LOGIT.items():
         logit += (countries == COUNTRIES.index(name))[:, None] * effect
-    noise = np.stack(
-        [_hash_normal(customer_id, 101 + k) for k in range(len(CATEGORIES))], axis=1
-    )
+    noise = np.stack([_hash_normal(customer_id, 101 + k) for k in range(len(CATEGORIES))], axis=1)
     return activity, dwell_factor, device, logit + CUSTOMER_LOGIT_NOISE * noise
 
 
 def _product_index(
-    product_id: np.ndarray, code: np.ndarray, brand: np.ndarray, name: np.ndarray,
+    product_id: np.ndarray,
+    code: np.ndarray,
+    brand: np.ndarray,
+    name: np.ndarray,
     price: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Sort products by (category, id) and build the popularity table for sampling.
@@ -304,7 +365,7 @@ def _product_index(
     counts = np.bincount(top, minlength=len(CATEGORIES))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     rank = np.arange(len(order)) - offsets[top] + 1
-    weight = rank ** -1.1
+    weight = rank**-1.1
     cum = np.zeros(len(order))
     for c in range(len(CATEGORIES)):
         lo, hi = offsets[c], offsets[c + 1]
@@ -312,9 +373,13 @@ def _product_index(
             w = np.cumsum(weight[lo:hi])
             cum[lo:hi] = c + w / w[-1]
     return {
-        "product_id": product_id[order], "product_code": code[order],
-        "product_brand": brand[order], "product_name": name[order],
-        "product_price": price[order], "category_offsets": offsets, "popularity_cum": cum,
+        "product_id": product_id[order],
+        "product_code": code[order],
+        "product_brand": brand[order],
+        "product_name": name[order],
+        "product_price": price[order],
+        "category_offsets": offsets,
+        "popularity_cum": cum,
     }
 
 
@@ -347,19 +412,24 @@ def build_world(
     signup = np.datetime64(signup_before) - rng.integers(1, 1_100, n_customers).astype(
         "timedelta64[D]"
     )
-    activity, dwell_factor, device, logit = _customer_traits(customer_id, persona, age, gender,
-                                                             city)
+    activity, dwell_factor, device, logit = _customer_traits(
+        customer_id, persona, age, gender, city
+    )
 
     # Products: every category gets a share, at least two products each.
     n_products = max(n_products, 2 * len(CATEGORIES))
-    top = np.concatenate([
-        np.repeat(np.arange(len(CATEGORIES)), 2),
-        rng.choice(len(CATEGORIES), n_products - 2 * len(CATEGORIES),
-                   p=[0.18, 0.18, 0.14, 0.11, 0.11, 0.10, 0.08, 0.10]),
-    ])
+    top = np.concatenate(
+        [
+            np.repeat(np.arange(len(CATEGORIES)), 2),
+            rng.choice(
+                len(CATEGORIES),
+                n_products - 2 * len(CATEGORIES),
+                p=[0.18, 0.18, 0.14, 0.11, 0.11, 0.10, 0.08, 0.10],
+            ),
+        ]
+    )
     top = np.sort(rng.permutation(top), kind="stable")
-    first_code = np.array([CATEGORY_CODES.index(f"{c}.{SUBCATEGORIES[c][0]}")
-                           for c in CATEGORIES])
+    first_code = np.array([CATEGORY_CODES.index(f"{c}.{SUBCATEGORIES[c][0]}") for c in CATEGORIES])
     n_sub = np.array([len(SUBCATEGORIES[c]) for c in CATEGORIES])
     code = (first_code[top] + rng.integers(0, n_sub[top])).astype(np.int16)
     sub_factor = np.exp(rng.normal(0, 0.25, len(CODE_TOP)))  # each sub level its own level
@@ -378,8 +448,15 @@ def build_world(
         name[i] = f"{brand[i].title()} {sub} {chr(65 + letters[i])}{model[i]}"
     product_id = np.arange(1, n_products + 1, dtype=np.int64) + product_offset
     return World(
-        customer_id=customer_id, persona=persona, age=age, gender=gender, city=city,
-        signup_date=signup, activity=activity, dwell_factor=dwell_factor, device=device,
+        customer_id=customer_id,
+        persona=persona,
+        age=age,
+        gender=gender,
+        city=city,
+        signup_date=signup,
+        activity=activity,
+        dwell_factor=dwell_factor,
+        device=device,
         category_logit=logit,
         **_product_index(product_id, code, brand, name, price),
     )
@@ -413,9 +490,13 @@ def load_world(con: duckdb.DuckDBPyConnection) -> World:
     customer_id = np.asarray(cust[keys[0]], dtype=np.int64)
     if len(customer_id) == 0:
         raise ValueError("the warehouse has no customers: run `shoplens generate` first")
-    age = np.asarray(
-        np.ma.filled(np.ma.masked_invalid(np.ma.asarray(cust[keys[1]], dtype=float)), 40.0)
-    ).round().astype(np.int16)
+    age = (
+        np.asarray(
+            np.ma.filled(np.ma.masked_invalid(np.ma.asarray(cust[keys[1]], dtype=float)), 40.0)
+        )
+        .round()
+        .astype(np.int16)
+    )
     gender_map = {g: i for i, g in enumerate(GENDERS)}
     gender = np.array([gender_map.get(g, 2) for g in _strings(cust[keys[2]])], dtype=np.int8)
     city_map = {c: i for i, (c, _, _) in enumerate(CITIES)}
@@ -423,8 +504,9 @@ def load_world(con: duckdb.DuckDBPyConnection) -> World:
     signup = np.asarray(cust[keys[4]]).astype("datetime64[D]")
     persona_map = {p: i for i, p in enumerate(PERSONAS)}
     persona = np.array([persona_map.get(p, 4) for p in _strings(cust[keys[5]])], dtype=np.int8)
-    activity, dwell_factor, device, logit = _customer_traits(customer_id, persona, age, gender,
-                                                             city)
+    activity, dwell_factor, device, logit = _customer_traits(
+        customer_id, persona, age, gender, city
+    )
 
     pkeys = list(prod)
     code_map = {c: i for i, c in enumerate(CATEGORY_CODES)}
@@ -434,13 +516,22 @@ def load_world(con: duckdb.DuckDBPyConnection) -> World:
         raise ValueError("the warehouse has no products in the shoplens catalogue")
     price = np.asarray(np.ma.filled(np.ma.asarray(prod[pkeys[4]], dtype=float), 0.99))
     world = World(
-        customer_id=customer_id, persona=persona, age=age, gender=gender, city=city,
-        signup_date=signup, activity=activity, dwell_factor=dwell_factor, device=device,
+        customer_id=customer_id,
+        persona=persona,
+        age=age,
+        gender=gender,
+        city=city,
+        signup_date=signup,
+        activity=activity,
+        dwell_factor=dwell_factor,
+        device=device,
         category_logit=logit,
         **_product_index(
-            np.asarray(prod[pkeys[0]], dtype=np.int64)[keep], codes[keep],
+            np.asarray(prod[pkeys[0]], dtype=np.int64)[keep],
+            codes[keep],
             np.array(_strings(prod[pkeys[2]]), dtype=object)[keep],
-            np.array(_strings(prod[pkeys[3]]), dtype=object)[keep], price[keep],
+            np.array(_strings(prod[pkeys[3]]), dtype=object)[keep],
+            price[keep],
         ),
     )
     # Categories without products cannot be browsed.
@@ -452,6 +543,7 @@ def load_world(con: duckdb.DuckDBPyConnection) -> World:
 def _strings(values: np.ndarray) -> list[str | None]:
     """A fetched string column as a list (masked entries become None)."""
     if isinstance(values, np.ma.MaskedArray):
-        return [None if m else v for v, m in zip(values.data, np.ma.getmaskarray(values),
-                                                  strict=True)]
+        return [
+            None if m else v for v, m in zip(values.data, np.ma.getmaskarray(values), strict=True)
+        ]
     return list(values)

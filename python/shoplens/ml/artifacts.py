@@ -20,30 +20,57 @@ from shoplens.ml import registry
 # Columns of each unpacked table (also used to build correctly typed empty tables).
 ARTEFACT_COLUMNS: dict[str, dict[str, str]] = {
     "metrics": {
-        "model_name": "str", "evaluation": "str", "split": "str", "class_label": "str",
-        "metric": "str", "value": "float64", "baseline_value": "float64",
-        "beats_baseline": "bool", "n_rows": "int64",
+        "model_name": "str",
+        "evaluation": "str",
+        "split": "str",
+        "class_label": "str",
+        "metric": "str",
+        "value": "float64",
+        "baseline_value": "float64",
+        "beats_baseline": "bool",
+        "n_rows": "int64",
     },
     "curves": {
-        "model_name": "str", "evaluation": "str", "curve": "str", "point": "int64",
-        "x": "float64", "y": "float64", "threshold": "float64",
+        "model_name": "str",
+        "evaluation": "str",
+        "curve": "str",
+        "point": "int64",
+        "x": "float64",
+        "y": "float64",
+        "threshold": "float64",
     },
     "confusion": {
-        "model_name": "str", "evaluation": "str", "split": "str", "actual": "str",
-        "predicted": "str", "count": "int64",
+        "model_name": "str",
+        "evaluation": "str",
+        "split": "str",
+        "actual": "str",
+        "predicted": "str",
+        "count": "int64",
     },
     "importances": {
-        "model_name": "str", "kind": "str", "feature": "str", "importance": "float64",
-        "importance_std": "float64", "rank": "int64",
+        "model_name": "str",
+        "kind": "str",
+        "feature": "str",
+        "importance": "float64",
+        "importance_std": "float64",
+        "rank": "int64",
     },
     "leakage": {
-        "feature_set": "str", "feature": "str", "univariate_auc": "float64", "leaks": "bool",
-        "permutation_importance": "float64", "in_replication": "bool",
-        "in_no_leak_model": "bool", "in_early_intent_model": "bool",
+        "feature_set": "str",
+        "feature": "str",
+        "univariate_auc": "float64",
+        "leaks": "bool",
+        "permutation_importance": "float64",
+        "in_replication": "bool",
+        "in_no_leak_model": "bool",
+        "in_early_intent_model": "bool",
     },
     "k_selection": {
-        "k": "int64", "inertia": "float64", "silhouette": "float64",
-        "davies_bouldin": "float64", "chosen": "bool",
+        "k": "int64",
+        "inertia": "float64",
+        "silhouette": "float64",
+        "davies_bouldin": "float64",
+        "chosen": "bool",
     },
 }
 
@@ -81,9 +108,12 @@ def training_row(
     reg_row: dict[str, Any], evaluation: str, split_params: dict, artefacts: dict[str, list]
 ) -> dict[str, Any]:
     """A registry row extended with the evaluation scheme, split parameters and artefacts."""
-    return {**reg_row, "evaluation": evaluation,
-            "split_params": json.dumps(_clean(split_params), sort_keys=True),
-            "artefacts": json.dumps(_clean(artefacts))}
+    return {
+        **reg_row,
+        "evaluation": evaluation,
+        "split_params": json.dumps(_clean(split_params), sort_keys=True),
+        "artefacts": json.dumps(_clean(artefacts)),
+    }
 
 
 def training_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -106,6 +136,7 @@ def pipelines(training: pd.DataFrame) -> dict[str, Any]:
     """Fitted pipelines by model name, each verified (sha256, scikit-learn) before loading."""
     return {
         row.model_name: registry.deserialize_pipeline(
-            bytes(row.pipeline), row.pipeline_sha256, row.sklearn_version)
+            bytes(row.pipeline), row.pipeline_sha256, row.sklearn_version
+        )
         for row in training.itertuples(index=False)
     }

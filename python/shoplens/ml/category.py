@@ -37,16 +37,23 @@ class CategoryConfig:
     features: FeatureSet = CATEGORY_FEATURES
 
     def split_params(self) -> dict:
-        return {"test_size": self.test_size, "validation_size": 0.0,
-                "max_training_rows": self.max_training_rows, "seed": self.forest.seed}
+        return {
+            "test_size": self.test_size,
+            "validation_size": 0.0,
+            "max_training_rows": self.max_training_rows,
+            "seed": self.forest.seed,
+        }
 
 
 def category_splits(frame: pd.DataFrame, split_params: dict) -> pd.Series:
     """Deterministic train/test/not_sampled labels of the order lines in `frame`."""
-    return split_labels(frame[TARGET].astype(str), test_size=split_params["test_size"],
-                        validation_size=0.0,
-                        max_training_rows=split_params["max_training_rows"],
-                        seed=split_params["seed"])
+    return split_labels(
+        frame[TARGET].astype(str),
+        test_size=split_params["test_size"],
+        validation_size=0.0,
+        max_training_rows=split_params["max_training_rows"],
+        seed=split_params["seed"],
+    )
 
 
 @dataclass
@@ -92,22 +99,38 @@ def train_category_choice(frame: pd.DataFrame, cfg: CategoryConfig) -> CategoryF
     model, base, per_class = ev.multiclass_metrics(y[train], y[test], pred, classes)
     majority = pd.Series(y[train]).value_counts().idxmax()
     _, _, base_per_class = ev.multiclass_metrics(
-        y[train], y[test], np.full(test.sum(), majority, dtype=object), classes)
+        y[train], y[test], np.full(test.sum(), majority, dtype=object), classes
+    )
     n_test = int(test.sum())
     metrics = ev.metric_rows(MODEL, EVALUATION, "test", model, base, n_test)
     for mine, theirs in zip(per_class, base_per_class, strict=True):
         metrics += ev.metric_rows(
-            MODEL, EVALUATION, "test",
+            MODEL,
+            EVALUATION,
+            "test",
             {m: mine[m] for m in ("precision", "recall", "f1")},
             {m: theirs[m] for m in ("precision", "recall", "f1")},
-            mine["support"], class_label=mine["class_label"])
+            mine["support"],
+            class_label=mine["class_label"],
+        )
     return CategoryFit(
-        pipeline=pipe, labels=classes, training_rows=int(train.sum()), metrics=metrics,
+        pipeline=pipe,
+        labels=classes,
+        training_rows=int(train.sum()),
+        metrics=metrics,
         confusion=ev.confusion_rows(MODEL, EVALUATION, "test", y[test], pred, classes),
-        importances=ev.importance_rows(MODEL, pipe, X[test], y[test], scoring="accuracy",
-                                       seed=cfg.forest.seed, n_jobs=cfg.forest.n_jobs,
-                                       max_rows=cfg.importance_rows),
+        importances=ev.importance_rows(
+            MODEL,
+            pipe,
+            X[test],
+            y[test],
+            scoring="accuracy",
+            seed=cfg.forest.seed,
+            n_jobs=cfg.forest.n_jobs,
+            max_rows=cfg.importance_rows,
+        ),
         split_params=split_params,
-        beats_baseline=bool(model["macro_f1"] > base["macro_f1"]
-                            and model["accuracy"] > base["accuracy"]),
+        beats_baseline=bool(
+            model["macro_f1"] > base["macro_f1"] and model["accuracy"] > base["accuracy"]
+        ),
     )

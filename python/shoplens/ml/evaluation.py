@@ -61,8 +61,12 @@ def choose_threshold(y_val: np.ndarray, proba_val: np.ndarray) -> float:
     if not y_val.any() or y_val.all():
         return 0.5
     precision, recall, thresholds = precision_recall_curve(y_val, proba_val)
-    f1 = np.divide(2 * precision * recall, precision + recall,
-                   out=np.zeros_like(precision), where=(precision + recall) > 0)[:-1]
+    f1 = np.divide(
+        2 * precision * recall,
+        precision + recall,
+        out=np.zeros_like(precision),
+        where=(precision + recall) > 0,
+    )[:-1]
     return float(thresholds[int(np.argmax(f1))])
 
 
@@ -77,16 +81,27 @@ def beats(metric: str, value: float, baseline: float) -> bool:
 
 
 def metric_rows(
-    model_name: str, evaluation: str, split: str, values: dict[str, float],
-    baseline: dict[str, float], n_rows: int, class_label: str | None = None,
+    model_name: str,
+    evaluation: str,
+    split: str,
+    values: dict[str, float],
+    baseline: dict[str, float],
+    n_rows: int,
+    class_label: str | None = None,
 ) -> list[dict]:
     """Long rows (one per metric) for ml.model_metrics, each with the baseline beside it."""
     return [
-        {"model_name": model_name, "evaluation": evaluation, "split": split,
-         "class_label": class_label, "metric": m, "value": float(values[m]),
-         "baseline_value": float(baseline[m]),
-         "beats_baseline": beats(m, float(values[m]), float(baseline[m])),
-         "n_rows": int(n_rows)}
+        {
+            "model_name": model_name,
+            "evaluation": evaluation,
+            "split": split,
+            "class_label": class_label,
+            "metric": m,
+            "value": float(values[m]),
+            "baseline_value": float(baseline[m]),
+            "beats_baseline": beats(m, float(values[m]), float(baseline[m])),
+            "n_rows": int(n_rows),
+        }
         for m in values
     ]
 
@@ -111,22 +126,41 @@ def curve_rows(model_name: str, evaluation: str, y: np.ndarray, proba: np.ndarra
     rows: list[dict] = []
     for curve, frame in (("roc", roc), ("pr", pr)):
         for point, rec in enumerate(frame.itertuples(index=False)):
-            rows.append({"model_name": model_name, "evaluation": evaluation, "curve": curve,
-                         "point": point, "x": float(rec.x), "y": float(rec.y),
-                         "threshold": float(rec.threshold)})
+            rows.append(
+                {
+                    "model_name": model_name,
+                    "evaluation": evaluation,
+                    "curve": curve,
+                    "point": point,
+                    "x": float(rec.x),
+                    "y": float(rec.y),
+                    "threshold": float(rec.threshold),
+                }
+            )
     return rows
 
 
 def confusion_rows(
-    model_name: str, evaluation: str, split: str, y: np.ndarray, pred: np.ndarray,
+    model_name: str,
+    evaluation: str,
+    split: str,
+    y: np.ndarray,
+    pred: np.ndarray,
     labels: list,
 ) -> list[dict]:
     """The confusion matrix as long rows: actual, predicted, count (every cell, zeros too)."""
     matrix = confusion_matrix(y, pred, labels=labels)
     return [
-        {"model_name": model_name, "evaluation": evaluation, "split": split,
-         "actual": str(a), "predicted": str(p), "count": int(matrix[i, j])}
-        for i, a in enumerate(labels) for j, p in enumerate(labels)
+        {
+            "model_name": model_name,
+            "evaluation": evaluation,
+            "split": split,
+            "actual": str(a),
+            "predicted": str(p),
+            "count": int(matrix[i, j]),
+        }
+        for i, a in enumerate(labels)
+        for j, p in enumerate(labels)
     ]
 
 
@@ -137,24 +171,39 @@ def multiclass_metrics(
     precision/recall/F1/support rows."""
     majority = pd.Series(y_train).value_counts().idxmax()
     base_pred = np.full(len(y), majority, dtype=object)
-    model = {"accuracy": float(accuracy_score(y, pred)),
-             "macro_f1": float(f1_score(y, pred, labels=labels, average="macro",
-                                        zero_division=0))}
-    base = {"accuracy": float(accuracy_score(y, base_pred)),
-            "macro_f1": float(f1_score(y, base_pred, labels=labels, average="macro",
-                                       zero_division=0))}
+    model = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+    }
+    base = {
+        "accuracy": float(accuracy_score(y, base_pred)),
+        "macro_f1": float(f1_score(y, base_pred, labels=labels, average="macro", zero_division=0)),
+    }
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     per_class = [
-        {"class_label": lab, "precision": float(p[i]), "recall": float(r[i]),
-         "f1": float(f[i]), "support": int(s[i])}
+        {
+            "class_label": lab,
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(s[i]),
+        }
         for i, lab in enumerate(labels)
     ]
     return model, base, per_class
 
 
 def importance_rows(
-    model_name: str, pipeline, X: pd.DataFrame, y: np.ndarray, *, scoring: str, seed: int,
-    n_jobs: int, n_repeats: int = 3, max_rows: int = 3_000,
+    model_name: str,
+    pipeline,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    scoring: str,
+    seed: int,
+    n_jobs: int,
+    n_repeats: int = 3,
+    max_rows: int = 3_000,
 ) -> list[dict]:
     """Impurity importances (mean and spread over the trees; categoricals are ordinal-encoded,
     one column each) and permutation importances (on at most `max_rows` held-out rows), ranked,
@@ -167,17 +216,28 @@ def importance_rows(
     if len(X) > max_rows:
         pick = np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False)
         X, y = X.iloc[np.sort(pick)], np.asarray(y)[np.sort(pick)]
-    perm = permutation_importance(pipeline, X, y, scoring=scoring, n_repeats=n_repeats,
-                                  random_state=seed, n_jobs=1)
+    perm = permutation_importance(
+        pipeline, X, y, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1
+    )
     rows = []
     for kind, means, stds in (
         ("impurity", by_input, by_input_std),
-        ("permutation", dict(zip(X.columns, perm.importances_mean, strict=True)),
-         dict(zip(X.columns, perm.importances_std, strict=True))),
+        (
+            "permutation",
+            dict(zip(X.columns, perm.importances_mean, strict=True)),
+            dict(zip(X.columns, perm.importances_std, strict=True)),
+        ),
     ):
         ranked = sorted(means, key=lambda f: -means[f])
-        rows += [{"model_name": model_name, "kind": kind, "feature": f,
-                  "importance": float(means[f]), "importance_std": float(stds[f]),
-                  "rank": rank} for rank, f in enumerate(ranked, start=1)]
+        rows += [
+            {
+                "model_name": model_name,
+                "kind": kind,
+                "feature": f,
+                "importance": float(means[f]),
+                "importance_std": float(stds[f]),
+                "rank": rank,
+            }
+            for rank, f in enumerate(ranked, start=1)
+        ]
     return rows
-

@@ -28,8 +28,10 @@ class FeatureSet:
 
     def without(self, dropped: set[str] | list[str]) -> FeatureSet:
         """The same set minus some columns."""
-        return FeatureSet(tuple(c for c in self.numeric if c not in dropped),
-                          tuple(c for c in self.categorical if c not in dropped))
+        return FeatureSet(
+            tuple(c for c in self.numeric if c not in dropped),
+            tuple(c for c in self.categorical if c not in dropped),
+        )
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model input: numeric columns as float, categoricals as strings (missing marked)."""
@@ -54,26 +56,37 @@ class ForestParams:
     class_weight: str | None = None
 
     def as_dict(self) -> dict:
-        return {"seed": self.seed, "n_estimators": self.n_estimators, "n_jobs": self.n_jobs,
-                "max_depth": self.max_depth, "min_samples_leaf": self.min_samples_leaf,
-                "class_weight": self.class_weight}
+        return {
+            "seed": self.seed,
+            "n_estimators": self.n_estimators,
+            "n_jobs": self.n_jobs,
+            "max_depth": self.max_depth,
+            "min_samples_leaf": self.min_samples_leaf,
+            "class_weight": self.class_weight,
+        }
 
 
 def forest_pipeline(features: FeatureSet, params: ForestParams) -> Pipeline:
     """Encoder for the categoricals (unknown and missing -> -1) + a Random Forest."""
     transformers: list = [("num", "passthrough", list(features.numeric))]
     if features.categorical:
-        transformers.append((
-            "cat",
-            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                           encoded_missing_value=-1),
-            list(features.categorical),
-        ))
+        transformers.append(
+            (
+                "cat",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+                ),
+                list(features.categorical),
+            )
+        )
     prep = ColumnTransformer(transformers, verbose_feature_names_out=False)
     forest = RandomForestClassifier(
-        n_estimators=params.n_estimators, max_depth=params.max_depth,
-        min_samples_leaf=params.min_samples_leaf, class_weight=params.class_weight,
-        random_state=params.seed, n_jobs=params.n_jobs,
+        n_estimators=params.n_estimators,
+        max_depth=params.max_depth,
+        min_samples_leaf=params.min_samples_leaf,
+        class_weight=params.class_weight,
+        random_state=params.seed,
+        n_jobs=params.n_jobs,
     )
     return Pipeline([("prep", prep), ("forest", forest)])
 
@@ -105,15 +118,17 @@ def split_labels(
     if test_mask is None:
         if len(y) < 4:
             return labels
-        _, test_idx = train_test_split(y.index, test_size=test_size, random_state=seed,
-                                       stratify=_stratify(y))
+        _, test_idx = train_test_split(
+            y.index, test_size=test_size, random_state=seed, stratify=_stratify(y)
+        )
         labels[test_idx] = "test"
     else:
         labels[test_mask.to_numpy()] = "test"
     rest = y[labels == "train"]
     if validation_size > 0 and len(rest) >= 4:
-        _, val_idx = train_test_split(rest.index, test_size=validation_size,
-                                      random_state=seed + 1, stratify=_stratify(rest))
+        _, val_idx = train_test_split(
+            rest.index, test_size=validation_size, random_state=seed + 1, stratify=_stratify(rest)
+        )
         labels[val_idx] = "validation"
     if max_training_rows is not None:
         rng = np.random.default_rng(seed + 2)

@@ -37,11 +37,22 @@ EVAL_TIME = "time_holdout"
 # the list from ml.feature_definitions; this default is for use outside dbt.
 EARLY_FEATURES = FeatureSet(
     numeric=(
-        "events_so_far", "page_views_so_far", "product_views_so_far",
-        "distinct_products_viewed_so_far", "distinct_categories_so_far", "cart_adds_so_far",
-        "cart_removes_so_far", "cart_units_so_far", "cart_value_so_far",
-        "duration_seconds_so_far", "pages_so_far", "seconds_per_page_so_far",
-        "mean_price_viewed_so_far", "max_price_viewed_so_far", "start_hour", "start_weekday",
+        "events_so_far",
+        "page_views_so_far",
+        "product_views_so_far",
+        "distinct_products_viewed_so_far",
+        "distinct_categories_so_far",
+        "cart_adds_so_far",
+        "cart_removes_so_far",
+        "cart_units_so_far",
+        "cart_value_so_far",
+        "duration_seconds_so_far",
+        "pages_so_far",
+        "seconds_per_page_so_far",
+        "mean_price_viewed_so_far",
+        "max_price_viewed_so_far",
+        "start_hour",
+        "start_weekday",
         "start_month",
     ),
     categorical=("device", "traffic_source"),
@@ -52,8 +63,14 @@ EARLY_FEATURES = FeatureSet(
 # plus the counts of the same table that include the checkout and purchase steps.
 SESSION_STUDY_FEATURES = FeatureSet(
     numeric=(
-        "product_views", "cart_additions", "pages_visited", "session_duration_seconds",
-        "time_per_page_seconds", "checkouts", "units_purchased", "revenue",
+        "product_views",
+        "cart_additions",
+        "pages_visited",
+        "session_duration_seconds",
+        "time_per_page_seconds",
+        "checkouts",
+        "units_purchased",
+        "revenue",
     ),
     categorical=("dominant_category",),
 )
@@ -74,9 +91,13 @@ class IntentConfig:
     study: FeatureSet = SESSION_STUDY_FEATURES
 
     def split_params(self) -> dict:
-        return {"test_size": self.test_size, "validation_size": self.validation_size,
-                "holdout_weeks": self.holdout_weeks, "max_training_rows": self.max_training_rows,
-                "seed": self.forest.seed}
+        return {
+            "test_size": self.test_size,
+            "validation_size": self.validation_size,
+            "holdout_weeks": self.holdout_weeks,
+            "max_training_rows": self.max_training_rows,
+            "seed": self.forest.seed,
+        }
 
 
 @dataclass
@@ -97,8 +118,9 @@ class BinaryFit:
 
     def test_metric(self, metric: str) -> float:
         """The model's value of `metric` on the test split."""
-        return next(r["value"] for r in self.metrics
-                    if r["split"] == "test" and r["metric"] == metric)
+        return next(
+            r["value"] for r in self.metrics if r["split"] == "test" and r["metric"] == metric
+        )
 
     def summary(self) -> dict:
         """{split: {metric: value, baseline_<metric>: value}} for the registry."""
@@ -122,17 +144,26 @@ def time_holdout_mask(start: pd.Series, holdout_weeks: int) -> pd.Series:
 def intent_splits(frame: pd.DataFrame, evaluation: str, split_params: dict) -> pd.Series:
     """Split labels of the sessions in `frame` for an evaluation scheme (deterministic)."""
     y = frame[TARGET].astype(int)
-    mask = (time_holdout_mask(frame["session_start"], split_params["holdout_weeks"])
-            if evaluation == EVAL_TIME else None)
+    mask = (
+        time_holdout_mask(frame["session_start"], split_params["holdout_weeks"])
+        if evaluation == EVAL_TIME
+        else None
+    )
     return split_labels(
-        y, test_mask=mask, test_size=split_params["test_size"],
+        y,
+        test_mask=mask,
+        test_size=split_params["test_size"],
         validation_size=split_params["validation_size"],
-        max_training_rows=split_params["max_training_rows"], seed=split_params["seed"],
+        max_training_rows=split_params["max_training_rows"],
+        seed=split_params["seed"],
     )
 
 
 def fit_binary(
-    frame: pd.DataFrame, features: FeatureSet, model_name: str, evaluation: str,
+    frame: pd.DataFrame,
+    features: FeatureSet,
+    model_name: str,
+    evaluation: str,
     cfg: IntentConfig,
 ) -> BinaryFit:
     """Train on the train split, pick the threshold on validation, evaluate on test."""
@@ -149,20 +180,37 @@ def fit_binary(
     metrics: list[dict] = []
     for split in ("validation", "test"):
         ys = y[parts[split]]
-        metrics += ev.metric_rows(model_name, evaluation, split,
-                                  ev.binary_metrics(ys, proba[split], threshold),
-                                  ev.binary_baseline(y_train, ys), len(ys))
+        metrics += ev.metric_rows(
+            model_name,
+            evaluation,
+            split,
+            ev.binary_metrics(ys, proba[split], threshold),
+            ev.binary_baseline(y_train, ys),
+            len(ys),
+        )
     y_test, p_test = y[parts["test"]], proba["test"]
     return BinaryFit(
-        model_name=model_name, evaluation=evaluation, features=features, pipeline=pipe,
-        threshold=threshold, training_rows=int(parts["train"].sum()), metrics=metrics,
+        model_name=model_name,
+        evaluation=evaluation,
+        features=features,
+        pipeline=pipe,
+        threshold=threshold,
+        training_rows=int(parts["train"].sum()),
+        metrics=metrics,
         curves=ev.curve_rows(model_name, evaluation, y_test, p_test),
-        confusion=ev.confusion_rows(model_name, evaluation, "test", y_test,
-                                    (p_test >= threshold).astype(int), labels=[0, 1]),
+        confusion=ev.confusion_rows(
+            model_name, evaluation, "test", y_test, (p_test >= threshold).astype(int), labels=[0, 1]
+        ),
         importances=ev.importance_rows(
-            model_name, pipe, X[parts["test"]], y_test, scoring="roc_auc" if
-            len(np.unique(y_test)) == 2 else "accuracy", seed=cfg.forest.seed,
-            n_jobs=cfg.forest.n_jobs, max_rows=cfg.importance_rows),
+            model_name,
+            pipe,
+            X[parts["test"]],
+            y_test,
+            scoring="roc_auc" if len(np.unique(y_test)) == 2 else "accuracy",
+            seed=cfg.forest.seed,
+            n_jobs=cfg.forest.n_jobs,
+            max_rows=cfg.importance_rows,
+        ),
         split_params=split_params,
     )
 
@@ -192,8 +240,9 @@ def univariate_auc(x: pd.Series, y: np.ndarray) -> float:
     return max(auc, 1.0 - auc)
 
 
-def detect_leakage(frame: pd.DataFrame, features: FeatureSet, threshold: float,
-                   feature_set: str) -> list[dict]:
+def detect_leakage(
+    frame: pd.DataFrame, features: FeatureSet, threshold: float, feature_set: str
+) -> list[dict]:
     """Flag features that alone nearly determine the outcome (univariate AUC >= threshold):
     in session data that means they were measured after the purchase decision."""
     X = features.matrix(frame)
@@ -201,8 +250,14 @@ def detect_leakage(frame: pd.DataFrame, features: FeatureSet, threshold: float,
     rows = []
     for col in features.columns:
         auc = univariate_auc(X[col], y)
-        rows.append({"feature_set": feature_set, "feature": col, "univariate_auc": auc,
-                     "leaks": bool(auc >= threshold)})
+        rows.append(
+            {
+                "feature_set": feature_set,
+                "feature": col,
+                "univariate_auc": auc,
+                "leaks": bool(auc >= threshold),
+            }
+        )
     return rows
 
 
@@ -227,8 +282,9 @@ def train_purchase_intent(frame: pd.DataFrame, cfg: IntentConfig) -> IntentResul
     frame = frame.sort_values("session_id", kind="stable").reset_index(drop=True)
     labels = intent_splits(frame, EVAL_STRATIFIED, cfg.split_params())
     train = frame[labels == "train"]
-    leakage = (detect_leakage(train, cfg.study, cfg.leak_auc, "session_study")
-               + detect_leakage(train, cfg.early, cfg.leak_auc, "early_intent"))
+    leakage = detect_leakage(train, cfg.study, cfg.leak_auc, "session_study") + detect_leakage(
+        train, cfg.early, cfg.leak_auc, "early_intent"
+    )
     leaky = [r["feature"] for r in leakage if r["leaks"] and r["feature_set"] == "session_study"]
     fits = [
         fit_binary(frame, cfg.early, DEPLOYED, EVAL_TIME, cfg),

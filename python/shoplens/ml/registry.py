@@ -175,9 +175,7 @@ class LoadedModel:
         return (self.predict_proba(frame) >= self.threshold).astype(int)
 
 
-def _fetch_row(
-    con: duckdb.DuckDBPyConnection, name: str, version: int | None, table: str
-) -> tuple:
+def _fetch_row(con: duckdb.DuckDBPyConnection, name: str, version: int | None, table: str) -> tuple:
     cols = ", ".join(REGISTRY_COLUMNS)
     try:
         if version is None:
@@ -240,19 +238,20 @@ def load_latest(
     return load_model(con, name, None, table=table)
 
 
-def _definition(con: duckdb.DuckDBPyConnection, feature_set: str, table: str,
-                columns: str) -> tuple[Any, ...]:
+def _definition(
+    con: duckdb.DuckDBPyConnection, feature_set: str, table: str, columns: str
+) -> tuple[Any, ...]:
     """The `columns` of `feature_set`'s row in the feature definitions table."""
     try:
-        row = con.execute(f"select {columns} from {table} where feature_set = ?",
-                          [feature_set]).fetchone()
+        row = con.execute(
+            f"select {columns} from {table} where feature_set = ?", [feature_set]
+        ).fetchone()
     except duckdb.CatalogException as exc:
         raise RegistryError(
             f"no feature definitions in this warehouse ({table} missing): run `dbt build` first"
         ) from exc
     except duckdb.BinderException as exc:
-        raise RegistryError(
-            f"{table} predates this version of shoplens: run `dbt build`") from exc
+        raise RegistryError(f"{table} predates this version of shoplens: run `dbt build`") from exc
     if row is None:
         raise RegistryError(f"feature set {feature_set!r} is not in {table}")
     return row
@@ -287,6 +286,6 @@ def staging_sql(
     columns of raw.events, and `categories_relation`, rows like reference.categories: one row
     per usable event with the columns of stg_shop__events (see `shop_events_staged`)."""
     sql, raw, categories = _definition(
-        con, feature_set, table,
-        "staging_sql, raw_relation_placeholder, categories_placeholder")
+        con, feature_set, table, "staging_sql, raw_relation_placeholder, categories_placeholder"
+    )
     return sql.replace(raw, raw_relation).replace(categories, categories_relation)

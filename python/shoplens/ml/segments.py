@@ -50,28 +50,33 @@ def customer_behaviour(sessions: pd.DataFrame) -> pd.DataFrame:
     page is total time over total pages (the persona's dwell), not a mean of per-session ratios.
     """
     s = sessions[sessions["customer_id"].notna()]
-    frame = pd.DataFrame({
-        "customer_id": s["customer_id"].astype("int64"),
-        "views": s["product_views"].astype(float),
-        "carted": (s["cart_additions"] > 0).astype(float),
-        "abandoned": s["cart_abandoned"].astype(float),
-        "bought": s["purchase_made"].astype(float),
-        "pages": s["pages_visited"].astype(float),
-        "seconds": s["session_duration_seconds"].astype(float),
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": s["customer_id"].astype("int64"),
+            "views": s["product_views"].astype(float),
+            "carted": (s["cart_additions"] > 0).astype(float),
+            "abandoned": s["cart_abandoned"].astype(float),
+            "bought": s["purchase_made"].astype(float),
+            "pages": s["pages_visited"].astype(float),
+            "seconds": s["session_duration_seconds"].astype(float),
+        }
+    )
     g = frame.groupby("customer_id", sort=True)
     total, n = g.sum(), g.size()
-    out = pd.DataFrame({
-        "sessions": n,
-        "views_per_session": total["views"] / n,
-        "cart_session_rate": total["carted"] / n,
-        "abandoned_session_rate": total["abandoned"] / n,
-        "purchase_rate": total["bought"] / n,
-        "seconds_per_page": (total["seconds"] / total["pages"].where(total["pages"] > 0)
-                             ).fillna(0.0),
-        "pages_per_session": total["pages"] / n,
-        "avg_session_minutes": total["seconds"] / n / 60.0,
-    })
+    out = pd.DataFrame(
+        {
+            "sessions": n,
+            "views_per_session": total["views"] / n,
+            "cart_session_rate": total["carted"] / n,
+            "abandoned_session_rate": total["abandoned"] / n,
+            "purchase_rate": total["bought"] / n,
+            "seconds_per_page": (
+                total["seconds"] / total["pages"].where(total["pages"] > 0)
+            ).fillna(0.0),
+            "pages_per_session": total["pages"] / n,
+            "avg_session_minutes": total["seconds"] / n / 60.0,
+        }
+    )
     return out.reset_index()
 
 
@@ -81,11 +86,13 @@ def _log1p(x: np.ndarray) -> np.ndarray:
 
 def segment_pipeline(k: int, seed: int) -> Pipeline:
     """log1p (tames the long tails of counts and durations) + standardise + K-Means."""
-    return Pipeline([
-        ("log1p", FunctionTransformer(_log1p, feature_names_out="one-to-one")),
-        ("scale", StandardScaler()),
-        ("kmeans", KMeans(n_clusters=k, n_init=N_INIT, random_state=seed)),
-    ])
+    return Pipeline(
+        [
+            ("log1p", FunctionTransformer(_log1p, feature_names_out="one-to-one")),
+            ("scale", StandardScaler()),
+            ("kmeans", KMeans(n_clusters=k, n_init=N_INIT, random_state=seed)),
+        ]
+    )
 
 
 def behaviour_matrix(frame: pd.DataFrame, features: list[str] = SEGMENT_FEATURES) -> pd.DataFrame:
@@ -107,13 +114,21 @@ def select_k(X: pd.DataFrame, seed: int, k_range: range = K_RANGE) -> tuple[int,
         km = KMeans(n_clusters=k, n_init=N_INIT, random_state=seed).fit(scaled)
         if len(np.unique(km.labels_)) < 2:
             continue
-        rows.append({
-            "k": k, "inertia": float(km.inertia_),
-            "silhouette": float(silhouette_score(
-                scaled, km.labels_, sample_size=min(SILHOUETTE_SAMPLE, len(X)),
-                random_state=seed)),
-            "davies_bouldin": float(davies_bouldin_score(scaled, km.labels_)),
-        })
+        rows.append(
+            {
+                "k": k,
+                "inertia": float(km.inertia_),
+                "silhouette": float(
+                    silhouette_score(
+                        scaled,
+                        km.labels_,
+                        sample_size=min(SILHOUETTE_SAMPLE, len(X)),
+                        random_state=seed,
+                    )
+                ),
+                "davies_bouldin": float(davies_bouldin_score(scaled, km.labels_)),
+            }
+        )
     table = pd.DataFrame(rows, columns=["k", "inertia", "silhouette", "davies_bouldin"])
     if table.empty:
         raise ValueError("too few distinct customers to cluster")
@@ -131,8 +146,11 @@ def name_clusters(centroids: pd.DataFrame, rules: pd.DataFrame) -> dict[int, str
     ranks = centroids.rank(method="average").sub(1).div(max(len(centroids) - 1, 1))
     rules = rules.assign(feature=rules["feature"].fillna("").astype(str))
     fallback_rows = rules[rules["feature"].str.strip() == ""]
-    fallback = (str(fallback_rows.sort_values("priority")["segment_name"].iloc[0])
-                if len(fallback_rows) else "Other")
+    fallback = (
+        str(fallback_rows.sort_values("priority")["segment_name"].iloc[0])
+        if len(fallback_rows)
+        else "Other"
+    )
     # Ties between clusters break on the centroid values themselves, never on the cluster ids.
     order = sorted(centroids.index, key=lambda c: tuple(centroids.loc[c].round(12)))
     names: dict[int, str] = {}
@@ -144,9 +162,15 @@ def name_clusters(centroids: pd.DataFrame, rules: pd.DataFrame) -> dict[int, str
         usable = group[group["feature"].isin(centroids.columns)]
         if usable.empty:
             continue
-        scores = {c: float(sum(w * ranks.loc[c, f]
-                               for f, w in zip(usable["feature"], usable["weight"], strict=True)))
-                  for c in free}
+        scores = {
+            c: float(
+                sum(
+                    w * ranks.loc[c, f]
+                    for f, w in zip(usable["feature"], usable["weight"], strict=True)
+                )
+            )
+            for c in free
+        }
         best = max(free, key=lambda c: scores[c])  # first in `order` among equal scores
         names[best] = str(name)
     count = 0
@@ -176,12 +200,15 @@ class SegmentResult:
         # Segment ids follow the (unique) names in alphabetical order: stable across reruns.
         seg_id = {c: i for i, c in enumerate(sorted(self.names, key=self.names.__getitem__))}
         coords = self.pca.transform(X)
-        return pd.DataFrame({
-            "customer_id": frame["customer_id"].to_numpy(),
-            "segment_id": [seg_id[c] for c in cluster],
-            "segment_name": [self.names[c] for c in cluster],
-            "pc1": coords[:, 0], "pc2": coords[:, 1] if coords.shape[1] > 1 else 0.0,
-        })
+        return pd.DataFrame(
+            {
+                "customer_id": frame["customer_id"].to_numpy(),
+                "segment_id": [seg_id[c] for c in cluster],
+                "segment_name": [self.names[c] for c in cluster],
+                "pc1": coords[:, 0],
+                "pc2": coords[:, 1] if coords.shape[1] > 1 else 0.0,
+            }
+        )
 
 
 def profiles(assigned: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
@@ -189,7 +216,8 @@ def profiles(assigned: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     PROFILE_EXTRAS columns `frame` has)."""
     features = SEGMENT_FEATURES + [c for c in PROFILE_EXTRAS if c in frame.columns]
     data = assigned[["segment_id", "segment_name"]].join(
-        behaviour_matrix(frame, features).reset_index(drop=True))
+        behaviour_matrix(frame, features).reset_index(drop=True)
+    )
     grouped = data.groupby(["segment_id", "segment_name"], sort=True)
     out = grouped[features].mean().add_prefix("mean_").reset_index()
     out.insert(2, "customers", grouped.size().to_numpy())
@@ -197,18 +225,32 @@ def profiles(assigned: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def train_segments(frame: pd.DataFrame, rules: pd.DataFrame, seed: int,
-                   max_training_rows: int) -> SegmentResult:
+def train_segments(
+    frame: pd.DataFrame, rules: pd.DataFrame, seed: int, max_training_rows: int
+) -> SegmentResult:
     """Choose k, fit K-Means and a 2-D PCA on (a seeded sample of) the customers, name them."""
     frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    fit_frame = (frame.sample(max_training_rows, random_state=seed)
-                 if len(frame) > max_training_rows else frame)
+    fit_frame = (
+        frame.sample(max_training_rows, random_state=seed)
+        if len(frame) > max_training_rows
+        else frame
+    )
     X = behaviour_matrix(fit_frame)
     k, table = select_k(X, seed)
     pipe = segment_pipeline(k, seed).fit(X)
-    pca = Pipeline([*segment_pipeline(k, seed).steps[:-1],
-                    ("pca", PCA(n_components=min(2, X.shape[1]), random_state=seed))]).fit(X)
+    pca = Pipeline(
+        [
+            *segment_pipeline(k, seed).steps[:-1],
+            ("pca", PCA(n_components=min(2, X.shape[1]), random_state=seed)),
+        ]
+    ).fit(X)
     centroids = pd.DataFrame(pipe.named_steps["kmeans"].cluster_centers_, columns=X.columns)
-    return SegmentResult(pipeline=pipe, pca=pca, k=k, k_selection=table,
-                         names=name_clusters(centroids, rules), training_rows=len(X),
-                         features=list(SEGMENT_FEATURES))
+    return SegmentResult(
+        pipeline=pipe,
+        pca=pca,
+        k=k,
+        k_selection=table,
+        names=name_clusters(centroids, rules),
+        training_rows=len(X),
+        features=list(SEGMENT_FEATURES),
+    )

@@ -18,10 +18,23 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 
-PLOT_CONFIG = {"displaylogo": False, "responsive": True,
-               "modeBarButtonsToRemove": ["sendDataToCloud"]}
-PALETTE = ["#2f6fb0", "#e07b39", "#3a9d5d", "#c8453c", "#8b6bb8", "#8c6d4f", "#d46fa8",
-           "#7f7f7f", "#b5b536", "#2bb3c0"]
+PLOT_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["sendDataToCloud"],
+}
+PALETTE = [
+    "#2f6fb0",
+    "#e07b39",
+    "#3a9d5d",
+    "#c8453c",
+    "#8b6bb8",
+    "#8c6d4f",
+    "#d46fa8",
+    "#7f7f7f",
+    "#b5b536",
+    "#2bb3c0",
+]
 
 
 def _esc(value: Any) -> Any:
@@ -39,15 +52,25 @@ def esc(values: Any) -> Any:
     return _esc(values)
 
 
-_AXIS = {"gridcolor": "#e8edf3", "linecolor": "#c9d3de", "zerolinecolor": "#c9d3de",
-         "automargin": True}
+_AXIS = {
+    "gridcolor": "#e8edf3",
+    "linecolor": "#c9d3de",
+    "zerolinecolor": "#c9d3de",
+    "automargin": True,
+}
 # A small template of our own: plotly's built-in ones are large, and validating one into every
 # figure dominated the build time (and every page's size).
-SITE_TEMPLATE = go.layout.Template(layout={
-    "paper_bgcolor": "white", "plot_bgcolor": "white", "colorway": PALETTE,
-    "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1f2a37"},
-    "xaxis": _AXIS, "yaxis": _AXIS, "hoverlabel": {"align": "left"},
-})
+SITE_TEMPLATE = go.layout.Template(
+    layout={
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "colorway": PALETTE,
+        "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1f2a37"},
+        "xaxis": _AXIS,
+        "yaxis": _AXIS,
+        "hoverlabel": {"align": "left"},
+    }
+)
 
 
 @contextmanager
@@ -65,7 +88,8 @@ def site_template() -> Iterator[None]:
 def style(fig: go.Figure, height: int = 420, **layout: Any) -> go.Figure:
     """The site's common figure look: height, margins and a horizontal legend below."""
     base: dict[str, Any] = {
-        "height": height, "margin": {"l": 60, "r": 30, "t": 30, "b": 60},
+        "height": height,
+        "margin": {"l": 60, "r": 30, "t": 30, "b": 60},
         "legend": {"orientation": "h", "y": -0.2},
     }
     fig.update_layout(**{**base, **layout})
@@ -83,8 +107,15 @@ class Chart:
 
     def render(self, div_id: str) -> Markup:
         """The figure as an HTML div that calls the site's shared plotly.js."""
-        return Markup(pio.to_html(self.figure, full_html=False, include_plotlyjs=False,
-                                  div_id=div_id, config=PLOT_CONFIG))
+        return Markup(
+            pio.to_html(
+                self.figure,
+                full_html=False,
+                include_plotlyjs=False,
+                div_id=div_id,
+                config=PLOT_CONFIG,
+            )
+        )
 
 
 @dataclass
@@ -98,12 +129,15 @@ class Table:
     kind: str = field(default="table", init=False)
 
     @classmethod
-    def from_frame(cls, title: str, frame: pd.DataFrame, note: str = "",
-                   formats: dict[str, str] | None = None) -> Table:
+    def from_frame(
+        cls, title: str, frame: pd.DataFrame, note: str = "", formats: dict[str, str] | None = None
+    ) -> Table:
         """Build from a DataFrame, formatting columns with `formats` ({column: format spec})."""
         formats = formats or {}
-        rows = [[_cell(v, formats.get(c)) for c, v in zip(frame.columns, rec, strict=True)]
-                for rec in frame.itertuples(index=False)]
+        rows = [
+            [_cell(v, formats.get(c)) for c, v in zip(frame.columns, rec, strict=True)]
+            for rec in frame.itertuples(index=False)
+        ]
         return cls(title, [str(c) for c in frame.columns], rows, note)
 
 

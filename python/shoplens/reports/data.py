@@ -35,8 +35,9 @@ class BuildInfo:
 class ReportData:
     """A read-only view of the warehouse: table existence checks and queries to DataFrames."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, db: Path,
-                 dbt_target: Path | None = None) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, db: Path, dbt_target: Path | None = None
+    ) -> None:
         self.con = con
         self.db = db
         self.dbt_target = dbt_target
@@ -87,10 +88,14 @@ class ReportData:
     def columns(self, relation: str) -> list[str]:
         """Column names of a relation, in order."""
         schema, name = relation.split(".", 1)
-        return [r[0] for r in self.con.execute(
-            "select column_name from duckdb_columns() where database_name = current_database() "
-            "and schema_name = ? and table_name = ? order by column_index", [schema, name]
-        ).fetchall()]
+        return [
+            r[0]
+            for r in self.con.execute(
+                "select column_name from duckdb_columns() where database_name = current_database() "
+                "and schema_name = ? and table_name = ? order by column_index",
+                [schema, name],
+            ).fetchall()
+        ]
 
     def df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run a query and return a DataFrame."""
@@ -116,9 +121,11 @@ class ReportData:
     def build_info(self) -> BuildInfo:
         """The data's "as of" time (latest session or event) and the last warehouse build."""
         as_of, as_of_source = None, "no events yet"
-        for relation, column in (("marts.fct_sessions", "session_start"),
-                                 ("marts.fct_events", "event_time"),
-                                 ("raw.events", "event_time")):
+        for relation, column in (
+            ("marts.fct_sessions", "session_start"),
+            ("marts.fct_events", "event_time"),
+            ("raw.events", "event_time"),
+        ):
             if self.exists(relation) and column in self.columns(relation):
                 as_of = self.scalar(f"select max({column}) from {relation}")
                 if as_of is not None:
@@ -133,7 +140,8 @@ class ReportData:
                 built_source = f"dbt run_results.json in {artifact[1].parent}"
         if built_at is None and self.exists("marts.fct_sessions"):
             built_at = dt.datetime.fromtimestamp(self.db.stat().st_mtime, dt.UTC).replace(
-                tzinfo=None)
+                tzinfo=None
+            )
             built_source = "warehouse file last modified"
         return BuildInfo(as_of, as_of_source, built_at, built_source)
 

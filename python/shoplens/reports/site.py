@@ -56,8 +56,12 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=False)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+    )
     env.filters["when"] = _when
     return env
 
@@ -83,8 +87,9 @@ def build_site(db: Path, out: Path, dbt_target: Path | None = None) -> SiteResul
         shutil.copyfile(TEMPLATES / "site.css", assets / "site.css")
         for _slug, _title, builder in PAGES:
             page = builder(data)
-            html = template.render(page=page, nav=nav, info=info, generated_at=generated_at,
-                                   db_name=db.name)
+            html = template.render(
+                page=page, nav=nav, info=info, generated_at=generated_at, db_name=db.name
+            )
             (out / page.filename).write_text(html, encoding="utf-8")
             charts[page.filename] = chart_count(page.sections)
             notices[page.filename] = sum(1 for s in page.sections if s.kind == "notice")

@@ -22,12 +22,27 @@ DEFAULT_TOPICS = (EVENTS_TOPIC, TRANSACTIONS_TOPIC, HIGH_INTENT_TOPIC)
 DEFAULT_PARTITIONS = 4
 
 # Kafka protocol request types (ApiKey) and error codes used for fault injection.
-API_KEYS = {"produce": 0, "fetch": 1, "list_offsets": 2, "metadata": 3, "offset_commit": 8,
-            "offset_fetch": 9, "find_coordinator": 10, "join_group": 11, "heartbeat": 12,
-            "sync_group": 14}
-ERRORS = {"transport": -195, "leader_not_available": 5, "not_leader_for_partition": 6,
-          "request_timed_out": 7, "coordinator_not_available": 15, "not_coordinator": 16,
-          "not_enough_replicas": 19}
+API_KEYS = {
+    "produce": 0,
+    "fetch": 1,
+    "list_offsets": 2,
+    "metadata": 3,
+    "offset_commit": 8,
+    "offset_fetch": 9,
+    "find_coordinator": 10,
+    "join_group": 11,
+    "heartbeat": 12,
+    "sync_group": 14,
+}
+ERRORS = {
+    "transport": -195,
+    "leader_not_available": 5,
+    "not_leader_for_partition": 6,
+    "request_timed_out": 7,
+    "coordinator_not_available": 15,
+    "not_coordinator": 16,
+    "not_enough_replicas": 19,
+}
 
 _RD_KAFKA_PRODUCER = 0
 
@@ -65,7 +80,9 @@ def _load() -> ctypes.CDLL:
         "rd_kafka_mock_broker_set_up": (ctypes.c_int, [vp, i32]),
         "rd_kafka_mock_group_initial_rebalance_delay_ms": (None, [vp, i32]),
         "rd_kafka_mock_push_request_errors_array": (
-            None, [vp, i16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]),
+            None,
+            [vp, i16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)],
+        ),
         "rd_kafka_err2str": (cp, [ctypes.c_int]),
     }
     for name, (restype, argtypes) in sigs.items():
@@ -82,8 +99,13 @@ class EmbeddedBroker:
     clients (kafka-python needs `api_version=(2, 3)` against it).
     """
 
-    def __init__(self, *, brokers: int = 1, partitions: int = DEFAULT_PARTITIONS,
-                 topics: Iterable[str] = DEFAULT_TOPICS) -> None:
+    def __init__(
+        self,
+        *,
+        brokers: int = 1,
+        partitions: int = DEFAULT_PARTITIONS,
+        topics: Iterable[str] = DEFAULT_TOPICS,
+    ) -> None:
         self.brokers = brokers
         self.partitions = partitions
         self.topics = tuple(topics)
@@ -130,8 +152,10 @@ class EmbeddedBroker:
     def create_topic(self, topic: str, partitions: int) -> None:
         """Create a topic with `partitions` partitions (replication factor 1)."""
         lib, mc = self._cluster()
-        self._check(lib.rd_kafka_mock_topic_create(mc, topic.encode(), partitions, 1),
-                    f"create topic {topic}")
+        self._check(
+            lib.rd_kafka_mock_topic_create(mc, topic.encode(), partitions, 1),
+            f"create topic {topic}",
+        )
 
     def delete_topic(self, topic: str) -> None:
         """Delete a topic and its messages (create it again with `create_topic`)."""
@@ -168,8 +192,12 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -189,4 +217,3 @@ def run_until_signalled(broker: EmbeddedBroker, announce: Callable[[str], None])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-

@@ -48,8 +48,10 @@ class ProduceStats:
     def line(self) -> str:
         """A one-line progress report."""
         rate = self.events / self.elapsed if self.elapsed > 0 else 0.0
-        return (f"stream: {self.events:,} events, {self.transactions:,} order lines, "
-                f"{len(self.sessions):,} sessions, {rate:,.0f} events/s")
+        return (
+            f"stream: {self.events:,} events, {self.transactions:,} order lines, "
+            f"{len(self.sessions):,} sessions, {rate:,.0f} events/s"
+        )
 
 
 def _json_default(value: Any) -> str:
@@ -67,9 +69,15 @@ def _rows(table: pa.Table, columns: list[str]) -> list[dict[str, Any]]:
     return table.select(columns).to_pylist()
 
 
-def session_stream(world: World, n_events: int, start: dt.datetime, span: dt.timedelta,
-                   seed: int, id_prefix: str, defect_rate: float = 0.0,
-                   ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def session_stream(
+    world: World,
+    n_events: int,
+    start: dt.datetime,
+    span: dt.timedelta,
+    seed: int,
+    id_prefix: str,
+    defect_rate: float = 0.0,
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Yield `n_events` (event, its order lines) pairs of new sessions, in arrival order.
 
     Sessions start in [start, start + span) and are simulated in chunks; the stream stops after
@@ -80,8 +88,14 @@ def session_stream(world: World, n_events: int, start: dt.datetime, span: dt.tim
         need = n_events - sent
         sessions = max(10, math.ceil(need / EVENTS_PER_SESSION_GUESS))
         events, transactions = simulate_sessions(
-            world, sessions, start, start + span, seed=seed + chunk,
-            id_prefix=f"{id_prefix}c{chunk}-", defect_rate=defect_rate)
+            world,
+            sessions,
+            start,
+            start + span,
+            seed=seed + chunk,
+            id_prefix=f"{id_prefix}c{chunk}-",
+            defect_rate=defect_rate,
+        )
         lines: dict[str, list[dict[str, Any]]] = {}
         for line in _rows(transactions, TRANSACTIONS.columns):
             lines.setdefault(line["event_id"], []).append(line)
@@ -93,16 +107,31 @@ def session_stream(world: World, n_events: int, start: dt.datetime, span: dt.tim
 
 def make_producer(bootstrap: str) -> KafkaProducer:
     """An idempotent kafka-python producer (acks=all, retries until delivery timeout)."""
-    return KafkaProducer(bootstrap_servers=bootstrap, api_version=KAFKA_API_VERSION,
-                         client_id="shoplens-producer", linger_ms=5, batch_size=64 * 1024,
-                         enable_idempotence=True, acks="all")
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        api_version=KAFKA_API_VERSION,
+        client_id="shoplens-producer",
+        linger_ms=5,
+        batch_size=64 * 1024,
+        enable_idempotence=True,
+        acks="all",
+    )
 
 
-def produce(bootstrap: str, world: World, *, rate: float, duration: float, seed: int = 0,
-            id_prefix: str | None = None, defect_rate: float = 0.0,
-            report: Callable[[str], None] | None = None, progress_every: float = 2.0,
-            stop: threading.Event | None = None,
-            on_sent: Callable[[dict[str, Any]], None] | None = None) -> ProduceStats:
+def produce(
+    bootstrap: str,
+    world: World,
+    *,
+    rate: float,
+    duration: float,
+    seed: int = 0,
+    id_prefix: str | None = None,
+    defect_rate: float = 0.0,
+    report: Callable[[str], None] | None = None,
+    progress_every: float = 2.0,
+    stop: threading.Event | None = None,
+    on_sent: Callable[[dict[str, Any]], None] | None = None,
+) -> ProduceStats:
     """Stream `rate * duration` events at `rate` events/s; returns what was sent.
 
     Raises RuntimeError when some messages could not be delivered (after the producer's own
@@ -123,8 +152,15 @@ def produce(bootstrap: str, world: World, *, rate: float, duration: float, seed:
     producer = make_producer(bootstrap)
     try:
         last_progress = time.monotonic()
-        stream = session_stream(world, n_events, now, dt.timedelta(seconds=max(duration, 1.0)),
-                                seed, prefix, defect_rate)
+        stream = session_stream(
+            world,
+            n_events,
+            now,
+            dt.timedelta(seconds=max(duration, 1.0)),
+            seed,
+            prefix,
+            defect_rate,
+        )
         for i, (event, lines) in enumerate(stream):
             if stop.is_set():
                 break
@@ -132,14 +168,17 @@ def produce(bootstrap: str, world: World, *, rate: float, duration: float, seed:
             wait = stats.started + i / rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            producer.send(EVENTS_TOPIC, key=event["user_session"].encode()
-                          if event["user_session"] else None,
-                          value=encode(event)).add_errback(failed)
+            producer.send(
+                EVENTS_TOPIC,
+                key=event["user_session"].encode() if event["user_session"] else None,
+                value=encode(event),
+            ).add_errback(failed)
             stats.events += 1
             stats.sessions.add(event["user_session"])
             for line in lines:
-                producer.send(TRANSACTIONS_TOPIC, key=str(line["customer_id"]).encode(),
-                              value=encode(line)).add_errback(failed)
+                producer.send(
+                    TRANSACTIONS_TOPIC, key=str(line["customer_id"]).encode(), value=encode(line)
+                ).add_errback(failed)
                 stats.transactions += 1
             if on_sent is not None:
                 on_sent(event)

@@ -29,15 +29,17 @@ def warehouse_world(db: Path) -> World:
         try:
             world = load_world(con)
         except Exception as exc:
-            raise WarehouseError(f"cannot read customers and products from {db}: "
-                                 f"{str(exc).splitlines()[0]}") from exc
+            raise WarehouseError(
+                f"cannot read customers and products from {db}: {str(exc).splitlines()[0]}"
+            ) from exc
     if world.n_customers == 0 or world.n_products == 0:
         raise WarehouseError(f"no customers or products in {db}: run `shoplens generate` first")
     return world
 
 
-def make_hook(db: Path, bootstrap: str | None, score: bool,
-              report: Callable[[str], None]) -> LiveScorer | None:
+def make_hook(
+    db: Path, bootstrap: str | None, score: bool, report: Callable[[str], None]
+) -> LiveScorer | None:
     """The live scorer as a sink hook when `score` is set (it loads and checks the model;
     with `bootstrap` None it publishes no alerts until `publish_to` is called)."""
     if not score:
@@ -61,9 +63,18 @@ class StreamRun:
     sunk: SinkStats | None
 
 
-def stream(db: Path, bootstrap: str | None, *, rate: float, duration: float, seed: int,
-           defect_rate: float, with_sink: bool, score: bool,
-           report: Callable[[str], None]) -> StreamRun:
+def stream(
+    db: Path,
+    bootstrap: str | None,
+    *,
+    rate: float,
+    duration: float,
+    seed: int,
+    defect_rate: float,
+    with_sink: bool,
+    score: bool,
+    report: Callable[[str], None],
+) -> StreamRun:
     """Produce a burst; with `with_sink`, land it in `db` in the same process.
 
     With `bootstrap` None an embedded broker lives for the duration of the call. The sink
@@ -98,12 +109,18 @@ def stream(db: Path, bootstrap: str | None, *, rate: float, duration: float, see
                 except BaseException as exc:  # re-raised in the calling thread
                     failed.append(exc)
 
-            thread = threading.Thread(target=_run, args=(sink,), name="shoplens-sink",
-                                      daemon=True)
+            thread = threading.Thread(target=_run, args=(sink,), name="shoplens-sink", daemon=True)
             thread.start()
         try:
-            produced = produce(bootstrap, world, rate=rate, duration=duration, seed=seed,
-                               defect_rate=defect_rate, report=report)
+            produced = produce(
+                bootstrap,
+                world,
+                rate=rate,
+                duration=duration,
+                seed=seed,
+                defect_rate=defect_rate,
+                report=report,
+            )
         finally:
             if sink is not None and thread is not None:
                 # Let the sink catch up with everything produced, then stop it.

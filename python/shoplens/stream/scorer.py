@@ -85,9 +85,16 @@ class ScoredBatch:
 class LiveScorer(BatchHook):
     """Scores the sessions each sink batch touches; see the module docstring."""
 
-    def __init__(self, model: LoadedModel, sql_template: str, staging_template: str,
-                 categories: list[tuple[str, str]], *, producer: KafkaProducer | None = None,
-                 report: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        sql_template: str,
+        staging_template: str,
+        categories: list[tuple[str, str]],
+        *,
+        producer: KafkaProducer | None = None,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         self.model = model
         self.threshold = 0.5 if model.threshold is None else model.threshold
         self.producer = producer
@@ -100,52 +107,76 @@ class LiveScorer(BatchHook):
             "create table live_events (session_id VARCHAR, event_id VARCHAR, "
             "event_time TIMESTAMP, event_type VARCHAR, product_id BIGINT, category VARCHAR, "
             "price DOUBLE, quantity INTEGER, device VARCHAR, traffic_source VARCHAR, "
-            "customer_id BIGINT, received_at TIMESTAMP)")
-        self.mem.execute(f"create table {CATEGORIES} (category_top_level VARCHAR, "
-                         "category_name VARCHAR)")
+            "customer_id BIGINT, received_at TIMESTAMP)"
+        )
+        self.mem.execute(
+            f"create table {CATEGORIES} (category_top_level VARCHAR, category_name VARCHAR)"
+        )
         self.mem.executemany(f"insert into {CATEGORIES} values (?, ?)", categories)
         self.mem.execute("create table touched (session_id VARCHAR)")
         self.mem.execute(
             f"create view {LIVE_RELATION} as select * from live_events "
-            "where session_id in (select session_id from touched)")
+            "where session_id in (select session_id from touched)"
+        )
         self._features_sql = sql_template
         self._hold_sql = _HOLD_SQL.format(staged=staging_template)
         self._table_ready = False
 
     @classmethod
-    def from_warehouse(cls, db: Path, *, bootstrap: str | None,
-                       report: Callable[[str], None] | None = None) -> LiveScorer:
+    def from_warehouse(
+        cls, db: Path, *, bootstrap: str | None, report: Callable[[str], None] | None = None
+    ) -> LiveScorer:
         """Load the verified model, its feature SQL and the category map from `db`; pick up
         the in-progress sessions and alerts of the last half hour."""
         with connect(db, read_only=True) as con:
             model = load_latest(con, DEFAULT_MODEL)
             template = feature_sql(con, LIVE_RELATION)
             staging = staging_sql(con, RAW_BATCH, CATEGORIES)
-            categories = con.execute("select category_top_level, category_name "
-                                     "from reference.categories").fetchall()
-            tables = {r[0] for r in con.execute(
-                "select schema_name || '.' || table_name from duckdb_tables()").fetchall()}
+            categories = con.execute(
+                "select category_top_level, category_name from reference.categories"
+            ).fetchall()
+            tables = {
+                r[0]
+                for r in con.execute(
+                    "select schema_name || '.' || table_name from duckdb_tables()"
+                ).fetchall()
+            }
             recent = con.sql(
                 "select * from raw.events where source = 'kafka' and user_session in ("
                 "select user_session from raw.events where source = 'kafka' and loaded_at >= "
-                f"now()::timestamp - interval {SESSION_IDLE_MINUTES} minute)").to_arrow_table()
-            alerted = set() if SCORES_TABLE not in tables else {r[0] for r in con.execute(
-                f"select distinct session_id from {SCORES_TABLE} where high_intent").fetchall()}
+                f"now()::timestamp - interval {SESSION_IDLE_MINUTES} minute)"
+            ).to_arrow_table()
+            alerted = (
+                set()
+                if SCORES_TABLE not in tables
+                else {
+                    r[0]
+                    for r in con.execute(
+                        f"select distinct session_id from {SCORES_TABLE} where high_intent"
+                    ).fetchall()
+                }
+            )
         scorer = cls(model, template, staging, categories, report=report)
         if bootstrap is not None:
             scorer.publish_to(bootstrap)
         scorer.alerted = alerted
         scorer.stage(recent)
         if report:
-            report(f"live scorer: {model.name} v{model.version} (sha256 {model.sha256[:12]}, "
-                   f"threshold {scorer.threshold:.3f}), {recent.num_rows} recent events")
+            report(
+                f"live scorer: {model.name} v{model.version} (sha256 {model.sha256[:12]}, "
+                f"threshold {scorer.threshold:.3f}), {recent.num_rows} recent events"
+            )
         return scorer
 
     def publish_to(self, bootstrap: str) -> None:
         """Send high-intent alerts to the cluster at `bootstrap` (idempotent producer)."""
         self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap, api_version=KAFKA_API_VERSION,
-            client_id="shoplens-live-scorer", enable_idempotence=True, acks="all")
+            bootstrap_servers=bootstrap,
+            api_version=KAFKA_API_VERSION,
+            client_id="shoplens-live-scorer",
+            enable_idempotence=True,
+            acks="all",
+        )
 
     def stage(self, events: pa.Table) -> list[str]:
         """Add raw contract rows (`source` and `loaded_at` optional: a sink batch has neither,
@@ -153,16 +184,19 @@ class LiveScorer(BatchHook):
         touched."""
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         if "source" not in events.column_names:
-            events = events.append_column("source", pa.array(["kafka"] * events.num_rows,
-                                                             pa.string()))
+            events = events.append_column(
+                "source", pa.array(["kafka"] * events.num_rows, pa.string())
+            )
         if "loaded_at" not in events.column_names:
-            events = events.append_column("loaded_at", pa.array([now] * events.num_rows,
-                                                                pa.timestamp("us")))
+            events = events.append_column(
+                "loaded_at", pa.array([now] * events.num_rows, pa.timestamp("us"))
+            )
         self.mem.register(RAW_BATCH, events)
         try:
             touched = self.mem.execute(
                 f"select distinct nullif(trim(user_session), '') from {RAW_BATCH} "
-                "where nullif(trim(user_session), '') is not null").fetchall()
+                "where nullif(trim(user_session), '') is not null"
+            ).fetchall()
             self.mem.execute(self._hold_sql)
         finally:
             self.mem.unregister(RAW_BATCH)
@@ -180,29 +214,39 @@ class LiveScorer(BatchHook):
             f"from {LIVE_RELATION} group by session_id) "
             "select f.*, ctx.customer_id, ctx.last_event_id, ctx.last_event_time "
             "from f join ctx using (session_id) where not ctx.decided "
-            "order by f.session_id").df()
+            "order by f.session_id"
+        ).df()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         proba = self.model.predict_proba(features) if len(features) else []
-        scores = pa.table({
-            "scored_at": pa.array([now] * len(features), pa.timestamp("us")),
-            "session_id": pa.array(features["session_id"], pa.string()),
-            "customer_id": pa.array(features["customer_id"], pa.int64()),
-            "model_name": pa.array([self.model.name] * len(features), pa.string()),
-            "model_version": pa.array([self.model.version] * len(features), pa.int32()),
-            "events_so_far": pa.array(features["events_so_far"], pa.int64()),
-            "last_event_id": pa.array(features["last_event_id"], pa.string()),
-            "last_event_time": pa.array(features["last_event_time"], pa.timestamp("us")),
-            "probability": pa.array(proba, pa.float64()),
-            "threshold": pa.array([self.threshold] * len(features), pa.float64()),
-            "high_intent": pa.array([p >= self.threshold for p in proba], pa.bool_()),
-        })
+        scores = pa.table(
+            {
+                "scored_at": pa.array([now] * len(features), pa.timestamp("us")),
+                "session_id": pa.array(features["session_id"], pa.string()),
+                "customer_id": pa.array(features["customer_id"], pa.int64()),
+                "model_name": pa.array([self.model.name] * len(features), pa.string()),
+                "model_version": pa.array([self.model.version] * len(features), pa.int32()),
+                "events_so_far": pa.array(features["events_so_far"], pa.int64()),
+                "last_event_id": pa.array(features["last_event_id"], pa.string()),
+                "last_event_time": pa.array(features["last_event_time"], pa.timestamp("us")),
+                "probability": pa.array(proba, pa.float64()),
+                "threshold": pa.array([self.threshold] * len(features), pa.float64()),
+                "high_intent": pa.array([p >= self.threshold for p in proba], pa.bool_()),
+            }
+        )
         alerts = [
-            {"session_id": r["session_id"], "customer_id": r["customer_id"],
-             "probability": r["probability"], "threshold": r["threshold"],
-             "model_name": r["model_name"], "model_version": r["model_version"],
-             "events_so_far": r["events_so_far"], "scored_at": r["scored_at"].isoformat()}
+            {
+                "session_id": r["session_id"],
+                "customer_id": r["customer_id"],
+                "probability": r["probability"],
+                "threshold": r["threshold"],
+                "model_name": r["model_name"],
+                "model_version": r["model_version"],
+                "events_so_far": r["events_so_far"],
+                "scored_at": r["scored_at"].isoformat(),
+            }
             for r in scores.filter(scores["high_intent"]).to_pylist()
-            if r["session_id"] not in self.alerted]
+            if r["session_id"] not in self.alerted
+        ]
         return ScoredBatch(scores, features, alerts)
 
     def _evict(self) -> None:
@@ -213,7 +257,8 @@ class LiveScorer(BatchHook):
         self.mem.execute(
             "delete from live_events where session_id in (select session_id from live_events "
             "group by session_id having max(received_at) < now()::timestamp - interval "
-            f"{SESSION_IDLE_MINUTES} minute)")
+            f"{SESSION_IDLE_MINUTES} minute)"
+        )
 
     # ------------------------------------------------------------------ BatchHook
 
@@ -242,8 +287,11 @@ class LiveScorer(BatchHook):
         for alert in prepared.alerts:
             self.alerted.add(alert["session_id"])
             if self.producer is not None:
-                self.producer.send(HIGH_INTENT_TOPIC, key=alert["session_id"].encode(),
-                                   value=json.dumps(alert).encode())
+                self.producer.send(
+                    HIGH_INTENT_TOPIC,
+                    key=alert["session_id"].encode(),
+                    value=json.dumps(alert).encode(),
+                )
 
     def close(self) -> None:
         if self.producer is not None:

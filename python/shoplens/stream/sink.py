@@ -115,8 +115,10 @@ class SinkStats:
         rate = self.messages / self.elapsed if self.elapsed > 0 else 0.0
         rows = ", ".join(f"{n:,} {t.split('.')[-1]}" for t, n in sorted(self.rows.items()))
         lag = "?" if self.lag is None else f"{self.lag:,}"
-        return (f"sink: {self.messages:,} messages ({rows or 'no rows'}, {self.rejects:,} "
-                f"rejects) in {self.batches:,} batches, {rate:,.0f} msg/s, lag {lag}")
+        return (
+            f"sink: {self.messages:,} messages ({rows or 'no rows'}, {self.rejects:,} "
+            f"rejects) in {self.batches:,} batches, {rate:,.0f} msg/s, lag {lag}"
+        )
 
 
 class BatchHook:
@@ -157,9 +159,14 @@ class _Buffer:
         self.payloads = [self.payloads[i] for i in keep]
 
     def table(self) -> pa.Table:
-        return pa.table({"partition": pa.array(self.partitions, pa.int32()),
-                         "kafka_offset": pa.array(self.offsets, pa.int64()),
-                         "payload": pa.array(self.payloads, pa.binary())}, schema=BATCH_SCHEMA)
+        return pa.table(
+            {
+                "partition": pa.array(self.partitions, pa.int32()),
+                "kafka_offset": pa.array(self.offsets, pa.int64()),
+                "payload": pa.array(self.payloads, pa.binary()),
+            },
+            schema=BATCH_SCHEMA,
+        )
 
 
 class WarehouseBusy(Exception):
@@ -218,8 +225,7 @@ class _Writer:
         self.waiting_since: float | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._held_since = 0.0
-        self._thread = threading.Thread(target=self._loop, name="shoplens-sink-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="shoplens-sink-writer", daemon=True)
         self._thread.start()
 
     @property
@@ -267,8 +273,12 @@ class _Writer:
                 with self._lock:
                     self._results.append(result)
                     self._batch = None
-                if (not batch.full or result.error is not None or result.stale
-                        or time.monotonic() - self._held_since >= HOLD_SECONDS):
+                if (
+                    not batch.full
+                    or result.error is not None
+                    or result.stale
+                    or time.monotonic() - self._held_since >= HOLD_SECONDS
+                ):
                     self._release()
         finally:
             self._release()
@@ -296,19 +306,22 @@ class _Writer:
             try:
                 result = self.sink._write(self._connection(), prepared)
                 if self.waiting_since is not None:
-                    self.sink.report(f"sink: warehouse free again after "
-                                     f"{time.monotonic() - self.waiting_since:.1f} s")
+                    self.sink.report(
+                        f"sink: warehouse free again after "
+                        f"{time.monotonic() - self.waiting_since:.1f} s"
+                    )
                     self.waiting_since = None
                 return result
             except WarehouseBusy:
                 if self.waiting_since is None:
                     self.waiting_since = time.monotonic()
                     self.sink.stats.lock_waits += 1
-                    self.sink.report("sink: warehouse busy (another process holds it); "
-                                     "retrying while Kafka buffers")
+                    self.sink.report(
+                        "sink: warehouse busy (another process holds it); "
+                        "retrying while Kafka buffers"
+                    )
                 if self.abandon.wait(delay):
-                    return _Result(batch, error=WriteAbandoned("gave up waiting for the "
-                                                               "warehouse"))
+                    return _Result(batch, error=WriteAbandoned("gave up waiting for the warehouse"))
                 delay = min(delay * 2, 0.5)
             except Exception as exc:  # handed to the consumer thread, which re-raises
                 return _Result(batch, error=exc)
@@ -317,8 +330,12 @@ class _Writer:
 class Sink:
     """One sink instance. `run(stop)` consumes until `stop` is set (or idle, if configured)."""
 
-    def __init__(self, config: SinkConfig, hook: BatchHook | None = None,
-                 report: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: SinkConfig,
+        hook: BatchHook | None = None,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
         self.hook = hook or BatchHook()
         self.report = report or (lambda line: None)
@@ -353,8 +370,11 @@ class Sink:
         refreshes every few minutes); new ones are held until their offsets are read. Nothing
         is given up: a topic missing from one metadata answer keeps its partitions."""
         owned = self.consumer.assignment()
-        new = {TopicPartition(topic, partition) for topic in self.config.topics
-               for partition in self.consumer.partitions_for_topic(topic)} - owned
+        new = {
+            TopicPartition(topic, partition)
+            for topic in self.config.topics
+            for partition in self.consumer.partitions_for_topic(topic)
+        } - owned
         if new:
             self.consumer.assign(sorted(owned | new))
             self._assign(new)
@@ -377,9 +397,11 @@ class Sink:
             self.committed[tp] = offset
             if offset is not None and ends.get(tp, offset) < offset:
                 # The log ends before what we stored: the topic was deleted and recreated.
-                self.report(f"sink: {tp.topic}[{tp.partition}] ends at {ends[tp]} but the "
-                            f"warehouse stored {offset} (topic recreated?); reading it from "
-                            "the start")
+                self.report(
+                    f"sink: {tp.topic}[{tp.partition}] ends at {ends[tp]} but the "
+                    f"warehouse stored {offset} (topic recreated?); reading it from "
+                    "the start"
+                )
                 offset = None
             if offset is None:
                 self.consumer.seek_to_beginning(tp)
@@ -405,8 +427,9 @@ class Sink:
             con.execute("set threads = 1")
             if not self._schema_ready:
                 ensure_raw_schema(con)
-                start_run(con, SOURCE, {"group": self.config.group,
-                                        "topics": list(self.config.topics)})
+                start_run(
+                    con, SOURCE, {"group": self.config.group, "topics": list(self.config.topics)}
+                )
                 self._schema_ready = True
         except BaseException:
             con.close()
@@ -443,15 +466,20 @@ class Sink:
     def _write(self, con: duckdb.DuckDBPyConnection, prepared: _Prepared) -> _Result:
         """Write a prepared batch in one transaction on `con`."""
         batch = prepared.batch
-        result = _Result(batch, rows={t: r.num_rows for t, r in prepared.valid.items()},
-                         rejects=sum(b.num_rows for b in prepared.rejects))
+        result = _Result(
+            batch,
+            rows={t: r.num_rows for t, r in prepared.valid.items()},
+            rejects=sum(b.num_rows for b in prepared.rejects),
+        )
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         con.execute("begin transaction")
         try:
             stored = self._stored_offsets(con)
-            result.stale = [tp for tp in batch.next_offsets
-                            if stored.get((tp.topic, tp.partition))
-                            != batch.expected_stored.get(tp)]
+            result.stale = [
+                tp
+                for tp in batch.next_offsets
+                if stored.get((tp.topic, tp.partition)) != batch.expected_stored.get(tp)
+            ]
             if result.stale:
                 con.execute("rollback")
                 return result
@@ -464,36 +492,51 @@ class Sink:
         self.hook.committed(prepared.hook)
         return result
 
-    def _insert(self, con: duckdb.DuckDBPyConnection, valid: dict[str, pa.Table],
-                rejects: list[pa.Table], next_offsets: dict[TopicPartition, int],
-                now: dt.datetime) -> None:
+    def _insert(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        valid: dict[str, pa.Table],
+        rejects: list[pa.Table],
+        next_offsets: dict[TopicPartition, int],
+        now: dt.datetime,
+    ) -> None:
         for table, rows in valid.items():
             if rows.num_rows:
                 cols = ", ".join(rows.column_names)
                 con.register("_shoplens_rows", rows)
-                con.execute(f"insert into {table} ({cols}, source, loaded_at) "
-                            f"select {cols}, ?, ?::timestamp from _shoplens_rows", [SOURCE, now])
+                con.execute(
+                    f"insert into {table} ({cols}, source, loaded_at) "
+                    f"select {cols}, ?, ?::timestamp from _shoplens_rows",
+                    [SOURCE, now],
+                )
                 con.unregister("_shoplens_rows")
         for bad in rejects:
             con.register("_shoplens_rejects", bad)
             con.execute(
                 "insert into raw.rejects (rejected_at, source, topic, partition, kafka_offset, "
                 "payload, reason) select ?::timestamp, ?, topic, partition, kafka_offset, "
-                "payload, reason from _shoplens_rejects", [now, SOURCE])
+                "payload, reason from _shoplens_rejects",
+                [now, SOURCE],
+            )
             con.unregister("_shoplens_rejects")
-        offsets = pa.table({
-            "topic": [tp.topic for tp in next_offsets],
-            "partition": pa.array([tp.partition for tp in next_offsets], pa.int32()),
-            "next_offset": pa.array(list(next_offsets.values()), pa.int64()),
-        })
+        offsets = pa.table(
+            {
+                "topic": [tp.topic for tp in next_offsets],
+                "partition": pa.array([tp.partition for tp in next_offsets], pa.int32()),
+                "next_offset": pa.array(list(next_offsets.values()), pa.int64()),
+            }
+        )
         con.register("_shoplens_offsets", offsets)
         con.execute(
             "delete from raw.sink_offsets o using _shoplens_offsets n where "
             "o.consumer_group = ? and o.topic = n.topic and o.partition = n.partition",
-            [self.config.group])
+            [self.config.group],
+        )
         con.execute(
             "insert into raw.sink_offsets select ?, topic, partition, next_offset, "
-            "?::timestamp from _shoplens_offsets", [self.config.group, now])
+            "?::timestamp from _shoplens_offsets",
+            [self.config.group, now],
+        )
         con.unregister("_shoplens_offsets")
 
     # ---------------------------------------------------------------- consuming
@@ -535,8 +578,9 @@ class Sink:
         ends = self._end_offsets(owned)
         if len(ends) < len(owned):
             return None
-        behind = {tp: end - self.expected[tp] for tp, end in ends.items()
-                  if end > self.expected[tp]}
+        behind = {
+            tp: end - self.expected[tp] for tp, end in ends.items() if end > self.expected[tp]
+        }
         self._behind = set(behind)
         return sum(behind.values())
 
@@ -556,8 +600,10 @@ class Sink:
         stuck = [tp for tp in self._behind if tp in self.expected]
         if not stuck or self.pending_seek:
             return
-        self.report(f"sink: nothing fetched for {idle:.0f} s while {len(stuck)} partition(s) "
-                    "are behind; re-seeking them")
+        self.report(
+            f"sink: nothing fetched for {idle:.0f} s while {len(stuck)} partition(s) "
+            "are behind; re-seeking them"
+        )
         for tp in stuck:
             self.consumer.seek(tp, self.expected[tp])
         self.stats.reseeks += 1
@@ -577,8 +623,15 @@ class Sink:
         expected_stored = {tp: self.committed.get(tp) for tp in next_offsets}
         # The next batch expects the offsets this one will store.
         self.committed.update(next_offsets)
-        self.writer.submit(_Batch(tables, next_offsets, expected_stored, messages,
-                                  full=messages >= self.config.batch_size))
+        self.writer.submit(
+            _Batch(
+                tables,
+                next_offsets,
+                expected_stored,
+                messages,
+                full=messages >= self.config.batch_size,
+            )
+        )
 
     def _collect(self) -> None:
         """Account for finished writes; re-read partitions whose offsets moved under us."""
@@ -598,8 +651,10 @@ class Sink:
     def _conflict(self, result: _Result) -> None:
         """Another instance wrote these partitions: drop our copy and re-read from DuckDB."""
         self.stats.conflicts += 1
-        self.report("sink: stored offsets moved under us (another sink wrote them); "
-                    "re-reading from the warehouse")
+        self.report(
+            "sink: stored offsets moved under us (another sink wrote them); "
+            "re-reading from the warehouse"
+        )
         owned = self.consumer.assignment()
         redo = {tp for tp in result.batch.next_offsets if tp in owned}
         for topic, buffer in self.buffers.items():
@@ -609,8 +664,11 @@ class Sink:
         self.pending_seek |= redo
         self.consumer.pause(*redo)
 
-    def _poll(self, timeout: float, max_records: int | None = None,
-              ) -> dict[TopicPartition, list[Any]]:
+    def _poll(
+        self,
+        timeout: float,
+        max_records: int | None = None,
+    ) -> dict[TopicPartition, list[Any]]:
         """consumer.poll, riding out retriable client errors (broker restarts, coordinator
         moves): the consumer reconnects on its own, nothing is lost by trying again."""
         try:
@@ -677,12 +735,14 @@ class Sink:
                 now = time.monotonic()
                 due = self.buffered() >= cfg.batch_size or (
                     self._first_buffered is not None
-                    and now - self._first_buffered >= cfg.batch_interval)
+                    and now - self._first_buffered >= cfg.batch_interval
+                )
                 if due and not self.writer.busy and not self.pending_seek:
                     self._handoff()
                 quiet = now - last_record
                 check = now - last_progress >= cfg.progress_every or (
-                    quiet >= STALL_SECONDS and now - last_progress >= STALL_SECONDS)
+                    quiet >= STALL_SECONDS and now - last_progress >= STALL_SECONDS
+                )
                 if check:
                     self._assign_partitions()
                     self.stats.lag = self._lag()
@@ -691,9 +751,14 @@ class Sink:
                     if quiet >= STALL_SECONDS and self.stats.lag:
                         self._unstick(quiet)
                         last_record = now
-                if cfg.stop_when_idle is not None and quiet >= cfg.stop_when_idle \
-                        and not self.buffered() and not self.writer.busy \
-                        and not self.pending_seek and self._lag() == 0:
+                if (
+                    cfg.stop_when_idle is not None
+                    and quiet >= cfg.stop_when_idle
+                    and not self.buffered()
+                    and not self.writer.busy
+                    and not self.pending_seek
+                    and self._lag() == 0
+                ):
                     break
             self._drain(stop)
             if self.buffered() and not self.pending_seek:
@@ -726,8 +791,17 @@ def stop_on_signals() -> threading.Event:
 
 def stats_json(stats: SinkStats) -> str:
     """Machine-readable summary of a run (printed by `shoplens sink --json`)."""
-    return json.dumps({"messages": stats.messages, "rows": stats.rows, "rejects": stats.rejects,
-                       "batches": stats.batches, "conflicts": stats.conflicts,
-                       "lock_waits": stats.lock_waits, "reseeks": stats.reseeks,
-                       "lag": stats.lag,
-                       "seconds": round(stats.elapsed, 3)}, sort_keys=True)
+    return json.dumps(
+        {
+            "messages": stats.messages,
+            "rows": stats.rows,
+            "rejects": stats.rejects,
+            "batches": stats.batches,
+            "conflicts": stats.conflicts,
+            "lock_waits": stats.lock_waits,
+            "reseeks": stats.reseeks,
+            "lag": stats.lag,
+            "seconds": round(stats.elapsed, 3),
+        },
+        sort_keys=True,
+    )

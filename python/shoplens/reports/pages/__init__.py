@@ -23,9 +23,14 @@ def require_rows(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     return frame
 
 
-def guarded(data: ReportData, title: str, needs: dict[str, Sequence[str]],
-            draw: Callable[[], Section], empty_hint: str = HINT,
-            missing_hint: str = HINT) -> Section:
+def guarded(
+    data: ReportData,
+    title: str,
+    needs: dict[str, Sequence[str]],
+    draw: Callable[[], Section],
+    empty_hint: str = HINT,
+    missing_hint: str = HINT,
+) -> Section:
     """`draw()` when every relation in `needs` exists, has rows and the columns; else a notice.
 
     `empty_hint` explains an empty relation, `missing_hint` a missing one.

@@ -27,13 +27,14 @@ def views_and_carts(data: ReportData) -> Chart:
     frame = data.df(f"""
         select category, sum(product_views) as views, sum(cart_additions) as carts
         from {FUNNEL} group by all order by views desc""")
-    fig = go.Figure([
-        go.Bar(name="product views", x=esc(frame["category"]), y=frame["views"]),
-        go.Bar(name="cart additions", x=esc(frame["category"]), y=frame["carts"]),
-    ])
+    fig = go.Figure(
+        [
+            go.Bar(name="product views", x=esc(frame["category"]), y=frame["views"]),
+            go.Bar(name="cart additions", x=esc(frame["category"]), y=frame["carts"]),
+        ]
+    )
     style(fig, barmode="group", yaxis_title="events")
-    return Chart("Product views and cart additions by category", fig,
-                 f"All days in {FUNNEL}.")
+    return Chart("Product views and cart additions by category", fig, f"All days in {FUNNEL}.")
 
 
 def abandonment(data: ReportData) -> Chart:
@@ -45,17 +46,28 @@ def abandonment(data: ReportData) -> Chart:
         order by abandoned / (bought + abandoned) desc""")
     require_rows(frame, f"no session added to cart in {FUNNEL}")
     share = frame["abandoned"] / (frame["bought"] + frame["abandoned"])
-    fig = go.Figure([
-        go.Bar(name="bought", x=esc(frame["category"]), y=frame["bought"],
-               marker_color="#3a9d5d"),
-        go.Bar(name="abandoned", x=esc(frame["category"]), y=frame["abandoned"],
-               marker_color="#c8453c", text=[f"{s:.0%}" for s in share],
-               textposition="outside"),
-    ])
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="bought", x=esc(frame["category"]), y=frame["bought"], marker_color="#3a9d5d"
+            ),
+            go.Bar(
+                name="abandoned",
+                x=esc(frame["category"]),
+                y=frame["abandoned"],
+                marker_color="#c8453c",
+                text=[f"{s:.0%}" for s in share],
+                textposition="outside",
+            ),
+        ]
+    )
     style(fig, barmode="stack", yaxis_title="sessions with a cart addition")
-    return Chart("Cart abandonment by category", fig,
-                 f"From {FUNNEL}: sessions that added the category's products to the cart and "
-                 "bought none of them (label: share abandoned).")
+    return Chart(
+        "Cart abandonment by category",
+        fig,
+        f"From {FUNNEL}: sessions that added the category's products to the cart and "
+        "bought none of them (label: share abandoned).",
+    )
 
 
 def duration_box(data: ReportData) -> Chart:
@@ -69,13 +81,25 @@ def duration_box(data: ReportData) -> Chart:
     for row in frame.itertuples():
         q = [v / 60 for v in row.q]
         name = f"{'purchase' if row.purchase_made else 'no purchase'} (n={row.n:,})"
-        fig.add_trace(go.Box(
-            name=name, x=[name], q1=[q[1]], median=[q[2]], q3=[q[3]], lowerfence=[q[0]],
-            upperfence=[q[4]],
-            mean=[row.mean / 60], boxpoints=False))
+        fig.add_trace(
+            go.Box(
+                name=name,
+                x=[name],
+                q1=[q[1]],
+                median=[q[2]],
+                q3=[q[3]],
+                lowerfence=[q[0]],
+                upperfence=[q[4]],
+                mean=[row.mean / 60],
+                boxpoints=False,
+            )
+        )
     style(fig, yaxis_title="session duration (minutes)", showlegend=False)
-    return Chart("Session duration vs purchase", fig,
-                 "Whiskers at the 5th and 95th percentiles; dashed line: mean.")
+    return Chart(
+        "Session duration vs purchase",
+        fig,
+        "Whiskers at the 5th and 95th percentiles; dashed line: mean.",
+    )
 
 
 def pages_vs_duration(data: ReportData) -> Chart:
@@ -87,15 +111,23 @@ def pages_vs_duration(data: ReportData) -> Chart:
     fig = go.Figure()
     for bought, colour in ((False, "#2f6fb0"), (True, "#e07b39")):
         part = frame[frame["purchase_made"] == bought]
-        fig.add_trace(go.Scattergl(
-            x=part["pages_visited"], y=part["minutes"], mode="markers",
-            name="purchase" if bought else "no purchase",
-            marker={"size": 5, "opacity": 0.5, "color": colour},
-            text=esc(part["dominant_category"]),
-            hovertemplate="%{x} pages, %{y:.1f} min<br>%{text}<extra></extra>"))
+        fig.add_trace(
+            go.Scattergl(
+                x=part["pages_visited"],
+                y=part["minutes"],
+                mode="markers",
+                name="purchase" if bought else "no purchase",
+                marker={"size": 5, "opacity": 0.5, "color": colour},
+                text=esc(part["dominant_category"]),
+                hovertemplate="%{x} pages, %{y:.1f} min<br>%{text}<extra></extra>",
+            )
+        )
     style(fig, xaxis_title="pages visited", yaxis_title="session duration (minutes)")
-    return Chart("Pages visited vs session duration", fig,
-                 f"A random sample of {SCATTER_SAMPLE:,} sessions; zoom and hover for detail.")
+    return Chart(
+        "Pages visited vs session duration",
+        fig,
+        f"A random sample of {SCATTER_SAMPLE:,} sessions; zoom and hover for detail.",
+    )
 
 
 def funnel(data: ReportData) -> Chart:
@@ -104,54 +136,105 @@ def funnel(data: ReportData) -> Chart:
         select sum(viewing_sessions) as viewed, sum(cart_sessions) as carted,
                sum(checkouts) as checkouts, sum(purchase_sessions) as bought
         from {FUNNEL}""").iloc[0]
-    fig = go.Figure(go.Funnel(
-        y=["viewed products", "added to cart", "reached checkout", "bought"],
-        x=[row["viewed"], row["carted"], row["checkouts"], row["bought"]],
-        texttemplate="%{value:,}<br>%{percentInitial:.1%} of viewers",
-        marker_color="#2f6fb0"))
+    fig = go.Figure(
+        go.Funnel(
+            y=["viewed products", "added to cart", "reached checkout", "bought"],
+            x=[row["viewed"], row["carted"], row["checkouts"], row["bought"]],
+            texttemplate="%{value:,}<br>%{percentInitial:.1%} of viewers",
+            marker_color="#2f6fb0",
+        )
+    )
     style(fig, height=360, margin={"l": 140, "r": 30, "t": 30, "b": 40})
-    return Chart("Funnel", fig, f"From {FUNNEL}: session-category pairs at each step, summed "
-                                "over all days and categories.")
+    return Chart(
+        "Funnel",
+        fig,
+        f"From {FUNNEL}: session-category pairs at each step, summed over all days and categories.",
+    )
 
 
 def correlation(data: ReportData) -> Chart:
     """Pearson correlation between the session features, computed in DuckDB."""
     names = [c for c, _ in CORRELATION_FEATURES]
-    pairs = ", ".join(f"corr({a}, {b}) as c_{i}_{j}" for i, a in enumerate(names)
-                      for j, b in enumerate(names))
+    pairs = ", ".join(
+        f"corr({a}, {b}) as c_{i}_{j}" for i, a in enumerate(names) for j, b in enumerate(names)
+    )
     row = data.df(f"select {pairs} from {SESSIONS}").iloc[0]
     matrix = [[row[f"c_{i}_{j}"] for j in range(len(names))] for i in range(len(names))]
     labels = [label for _, label in CORRELATION_FEATURES]
-    fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, zmin=-1, zmax=1,
-                               colorscale="RdBu", reversescale=True,
-                               text=[[f"{v:.2f}" for v in r] for r in matrix],
-                               texttemplate="%{text}"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=labels,
+            y=labels,
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            reversescale=True,
+            text=[[f"{v:.2f}" for v in r] for r in matrix],
+            texttemplate="%{text}",
+        )
+    )
     style(fig, height=480, yaxis_autorange="reversed")
-    return Chart("Feature correlation", fig,
-                 "Pearson correlation over all sessions; the last row shows how each feature "
-                 "moves with the purchase.")
+    return Chart(
+        "Feature correlation",
+        fig,
+        "Pearson correlation over all sessions; the last row shows how each feature "
+        "moves with the purchase.",
+    )
 
 
 def build(data: ReportData) -> Page:
     """The behaviour page."""
-    session_cols = ["dominant_category", "purchase_made", "session_duration_seconds",
-                    "pages_visited"]
-    funnel_cols = ["category", "product_views", "cart_additions", "viewing_sessions",
-                   "cart_sessions", "checkouts", "purchase_sessions", "abandoned_cart_sessions"]
-    sections = [
-        guarded(data, "Product views and cart additions by category", {FUNNEL: funnel_cols},
-                lambda: views_and_carts(data)),
-        guarded(data, "Cart abandonment by category", {FUNNEL: funnel_cols},
-                lambda: abandonment(data)),
-        guarded(data, "Session duration vs purchase", {SESSIONS: session_cols},
-                lambda: duration_box(data)),
-        guarded(data, "Pages visited vs session duration", {SESSIONS: session_cols},
-                lambda: pages_vs_duration(data)),
-        guarded(data, "Funnel", {FUNNEL: funnel_cols}, lambda: funnel(data)),
-        guarded(data, "Feature correlation",
-                {SESSIONS: [*(c for c, _ in CORRELATION_FEATURES[:-1]), "purchase_made"]},
-                lambda: correlation(data)),
+    session_cols = [
+        "dominant_category",
+        "purchase_made",
+        "session_duration_seconds",
+        "pages_visited",
     ]
-    return Page("behaviour", "Behaviour",
-                "How sessions unfold: what people look at, what they put in the cart, and "
-                "where they drop out.", sections)
+    funnel_cols = [
+        "category",
+        "product_views",
+        "cart_additions",
+        "viewing_sessions",
+        "cart_sessions",
+        "checkouts",
+        "purchase_sessions",
+        "abandoned_cart_sessions",
+    ]
+    sections = [
+        guarded(
+            data,
+            "Product views and cart additions by category",
+            {FUNNEL: funnel_cols},
+            lambda: views_and_carts(data),
+        ),
+        guarded(
+            data, "Cart abandonment by category", {FUNNEL: funnel_cols}, lambda: abandonment(data)
+        ),
+        guarded(
+            data,
+            "Session duration vs purchase",
+            {SESSIONS: session_cols},
+            lambda: duration_box(data),
+        ),
+        guarded(
+            data,
+            "Pages visited vs session duration",
+            {SESSIONS: session_cols},
+            lambda: pages_vs_duration(data),
+        ),
+        guarded(data, "Funnel", {FUNNEL: funnel_cols}, lambda: funnel(data)),
+        guarded(
+            data,
+            "Feature correlation",
+            {SESSIONS: [*(c for c, _ in CORRELATION_FEATURES[:-1]), "purchase_made"]},
+            lambda: correlation(data),
+        ),
+    ]
+    return Page(
+        "behaviour",
+        "Behaviour",
+        "How sessions unfold: what people look at, what they put in the cart, and "
+        "where they drop out.",
+        sections,
+    )

@@ -85,20 +85,34 @@ def kpi_tiles(data: ReportData) -> Section:
     previous, current, end = periods(as_of)
     from_lines = data.lacks({ORDER_LINES: ["transaction_time", "order_id", "revenue"]}) is None
     orders = ORDERS_FROM_LINES if from_lines else ORDERS_FROM_SESSIONS
-    frame = data.df(f"with s as ({SESSION_KPIS}), o as ({orders}) {KPI_SELECT}",
-                    {"previous": previous, "current": current, "end": end})
+    frame = data.df(
+        f"with s as ({SESSION_KPIS}), o as ({orders}) {KPI_SELECT}",
+        {"previous": previous, "current": current, "end": end},
+    )
     by_period = {row["period"]: row for row in frame.to_dict("records")}
     cur, prev = by_period.get("current", {}), by_period.get("previous")
     tiles = [
-        Tile(key, label, _number(cur.get(key)), _number(prev.get(key)) if prev else None,
-             unit, better)
+        Tile(
+            key,
+            label,
+            _number(cur.get(key)),
+            _number(prev.get(key)) if prev else None,
+            unit,
+            better,
+        )
         for key, label, unit, better in KPIS
     ]
-    note = (f"Last {PERIOD_DAYS} days ({current:%Y-%m-%d} to {end - dt.timedelta(days=1):%Y-%m-%d})"
-            f" against the {PERIOD_DAYS} days before. Conversion: sessions with a purchase; cart "
-            "abandonment: sessions with a cart addition and no purchase; revenue and average "
-            + ("order value from order lines." if from_lines else "order value from purchase "
-               "events (no order lines in this warehouse), one order per buying session."))
+    note = (
+        f"Last {PERIOD_DAYS} days ({current:%Y-%m-%d} to {end - dt.timedelta(days=1):%Y-%m-%d})"
+        f" against the {PERIOD_DAYS} days before. Conversion: sessions with a purchase; cart "
+        "abandonment: sessions with a cart addition and no purchase; revenue and average "
+        + (
+            "order value from order lines."
+            if from_lines
+            else "order value from purchase "
+            "events (no order lines in this warehouse), one order per buying session."
+        )
+    )
     return Tiles(f"Last {PERIOD_DAYS} days", tiles, note)
 
 
@@ -128,28 +142,35 @@ def recommendations(data: ReportData) -> Section:
     frame = data.df(RECOMMEND_SQL)
     frame = frame[frame["carts"] > 0]
     if frame.empty:
-        return Notice("Recommendations",
-                      "No cart additions in the last period: nothing to recommend.")
+        return Notice(
+            "Recommendations", "No cart additions in the last period: nothing to recommend."
+        )
     items: list[str] = []
     worst = frame.head(3)
-    lost = ", ".join(f"{r.category} ({r.lost_carts:,.0f} of {r.carts:,.0f} carts abandoned)"
-                     for r in worst.itertuples())
-    items.append(f"Most carts are lost in {lost}: start cart-recovery e-mails and checkout "
-                 "fixes there.")
+    lost = ", ".join(
+        f"{r.category} ({r.lost_carts:,.0f} of {r.carts:,.0f} carts abandoned)"
+        for r in worst.itertuples()
+    )
+    items.append(
+        f"Most carts are lost in {lost}: start cart-recovery e-mails and checkout fixes there."
+    )
     ranked = frame.sort_values("abandonment", ascending=False)
     top = ranked.iloc[0]
-    items.append(f"{top['category']} has the highest abandonment rate ({top['abandonment']:.0%}"
-                 f" of {top['carts']:,.0f} carts): review its prices, delivery costs and stock "
-                 "messages.")
+    items.append(
+        f"{top['category']} has the highest abandonment rate ({top['abandonment']:.0%}"
+        f" of {top['carts']:,.0f} carts): review its prices, delivery costs and stock "
+        "messages."
+    )
     by_cart_rate = frame[frame["viewing"] > 0].sort_values("cart_rate")
     if len(by_cart_rate) >= 2:
         low, high = by_cart_rate.iloc[0], by_cart_rate.iloc[-1]
-        items.append(f"Viewers add to cart least in {low['category']} "
-                     f"({low['cart_rate']:.1%} of viewing sessions) and most in {high['category']} "
-                     f"({high['cart_rate']:.1%}): improve product pages where the rate is low.")
+        items.append(
+            f"Viewers add to cart least in {low['category']} "
+            f"({low['cart_rate']:.1%} of viewing sessions) and most in {high['category']} "
+            f"({high['cart_rate']:.1%}): improve product pages where the rate is low."
+        )
     source = f"From {FUNNEL}, last {PERIOD_DAYS} days of data"
-    if not data.lacks({ACTIVITY: ["start_weekday", "start_hour", "sessions",
-                                  "purchase_sessions"]}):
+    if not data.lacks({ACTIVITY: ["start_weekday", "start_hour", "sessions", "purchase_sessions"]}):
         items.append(timing(data))
         source += f"; timing from {ACTIVITY}, all days"
     return Bullets("Recommendations", items, source + ".")
@@ -165,24 +186,45 @@ def timing(data: ReportData) -> str:
     busy = frame[frame["sessions"] >= frame["sessions"].median()]
     best = busy.loc[busy["conversion"].idxmax()]
     overall = frame["purchase_sessions"].sum() / frame["sessions"].sum()
-    return (f"Traffic peaks on {WEEKDAYS[int(peak['start_weekday']) - 1]} at "
-            f"{int(peak['start_hour']):02d}:00 UTC ({int(peak['sessions']):,} sessions); among "
-            f"the busier hours, {WEEKDAYS[int(best['start_weekday']) - 1]} "
-            f"{int(best['start_hour']):02d}:00 converts best ({best['conversion']:.1%} against "
-            f"{overall:.1%} overall): time campaigns and promotions there.")
+    return (
+        f"Traffic peaks on {WEEKDAYS[int(peak['start_weekday']) - 1]} at "
+        f"{int(peak['start_hour']):02d}:00 UTC ({int(peak['sessions']):,} sessions); among "
+        f"the busier hours, {WEEKDAYS[int(best['start_weekday']) - 1]} "
+        f"{int(best['start_hour']):02d}:00 converts best ({best['conversion']:.1%} against "
+        f"{overall:.1%} overall): time campaigns and promotions there."
+    )
 
 
 def build(data: ReportData) -> Page:
     """The overview page."""
     sections = [
-        guarded(data, f"Last {PERIOD_DAYS} days",
-                {SESSIONS: ["session_start", "purchase_made", "cart_additions",
-                            "cart_abandoned", "revenue"]},
-                lambda: kpi_tiles(data)),
-        guarded(data, "Recommendations",
-                {FUNNEL: ["activity_date", "category", "viewing_sessions", "cart_sessions",
-                          "abandoned_cart_sessions"]},
-                lambda: recommendations(data)),
+        guarded(
+            data,
+            f"Last {PERIOD_DAYS} days",
+            {
+                SESSIONS: [
+                    "session_start",
+                    "purchase_made",
+                    "cart_additions",
+                    "cart_abandoned",
+                    "revenue",
+                ]
+            },
+            lambda: kpi_tiles(data),
+        ),
+        guarded(
+            data,
+            "Recommendations",
+            {
+                FUNNEL: [
+                    "activity_date",
+                    "category",
+                    "viewing_sessions",
+                    "cart_sessions",
+                    "abandoned_cart_sessions",
+                ]
+            },
+            lambda: recommendations(data),
+        ),
     ]
-    return Page("index", "Overview",
-                "How the shop is doing and where to act first.", sections)
+    return Page("index", "Overview", "How the shop is doing and where to act first.", sections)

@@ -23,67 +23,132 @@ NO_TRANSACTIONS = "REES46-style data has no order lines"
 
 def monthly(data: ReportData) -> Chart:
     """Revenue (bars) and orders (line) per month."""
-    frame = data.df(f"select sales_month, revenue, orders, seasonality_index from {MONTHLY} "
-                    "order by sales_month")
-    fig = go.Figure([
-        go.Bar(name="revenue", x=frame["sales_month"], y=frame["revenue"],
-               marker_color="#2f6fb0", customdata=frame["seasonality_index"],
-               hovertemplate="%{x|%b %Y}: %{y:,.0f} (index %{customdata:.2f})<extra></extra>"),
-        go.Scatter(name="orders", x=frame["sales_month"], y=frame["orders"], yaxis="y2",
-                   mode="lines+markers", marker_color="#e07b39"),
-    ])
-    style(fig, yaxis_title="revenue", xaxis_title="month", xaxis_tickformat="%b %Y",
-          yaxis2={"title": "orders", "overlaying": "y", "side": "right", "showgrid": False,
-                  "tickmode": "sync"})
-    return Chart("Monthly sales", fig, f"From {MONTHLY}: seasonality of revenue and orders "
-                                       "(hover: revenue against the monthly average).")
+    frame = data.df(
+        f"select sales_month, revenue, orders, seasonality_index from {MONTHLY} "
+        "order by sales_month"
+    )
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="revenue",
+                x=frame["sales_month"],
+                y=frame["revenue"],
+                marker_color="#2f6fb0",
+                customdata=frame["seasonality_index"],
+                hovertemplate="%{x|%b %Y}: %{y:,.0f} (index %{customdata:.2f})<extra></extra>",
+            ),
+            go.Scatter(
+                name="orders",
+                x=frame["sales_month"],
+                y=frame["orders"],
+                yaxis="y2",
+                mode="lines+markers",
+                marker_color="#e07b39",
+            ),
+        ]
+    )
+    style(
+        fig,
+        yaxis_title="revenue",
+        xaxis_title="month",
+        xaxis_tickformat="%b %Y",
+        yaxis2={
+            "title": "orders",
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "tickmode": "sync",
+        },
+    )
+    return Chart(
+        "Monthly sales",
+        fig,
+        f"From {MONTHLY}: seasonality of revenue and orders "
+        "(hover: revenue against the monthly average).",
+    )
 
 
 def popularity(data: ReportData) -> Chart:
     """Purchases and revenue per category, most popular first."""
-    frame = data.df(f"select category, purchases, event_revenue, product_views "
-                    f"from {POPULARITY} order by popularity_rank")
-    fig = go.Figure([
-        go.Bar(name="purchases", x=esc(frame["category"]), y=frame["purchases"],
-               offsetgroup=0),
-        go.Bar(name="revenue", x=esc(frame["category"]), y=frame["event_revenue"],
-               yaxis="y2", offsetgroup=1),
-    ])
-    style(fig, barmode="group", yaxis_title="purchases",
-          yaxis2={"title": "revenue", "overlaying": "y", "side": "right", "showgrid": False,
-                  "tickmode": "sync"})
-    return Chart("Category popularity", fig,
-                 f"From {POPULARITY}: purchase events and their revenue, ranked by purchases.")
+    frame = data.df(
+        f"select category, purchases, event_revenue, product_views "
+        f"from {POPULARITY} order by popularity_rank"
+    )
+    fig = go.Figure(
+        [
+            go.Bar(name="purchases", x=esc(frame["category"]), y=frame["purchases"], offsetgroup=0),
+            go.Bar(
+                name="revenue",
+                x=esc(frame["category"]),
+                y=frame["event_revenue"],
+                yaxis="y2",
+                offsetgroup=1,
+            ),
+        ]
+    )
+    style(
+        fig,
+        barmode="group",
+        yaxis_title="purchases",
+        yaxis2={
+            "title": "revenue",
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "tickmode": "sync",
+        },
+    )
+    return Chart(
+        "Category popularity",
+        fig,
+        f"From {POPULARITY}: purchase events and their revenue, ranked by purchases.",
+    )
 
 
 def hour_weekday(data: ReportData) -> Chart:
     """Sessions by hour of day and weekday (heatmap)."""
-    frame = data.df(f"select start_weekday, start_hour, sessions, conversion_rate "
-                    f"from {HOUR_WEEKDAY}")
-    grid = frame.pivot_table(index="start_weekday", columns="start_hour", values="sessions",
-                             aggfunc="sum").reindex(index=range(1, 8), columns=range(24))
-    conv = frame.pivot_table(index="start_weekday", columns="start_hour",
-                             values="conversion_rate", aggfunc="mean").reindex(
-        index=range(1, 8), columns=range(24))
-    fig = go.Figure(go.Heatmap(
-        z=grid.values, x=list(range(24)), y=WEEKDAYS, customdata=conv.values,
-        colorscale="Blues", colorbar={"title": "sessions"},
-        hovertemplate="%{y} %{x}h: %{z} sessions, conversion %{customdata:.1%}<extra></extra>"))
-    style(fig, height=360, xaxis_title="hour of day (UTC)", yaxis_autorange="reversed",
-          xaxis_dtick=2)
-    return Chart("Activity by hour and weekday", fig,
-                 f"From {HOUR_WEEKDAY}: sessions by start time (hover for conversion).")
+    frame = data.df(
+        f"select start_weekday, start_hour, sessions, conversion_rate from {HOUR_WEEKDAY}"
+    )
+    grid = frame.pivot_table(
+        index="start_weekday", columns="start_hour", values="sessions", aggfunc="sum"
+    ).reindex(index=range(1, 8), columns=range(24))
+    conv = frame.pivot_table(
+        index="start_weekday", columns="start_hour", values="conversion_rate", aggfunc="mean"
+    ).reindex(index=range(1, 8), columns=range(24))
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.values,
+            x=list(range(24)),
+            y=WEEKDAYS,
+            customdata=conv.values,
+            colorscale="Blues",
+            colorbar={"title": "sessions"},
+            hovertemplate="%{y} %{x}h: %{z} sessions, conversion %{customdata:.1%}<extra></extra>",
+        )
+    )
+    style(
+        fig, height=360, xaxis_title="hour of day (UTC)", yaxis_autorange="reversed", xaxis_dtick=2
+    )
+    return Chart(
+        "Activity by hour and weekday",
+        fig,
+        f"From {HOUR_WEEKDAY}: sessions by start time (hover for conversion).",
+    )
 
 
 def ages(data: ReportData) -> Chart:
     """Customers and buyers per age band."""
     frame = data.df(f"select age_band, customers, buyers from {AGES} order by band_order")
-    fig = go.Figure([
-        go.Bar(name="customers", x=esc(frame["age_band"]), y=frame["customers"]),
-        go.Bar(name="buyers", x=esc(frame["age_band"]), y=frame["buyers"]),
-    ])
-    style(fig, height=360, barmode="group", xaxis_title="age band",
-          yaxis_title="registered customers")
+    fig = go.Figure(
+        [
+            go.Bar(name="customers", x=esc(frame["age_band"]), y=frame["customers"]),
+            go.Bar(name="buyers", x=esc(frame["age_band"]), y=frame["buyers"]),
+        ]
+    )
+    style(
+        fig, height=360, barmode="group", xaxis_title="age band", yaxis_title="registered customers"
+    )
     return Chart("Age distribution", fig, f"From {AGES}: buyers have at least one order.")
 
 
@@ -96,18 +161,30 @@ def demographic(data: ReportData) -> Chart:
         where d.age_band is not null group by all""")
     require_rows(frame, f"no order lines with an age band in {DEMOGRAPHIC}")
     order = frame.groupby("age_band")["band_order"].min().sort_values().index
-    grid = frame.pivot_table(index="age_band", columns="category", values="lines",
-                             aggfunc="sum", fill_value=0).reindex(order)
+    grid = frame.pivot_table(
+        index="age_band", columns="category", values="lines", aggfunc="sum", fill_value=0
+    ).reindex(order)
     share = grid.div(grid.sum(axis=1), axis=0)
-    fig = go.Figure(go.Heatmap(
-        z=share.values, x=esc(list(share.columns)), y=esc(list(share.index)),
-        colorscale="Viridis", text=grid.values, texttemplate="%{text}",
-        hovertemplate="%{y}, %{x}: %{z:.1%} of the band's purchases<extra></extra>",
-        colorbar={"title": "share", "tickformat": ".0%"}))
-    style(fig, height=400, xaxis_title="category", yaxis_title="age band",
-          yaxis_autorange="reversed")
-    return Chart("Purchases by age band and category", fig,
-                 f"From {DEMOGRAPHIC}: colour is the band's share, the number is order lines.")
+    fig = go.Figure(
+        go.Heatmap(
+            z=share.values,
+            x=esc(list(share.columns)),
+            y=esc(list(share.index)),
+            colorscale="Viridis",
+            text=grid.values,
+            texttemplate="%{text}",
+            hovertemplate="%{y}, %{x}: %{z:.1%} of the band's purchases<extra></extra>",
+            colorbar={"title": "share", "tickformat": ".0%"},
+        )
+    )
+    style(
+        fig, height=400, xaxis_title="category", yaxis_title="age band", yaxis_autorange="reversed"
+    )
+    return Chart(
+        "Purchases by age band and category",
+        fig,
+        f"From {DEMOGRAPHIC}: colour is the band's share, the number is order lines.",
+    )
 
 
 def gender_category(data: ReportData) -> Chart:
@@ -117,11 +194,18 @@ def gender_category(data: ReportData) -> Chart:
         from {DEMOGRAPHIC} group by all order by gender, category""")
     totals = frame.groupby("gender")["lines"].transform("sum")
     frame["share"] = frame["lines"] / totals
-    fig = go.Figure([
-        go.Bar(name=esc(g), x=esc(part["category"]), y=part["share"], customdata=part["lines"],
-               hovertemplate="%{x}: %{y:.1%} (%{customdata} lines)<extra></extra>")
-        for g, part in frame.groupby("gender", sort=True)
-    ])
+    fig = go.Figure(
+        [
+            go.Bar(
+                name=esc(g),
+                x=esc(part["category"]),
+                y=part["share"],
+                customdata=part["lines"],
+                hovertemplate="%{x}: %{y:.1%} (%{customdata} lines)<extra></extra>",
+            )
+            for g, part in frame.groupby("gender", sort=True)
+        ]
+    )
     style(fig, barmode="group", yaxis_tickformat=".0%", yaxis_title="share of the group's lines")
     return Chart("Purchases by gender and category", fig, f"From {DEMOGRAPHIC}.")
 
@@ -131,19 +215,41 @@ def customer_value(data: ReportData) -> Chart:
     frame = data.df(f"""select value_decile, customers, avg_lifetime_value, share_of_value
                         from {VALUE} order by value_decile""")
     labels = ["never bought" if d == 0 else f"decile {d}" for d in frame["value_decile"]]
-    fig = go.Figure([
-        go.Bar(name="customers", x=labels, y=frame["customers"],
-               customdata=frame["avg_lifetime_value"],
-               hovertemplate="%{x}: %{y} customers, mean spend %{customdata:,.2f}"
-                             "<extra></extra>"),
-        go.Scatter(name="share of all spend", x=labels, y=frame["share_of_value"],
-                   yaxis="y2", mode="lines+markers"),
-    ])
-    style(fig, height=380, yaxis_title="customers",
-          yaxis2={"title": "share of all spend", "overlaying": "y", "side": "right",
-                  "tickformat": ".0%", "showgrid": False})
-    return Chart("Customer value distribution", fig,
-                 f"From {VALUE}: buyers in deciles of lifetime spend (10 = top spenders).")
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="customers",
+                x=labels,
+                y=frame["customers"],
+                customdata=frame["avg_lifetime_value"],
+                hovertemplate="%{x}: %{y} customers, mean spend %{customdata:,.2f}<extra></extra>",
+            ),
+            go.Scatter(
+                name="share of all spend",
+                x=labels,
+                y=frame["share_of_value"],
+                yaxis="y2",
+                mode="lines+markers",
+            ),
+        ]
+    )
+    style(
+        fig,
+        height=380,
+        yaxis_title="customers",
+        yaxis2={
+            "title": "share of all spend",
+            "overlaying": "y",
+            "side": "right",
+            "tickformat": ".0%",
+            "showgrid": False,
+        },
+    )
+    return Chart(
+        "Customer value distribution",
+        fig,
+        f"From {VALUE}: buyers in deciles of lifetime spend (10 = top spenders).",
+    )
 
 
 def price_bands(data: ReportData) -> Chart:
@@ -153,15 +259,21 @@ def price_bands(data: ReportData) -> Chart:
         group by all order by category""")
     order = ["Low", "Medium", "High"]
     bands = [b for b in order if b in set(frame["price_band"])] + sorted(
-        set(frame["price_band"].dropna()) - set(order))
-    fig = go.Figure([
-        go.Bar(name=esc(band), x=esc(part["category"]), y=part["units"])
-        for band in bands
-        for part in [frame[frame["price_band"] == band]]
-    ])
+        set(frame["price_band"].dropna()) - set(order)
+    )
+    fig = go.Figure(
+        [
+            go.Bar(name=esc(band), x=esc(part["category"]), y=part["units"])
+            for band in bands
+            for part in [frame[frame["price_band"] == band]]
+        ]
+    )
     style(fig, barmode="stack", yaxis_title="units sold")
-    return Chart("Price bands", fig, f"From {ORDER_LINES}; band edges per category from the "
-                                     "price_bands seed.")
+    return Chart(
+        "Price bands",
+        fig,
+        f"From {ORDER_LINES}; band edges per category from the price_bands seed.",
+    )
 
 
 def top_products(data: ReportData) -> Table:
@@ -170,39 +282,85 @@ def top_products(data: ReportData) -> Table:
         select product_name as product, brand, category, price_band, units_sold, revenue
         from {PRODUCTS} where revenue > 0 order by revenue desc, product_id limit 10""")
     require_rows(frame, f"no product in {PRODUCTS} has revenue yet")
-    return Table.from_frame("Top products by revenue", frame, f"From {PRODUCTS}.",
-                            {"units_sold": ",.0f", "revenue": ",.2f"})
+    return Table.from_frame(
+        "Top products by revenue",
+        frame,
+        f"From {PRODUCTS}.",
+        {"units_sold": ",.0f", "revenue": ",.2f"},
+    )
 
 
 def build(data: ReportData) -> Page:
     """The sales page."""
     sections = [
-        guarded(data, "Monthly sales",
-                {MONTHLY: ["sales_month", "revenue", "orders", "seasonality_index"]},
-                lambda: monthly(data), empty_hint=NO_TRANSACTIONS),
-        guarded(data, "Category popularity",
-                {POPULARITY: ["category", "purchases", "event_revenue", "popularity_rank"]},
-                lambda: popularity(data)),
-        guarded(data, "Activity by hour and weekday",
-                {HOUR_WEEKDAY: ["start_weekday", "start_hour", "sessions", "conversion_rate"]},
-                lambda: hour_weekday(data)),
-        guarded(data, "Age distribution",
-                {AGES: ["age_band", "band_order", "customers", "buyers"]},
-                lambda: ages(data), empty_hint=NO_DEMOGRAPHICS),
-        guarded(data, "Purchases by age band and category",
-                {DEMOGRAPHIC: ["age_band", "category", "order_lines"], AGES: ["band_order"]},
-                lambda: demographic(data), empty_hint=NO_DEMOGRAPHICS),
-        guarded(data, "Purchases by gender and category",
-                {DEMOGRAPHIC: ["gender", "category", "order_lines"]},
-                lambda: gender_category(data), empty_hint=NO_DEMOGRAPHICS),
-        guarded(data, "Customer value distribution",
-                {VALUE: ["value_decile", "customers", "avg_lifetime_value", "share_of_value"]},
-                lambda: customer_value(data)),
-        guarded(data, "Price bands", {ORDER_LINES: ["category", "price_band", "quantity"]},
-                lambda: price_bands(data), empty_hint=NO_TRANSACTIONS),
-        guarded(data, "Top products by revenue",
-                {PRODUCTS: ["product_id", "product_name", "brand", "category", "price_band",
-                            "units_sold", "revenue"]},
-                lambda: top_products(data)),
+        guarded(
+            data,
+            "Monthly sales",
+            {MONTHLY: ["sales_month", "revenue", "orders", "seasonality_index"]},
+            lambda: monthly(data),
+            empty_hint=NO_TRANSACTIONS,
+        ),
+        guarded(
+            data,
+            "Category popularity",
+            {POPULARITY: ["category", "purchases", "event_revenue", "popularity_rank"]},
+            lambda: popularity(data),
+        ),
+        guarded(
+            data,
+            "Activity by hour and weekday",
+            {HOUR_WEEKDAY: ["start_weekday", "start_hour", "sessions", "conversion_rate"]},
+            lambda: hour_weekday(data),
+        ),
+        guarded(
+            data,
+            "Age distribution",
+            {AGES: ["age_band", "band_order", "customers", "buyers"]},
+            lambda: ages(data),
+            empty_hint=NO_DEMOGRAPHICS,
+        ),
+        guarded(
+            data,
+            "Purchases by age band and category",
+            {DEMOGRAPHIC: ["age_band", "category", "order_lines"], AGES: ["band_order"]},
+            lambda: demographic(data),
+            empty_hint=NO_DEMOGRAPHICS,
+        ),
+        guarded(
+            data,
+            "Purchases by gender and category",
+            {DEMOGRAPHIC: ["gender", "category", "order_lines"]},
+            lambda: gender_category(data),
+            empty_hint=NO_DEMOGRAPHICS,
+        ),
+        guarded(
+            data,
+            "Customer value distribution",
+            {VALUE: ["value_decile", "customers", "avg_lifetime_value", "share_of_value"]},
+            lambda: customer_value(data),
+        ),
+        guarded(
+            data,
+            "Price bands",
+            {ORDER_LINES: ["category", "price_band", "quantity"]},
+            lambda: price_bands(data),
+            empty_hint=NO_TRANSACTIONS,
+        ),
+        guarded(
+            data,
+            "Top products by revenue",
+            {
+                PRODUCTS: [
+                    "product_id",
+                    "product_name",
+                    "brand",
+                    "category",
+                    "price_band",
+                    "units_sold",
+                    "revenue",
+                ]
+            },
+            lambda: top_products(data),
+        ),
     ]
     return Page("sales", "Sales", "What sells, when, and to whom.", sections)
