@@ -47,12 +47,12 @@ demo: $(STAMP)
 	$(BIN)/dbt build --selector after_burst
 	$(BIN)/shoplens report --out reports
 
-test: $(STAMP) sysdeps
-	$(BIN)/ruff check python tests bench
+test: $(STAMP) sysdeps lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check python tests bench
+	$(BIN)/ruff format --check python tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

@@ -183,7 +183,8 @@ def main() -> None:
                 model_rows,
             ),
             f"category_choice: accuracy {metric('category_choice', 'accuracy')} vs baseline "
-            f"{base('category_choice', 'accuracy')}, macro-F1 {metric('category_choice', 'macro_f1')}"
+            f"{base('category_choice', 'accuracy')}, "
+            f"macro-F1 {metric('category_choice', 'macro_f1')}"
             f" vs {base('category_choice', 'macro_f1')}. Segments vs designed personas: adjusted "
             f"Rand index {fig['ari']:.3f} (target >= 0.8).",
             f"**{'PASS' if ok else 'FAIL'}**: `dbt build` including ml at {args.sessions:,} "

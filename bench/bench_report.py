@@ -118,7 +118,8 @@ def main() -> None:
                 ],
                 rows,
             ),
-            f"Command: `.venv/bin/python -m bench.bench_report{' --db ' + str(db) if args.db else ''}"
+            "Command: `.venv/bin/python -m bench.bench_report"
+            f"{' --db ' + str(db) if args.db else ''}"
             f"` ({args.repeat} builds of the whole site in one process, the first with cold "
             f"imports; the result uses the worst; read-only connection; warehouse: "
             f"{build_note}). Scatter plots are sampled (5,000 sessions, 6,000 customers) and drawn "

@@ -58,7 +58,8 @@ def content_hash(db: Path, table: str) -> str:
         cols = [
             c
             for (c,) in con.execute(
-                "select column_name from duckdb_columns() where schema_name || '.' || table_name = ?"
+                "select column_name from duckdb_columns()"
+                " where schema_name || '.' || table_name = ?"
                 " and column_name <> 'loaded_at' order by column_index",
                 [table],
             ).fetchall()
