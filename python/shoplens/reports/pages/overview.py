@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
+
 from shoplens.reports.content import Bullets, Notice, Page, Section, Tile, Tiles
 from shoplens.reports.data import ReportData
 from shoplens.reports.pages import guarded
+from shoplens.reports.stats import MIN_SUPPORT, rate_with_interval, wilson
 
 PERIOD_DAYS = 30
 
@@ -126,72 +129,155 @@ def _number(value: object) -> float | None:
 RECOMMEND_SQL = f"""
 with recent as (
     select category, sum(viewing_sessions) as viewing, sum(cart_sessions) as carts,
-           sum(abandoned_cart_sessions) as lost_carts
+           sum(abandoned_cart_sessions) as lost_carts, sum(purchase_sessions) as buying,
+           sum(revenue) as revenue
     from {FUNNEL}
     where activity_date > (select max(activity_date) from {FUNNEL}) - interval {PERIOD_DAYS} day
     group by all
+),
+all_days as (
+    select category, sum(revenue) / nullif(sum(purchase_sessions), 0) as value_all_days
+    from {FUNNEL} group by all
 )
-select category, viewing, carts, lost_carts, lost_carts / nullif(carts, 0) as abandonment,
-       carts / nullif(viewing, 0) as cart_rate
-from recent order by lost_carts desc, category
+select recent.*, coalesce(revenue / nullif(buying, 0), value_all_days) as value_per_buyer
+from recent left join all_days using (category)
+order by category
 """
 
 
-def recommendations(data: ReportData) -> Section:
-    """Plain findings: where carts are lost, which categories convert views worst and best."""
-    frame = data.df(RECOMMEND_SQL)
-    frame = frame[frame["carts"] > 0]
-    if frame.empty:
-        return Notice(
-            "Recommendations", "No cart additions in the last period: nothing to recommend."
-        )
-    items: list[str] = []
-    worst = frame.head(3)
+def _names(categories: list[str]) -> str:
+    return ", ".join(categories[:-1]) + (" and " if len(categories) > 1 else "") + categories[-1]
+
+
+def lost_carts(supported: pd.DataFrame) -> str:
+    """The three categories whose abandoned carts lose the most revenue."""
+    supported = supported.assign(
+        lost_revenue=supported["lost_carts"] * supported["value_per_buyer"].fillna(0)
+    )
+    worst = supported.sort_values(["lost_revenue", "category"], ascending=[False, True]).head(3)
     lost = ", ".join(
-        f"{r.category} ({r.lost_carts:,.0f} of {r.carts:,.0f} carts abandoned)"
+        f"{r.category} (about {r.lost_revenue:,.0f} from {r.lost_carts:,.0f} of "
+        f"{r.carts:,.0f} carts abandoned)"
         for r in worst.itertuples()
     )
-    items.append(
-        f"Most carts are lost in {lost}: start cart-recovery e-mails and checkout fixes there."
+    return (
+        f"Most revenue is lost in abandoned carts in {lost}: start cart-recovery e-mails and "
+        "checkout fixes there."
     )
-    ranked = frame.sort_values("abandonment", ascending=False)
-    top = ranked.iloc[0]
-    items.append(
-        f"{top['category']} has the highest abandonment rate ({top['abandonment']:.0%}"
-        f" of {top['carts']:,.0f} carts): review its prices, delivery costs and stock "
-        "messages."
+
+
+def highest_abandonment(supported: pd.DataFrame) -> str:
+    """The category with the highest abandonment rate against all the others, with intervals."""
+    top = supported.loc[(supported["lost_carts"] / supported["carts"]).idxmax()]
+    others_carts = supported["carts"].sum() - top["carts"]
+    others_lost = supported["lost_carts"].sum() - top["lost_carts"]
+    top_lo, _ = wilson(top["lost_carts"], top["carts"])
+    _, others_hi = wilson(others_lost, others_carts)
+    verdict = (
+        "clearly above the other categories: review its prices, delivery costs and stock messages"
+        if top_lo > others_hi
+        else "but the intervals overlap, so the difference may be chance: watch it before acting"
     )
-    by_cart_rate = frame[frame["viewing"] > 0].sort_values("cart_rate")
-    if len(by_cart_rate) >= 2:
-        low, high = by_cart_rate.iloc[0], by_cart_rate.iloc[-1]
-        items.append(
-            f"Viewers add to cart least in {low['category']} "
-            f"({low['cart_rate']:.1%} of viewing sessions) and most in {high['category']} "
-            f"({high['cart_rate']:.1%}): improve product pages where the rate is low."
+    return (
+        f"{top['category']} has the highest abandonment rate, "
+        f"{rate_with_interval(top['lost_carts'], top['carts'])} of {top['carts']:,.0f} carts, "
+        f"against {rate_with_interval(others_lost, others_carts)} in the other categories, "
+        f"{verdict}."
+    )
+
+
+def cart_rates(viewing: pd.DataFrame) -> str:
+    """The categories where viewers add to cart least and most, with intervals."""
+    viewing = viewing.assign(cart_rate=viewing["carts"] / viewing["viewing"])
+    viewing = viewing.sort_values(["cart_rate", "category"])
+    low, high = viewing.iloc[0], viewing.iloc[-1]
+    low_hi = wilson(low["carts"], low["viewing"])[1]
+    high_lo = wilson(high["carts"], high["viewing"])[0]
+    action = (
+        "improve product pages where the rate is low"
+        if low_hi < high_lo
+        else "the intervals overlap, so no category stands out yet"
+    )
+    return (
+        f"Viewers add to cart least in {low['category']}, "
+        f"{rate_with_interval(low['carts'], low['viewing'], 1)} of "
+        f"{low['viewing']:,.0f} viewing sessions, and most in {high['category']}, "
+        f"{rate_with_interval(high['carts'], high['viewing'], 1)} of "
+        f"{high['viewing']:,.0f}: {action}."
+    )
+
+
+def recommendations(data: ReportData) -> Section:
+    """Findings ranked by expected impact, from categories with enough support.
+
+    Lost carts are valued at the category's revenue per buying session (the last period's, or
+    all days' when the period had no purchase there). Rates are compared only for categories
+    with at least MIN_SUPPORT sessions behind them, each with its 95% Wilson interval.
+    """
+    frame = data.df(RECOMMEND_SQL)
+    supported = frame[frame["carts"] >= MIN_SUPPORT]
+    small = sorted(frame.loc[(frame["carts"] > 0) & (frame["carts"] < MIN_SUPPORT), "category"])
+    viewing = frame[frame["viewing"] >= MIN_SUPPORT]
+    items: list[str] = []
+    if not supported.empty:
+        items.append(lost_carts(supported))
+    if len(supported) >= 2:
+        items.append(highest_abandonment(supported))
+    if len(viewing) >= 2:
+        items.append(cart_rates(viewing))
+    source = (
+        f"From {FUNNEL}, last {PERIOD_DAYS} days of data. Lost revenue: abandoned carts times "
+        "the category's revenue per buying session. Rates are compared only for categories "
+        f"with at least {MIN_SUPPORT} sessions behind them, with 95% Wilson intervals"
+    )
+    if small:
+        source += (
+            f"; abandonment not compared for fewer than {MIN_SUPPORT} sessions with a cart: "
+            f"{_names(small)}"
         )
-    source = f"From {FUNNEL}, last {PERIOD_DAYS} days of data"
     if not data.lacks({ACTIVITY: ["start_weekday", "start_hour", "sessions", "purchase_sessions"]}):
-        items.append(timing(data))
-        source += f"; timing from {ACTIVITY}, all days"
+        slot = timing(data)
+        if slot:
+            items.append(slot)
+            source += f"; timing from {ACTIVITY}, all days"
+    if not items:
+        return Notice(
+            "Recommendations",
+            f"Too little data to recommend anything: no category had {MIN_SUPPORT} or more "
+            f"viewing sessions in the last {PERIOD_DAYS} days.",
+        )
     return Bullets("Recommendations", items, source + ".")
 
 
-def timing(data: ReportData) -> str:
-    """When traffic peaks and when it converts best (weekday-hour slots, busier half only)."""
+def timing(data: ReportData) -> str | None:
+    """When traffic peaks and which busy weekday-hour slot converts best (with its interval).
+
+    Only slots with at least MIN_SUPPORT sessions and in the busier half are compared; None
+    when no slot has that many sessions.
+    """
     frame = data.df(f"""
-        select start_weekday, start_hour, sessions, purchase_sessions,
-               purchase_sessions / sessions as conversion
+        select start_weekday, start_hour, sessions, purchase_sessions
         from {ACTIVITY} where sessions > 0""")
     peak = frame.loc[frame["sessions"].idxmax()]
-    busy = frame[frame["sessions"] >= frame["sessions"].median()]
-    best = busy.loc[busy["conversion"].idxmax()]
-    overall = frame["purchase_sessions"].sum() / frame["sessions"].sum()
+    busy = frame[
+        (frame["sessions"] >= frame["sessions"].median()) & (frame["sessions"] >= MIN_SUPPORT)
+    ].copy()
+    if busy.empty:
+        return None
+    busy["lower"] = [
+        wilson(b, n)[0] for b, n in zip(busy["purchase_sessions"], busy["sessions"], strict=True)
+    ]
+    best = busy.sort_values(["lower", "sessions"], ascending=False).iloc[0]
+    total_buyers, total = frame["purchase_sessions"].sum(), frame["sessions"].sum()
     return (
         f"Traffic peaks on {WEEKDAYS[int(peak['start_weekday']) - 1]} at "
         f"{int(peak['start_hour']):02d}:00 UTC ({int(peak['sessions']):,} sessions); among "
-        f"the busier hours, {WEEKDAYS[int(best['start_weekday']) - 1]} "
-        f"{int(best['start_hour']):02d}:00 converts best ({best['conversion']:.1%} against "
-        f"{overall:.1%} overall): time campaigns and promotions there."
+        f"the busier hours with at least {MIN_SUPPORT} sessions, "
+        f"{WEEKDAYS[int(best['start_weekday']) - 1]} {int(best['start_hour']):02d}:00 converts "
+        f"best: {rate_with_interval(best['purchase_sessions'], best['sessions'], 1)} of "
+        f"{int(best['sessions']):,} sessions (ranked by the interval's lower end) against "
+        f"{rate_with_interval(total_buyers, total, 1)} overall. Time campaigns and "
+        "promotions there."
     )
 
 
