@@ -1,6 +1,7 @@
 # shoplens: two commands do everything on a fresh machine.
 #   make demo   builds .venv if needed, then generates, loads, streams, builds and reports
 #   make test   builds .venv if needed, then runs every test
+#   make test-fast   the tests that need no warehouse build, broker or browser (under a minute)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export SHOPLENS_DB ?= $(CURDIR)/warehouse.duckdb
 DEMO_SESSIONS ?= 50000
 
-.PHONY: demo test lint bench sysdeps clean
+.PHONY: demo test test-fast lint bench sysdeps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +50,11 @@ demo: $(STAMP)
 
 test: $(STAMP) sysdeps lint
 	$(BIN)/pytest
+
+# The inner loop (under a minute): every test needing no dbt-built warehouse, Kafka broker,
+# browser or Spark (markers set from fixtures in tests/conftest.py). No lint: run `make lint`.
+test-fast: $(STAMP) sysdeps
+	$(BIN)/pytest -m "not warehouse and not kafka and not browser and not spark"
 
 lint: $(STAMP)
 	$(BIN)/ruff check python tests bench

@@ -24,6 +24,23 @@ SMALL_SESSIONS = 6_000
 SMALL_SEED = 7
 SMALL_END = dt.date(2026, 10, 31)
 
+# What a test needs, read from the fixtures it uses (directly or through other fixtures):
+# `make test-fast` deselects these markers, `make test` runs everything. A fixture that builds
+# or runs dbt depends on `dbt`; one that starts the embedded Kafka broker is called `broker`.
+FIXTURE_MARKERS = {
+    "built_warehouse": "warehouse",
+    "dbt": "warehouse",
+    "broker": "kafka",
+    "browser": "browser",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test `warehouse`, `kafka` or `browser` when its fixtures need one."""
+    for item in items:
+        for name in sorted(set(getattr(item, "fixturenames", ())) & FIXTURE_MARKERS.keys()):
+            item.add_marker(FIXTURE_MARKERS[name])
+
 
 def run_dbt(
     args: list[str],

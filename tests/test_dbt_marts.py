@@ -26,6 +26,10 @@ from dbt_recompute import (
 )
 from shoplens.rees46 import load_rees46
 
+# Every test here reads a built warehouse; the parametrized `warehouse` fixture picks one at run
+# time, where conftest's fixture-based marking cannot see it.
+pytestmark = pytest.mark.warehouse
+
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "rees46_sample.csv"
 
 
