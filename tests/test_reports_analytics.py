@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
@@ -124,3 +125,38 @@ def test_rees46_sample_recommends_nothing_from_two_carts(rees46_warehouse: Path)
     assert "abandonment not compared" in section.note and "Other" in section.note
     assert text.startswith("Viewers add to cart least in Fashion, 0.0% (95% CI 0.0–7.3%) of 49")
     assert "the intervals overlap, so no category stands out yet" in text
+
+
+def _section(page, title: str):
+    return next(s for s in page.sections if s.title == title)
+
+
+def test_funnel_counts_each_session_once(built_warehouse: Path) -> None:
+    from shoplens.reports.pages import behaviour
+
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        expected = con.execute(
+            "select count(*) filter (where product_views > 0 or cart_additions > 0 "
+            "or checkout_reached or purchase_made), "
+            "count(*) filter (where cart_additions > 0 or checkout_reached or purchase_made), "
+            "count(*) filter (where checkout_reached or purchase_made), "
+            "count(*) filter (where purchase_made) from marts.fct_sessions"
+        ).fetchone()
+        sessions, pairs = con.execute(
+            "select count(*), (select sum(viewing_sessions) from marts.mart_funnel_daily) "
+            "from marts.fct_sessions"
+        ).fetchone()
+    assert pairs > sessions  # the category breakdown counts a session once per category
+    with open_report_data(built_warehouse) as data:
+        page = behaviour.build(data)
+    funnel = _section(page, "Funnel").figure.data[0]
+    assert [int(v) for v in funnel.x] == list(expected)
+    assert expected[0] <= sessions
+    assert all(a >= b for a, b in pairwise(expected))
+    assert (
+        funnel.text[1]
+        == f"{expected[1]:,} sessions<br>{expected[1] / expected[0]:.1%} of the step before"
+    )
+    by_category = _section(page, "Funnel by category")
+    assert by_category.kind == "chart"
+    assert "counts in each" in by_category.note

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import plotly.graph_objects as go
 
 from shoplens.reports.content import Chart, Page, esc, style
 from shoplens.reports.data import ReportData
 from shoplens.reports.pages import guarded, require_rows
+from shoplens.reports.stats import MIN_SUPPORT
 
 SESSIONS = "marts.fct_sessions"
 FUNNEL = "marts.mart_funnel_daily"
+SESSION_FUNNEL = "marts.mart_session_funnel_daily"
+GREY = "#c3c9d1"
 SCATTER_SAMPLE = 5_000
 CORRELATION_FEATURES = [
     ("product_views", "product views"),
@@ -131,16 +136,22 @@ def pages_vs_duration(data: ReportData) -> Chart:
 
 
 def funnel(data: ReportData) -> Chart:
-    """Sessions viewing a category, adding to cart, reaching checkout, buying (all categories)."""
+    """Sessions that viewed products, added to cart, reached checkout and bought (each once)."""
     row = data.df(f"""
         select sum(viewing_sessions) as viewed, sum(cart_sessions) as carted,
-               sum(checkouts) as checkouts, sum(purchase_sessions) as bought
-        from {FUNNEL}""").iloc[0]
+               sum(checkout_sessions) as checkouts, sum(purchase_sessions) as bought
+        from {SESSION_FUNNEL}""").iloc[0]
+    steps = [int(row[c]) for c in ("viewed", "carted", "checkouts", "bought")]
+    text = [f"{steps[0]:,} sessions"] + [
+        f"{n:,} sessions<br>{n / before:.1%} of the step before" if before else f"{n:,} sessions"
+        for before, n in pairwise(steps)
+    ]
     fig = go.Figure(
         go.Funnel(
             y=["viewed products", "added to cart", "reached checkout", "bought"],
-            x=[row["viewed"], row["carted"], row["checkouts"], row["bought"]],
-            texttemplate="%{value:,}<br>%{percentInitial:.1%} of viewers",
+            x=steps,
+            text=text,
+            textinfo="text",
             marker_color="#2f6fb0",
         )
     )
@@ -148,8 +159,48 @@ def funnel(data: ReportData) -> Chart:
     return Chart(
         "Funnel",
         fig,
-        f"From {FUNNEL}: session-category pairs at each step, summed over all days and categories.",
+        f"From {SESSION_FUNNEL}: sessions at each step, each session counted once at its "
+        "furthest step and every step before it, all days.",
     )
+
+
+def category_funnel(data: ReportData) -> Chart:
+    """Per category: share of its viewing sessions that added to cart and that bought."""
+    frame = data.df(f"""
+        select category, sum(viewing_sessions) as viewing, sum(cart_sessions) as carts,
+               sum(purchase_sessions) as buying
+        from {FUNNEL} group by all having sum(viewing_sessions) > 0
+        order by buying / viewing desc, category""")
+    small = frame["viewing"] < MIN_SUPPORT
+    fig = go.Figure(
+        [
+            go.Bar(
+                name=name,
+                x=esc(frame["category"]),
+                y=frame[column] / frame["viewing"],
+                customdata=frame[[column, "viewing"]].to_numpy(),
+                marker_color=[GREY if s else colour for s in small],
+                hovertemplate="%{x}: %{y:.1%} (%{customdata[0]:,} of %{customdata[1]:,} "
+                "viewing sessions)<extra></extra>",
+            )
+            for name, column, colour in (
+                ("added to cart", "carts", "#2f6fb0"),
+                ("bought", "buying", "#3a9d5d"),
+            )
+        ]
+    )
+    style(fig, barmode="group", yaxis_tickformat=".0%", yaxis_title="share of viewing sessions")
+    note = (
+        f"From {FUNNEL}: per category, the sessions that viewed its products and the share of "
+        "them that added its products to the cart and that bought them. A session that browses "
+        "several categories counts in each, so these do not add up to the funnel above."
+    )
+    if small.any():
+        note += (
+            f" Grey: fewer than {MIN_SUPPORT} viewing sessions "
+            f"({', '.join(frame.loc[small, 'category'])}), too few for a stable rate."
+        )
+    return Chart("Funnel by category", fig, note)
 
 
 def correlation(data: ReportData) -> Chart:
@@ -223,7 +274,20 @@ def build(data: ReportData) -> Page:
             {SESSIONS: session_cols},
             lambda: pages_vs_duration(data),
         ),
-        guarded(data, "Funnel", {FUNNEL: funnel_cols}, lambda: funnel(data)),
+        guarded(
+            data,
+            "Funnel",
+            {
+                SESSION_FUNNEL: [
+                    "viewing_sessions",
+                    "cart_sessions",
+                    "checkout_sessions",
+                    "purchase_sessions",
+                ]
+            },
+            lambda: funnel(data),
+        ),
+        guarded(data, "Funnel by category", {FUNNEL: funnel_cols}, lambda: category_funnel(data)),
         guarded(
             data,
             "Feature correlation",
