@@ -63,15 +63,87 @@ def cli() -> None:
     help="Rate of realistic defects (duplicates, missing values, late and "
     "malformed events); 0 turns them off.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["rees46"]),
+    default=None,
+    help="Write a clickstream file in this format to --out instead of loading raw.*.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write with --format (.csv, .csv.gz or .parquet; must not exist).",
+)
+@click.option(
+    "--quirk",
+    "quirks",
+    multiple=True,
+    metavar="NAME=RATE",
+    help="With --format rees46: override a quirk rate (repeatable), e.g. duplicate=0.01; "
+    "names: duplicate, missing_category_code, missing_brand, zero_price_view, "
+    "zero_price_purchase, shared_session, long_session, purchase_without_cart, missing_session.",
+)
+@click.pass_context
 def generate(
-    db: Path, sessions: int, seed: int, days: int, end: dt.datetime, defects: float
+    ctx: click.Context,
+    db: Path,
+    sessions: int,
+    seed: int,
+    days: int,
+    end: dt.datetime,
+    defects: float,
+    fmt: str | None,
+    out: Path | None,
+    quirks: tuple[str, ...],
 ) -> None:
-    """Simulate customers, products, sessions (as events) and orders; load them into raw.*."""
+    """Simulate customers, products, sessions (as events) and orders; load them into raw.*.
+
+    With --format rees46 --out FILE, write the simulated product events as a REES46-format
+    file (with the real files' quirks) instead; no warehouse is touched.
+    """
     from shoplens.generate import generate_and_load
 
+    if fmt is not None or out is not None or quirks:
+        _generate_file(ctx, sessions, seed, days, end, fmt, out, quirks)
+        return
     summary = generate_and_load(
         db, sessions=sessions, seed=seed, days=days, end=end.date(), defect_rate=defects
     )
+    click.echo(summary)
+
+
+def _generate_file(
+    ctx: click.Context,
+    sessions: int,
+    seed: int,
+    days: int,
+    end: dt.datetime,
+    fmt: str | None,
+    out: Path | None,
+    quirks: tuple[str, ...],
+) -> None:
+    """`generate --format rees46 --out FILE`: write a REES46-format file."""
+    from shoplens.generate.rees46_file import Rees46FileError, Rees46Quirks, write_rees46_file
+
+    if fmt is None or out is None:
+        raise click.UsageError("--format, --out and --quirk go together: give --format and --out")
+    for name in ("db", "defects"):
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+            raise click.UsageError(f"--{name} does not apply with --format (a file is written)")
+    try:
+        summary = write_rees46_file(
+            out,
+            sessions=sessions,
+            seed=seed,
+            days=days,
+            end=end.date(),
+            quirks=Rees46Quirks.parse(quirks),
+        )
+    except Rees46FileError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(summary)
 
 
