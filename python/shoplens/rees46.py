@@ -200,7 +200,7 @@ def load_rees46(db: str | Path, files: Sequence[str | Path]) -> ImportSummary:
         warehouse.ensure_raw_schema(con)
         con.execute("begin transaction")
         try:
-            loaded_at = con.execute("select now()::timestamp").fetchone()[0]
+            [(loaded_at,)] = con.execute("select now()::timestamp").fetchall()
             run_id = warehouse.start_run(con, "rees46", {"files": [p.name for p in paths]})
             for path in paths:
                 for table, first_line in _batches(path):
@@ -211,10 +211,10 @@ def load_rees46(db: str | Path, files: Sequence[str | Path]) -> ImportSummary:
                         "create or replace temp table _rees46_typed as "
                         + _TYPED_SQL.format(strings=strings)
                     )
-                    n_ok, n_bad = con.execute(
+                    [(n_ok, n_bad)] = con.execute(
                         "select count(*) filter (where bad = ''), count(*) filter "
                         "(where bad <> '') from _rees46_typed"
-                    ).fetchone()
+                    ).fetchall()
                     con.execute(_INSERT_EVENTS_SQL, [path.name, loaded_at])
                     con.execute(_INSERT_REJECTS_SQL.format(fields=fields), [loaded_at, path.name])
                     con.unregister("_rees46_batch")

@@ -497,24 +497,24 @@ def load_world(con: duckdb.DuckDBPyConnection) -> World:
         .round()
         .astype(np.int16)
     )
-    gender_map = {g: i for i, g in enumerate(GENDERS)}
+    gender_map: dict[str | None, int] = {g: i for i, g in enumerate(GENDERS)}
     gender = np.array([gender_map.get(g, 2) for g in _strings(cust[keys[2]])], dtype=np.int8)
-    city_map = {c: i for i, (c, _, _) in enumerate(CITIES)}
+    city_map: dict[str | None, int] = {c: i for i, (c, _, _) in enumerate(CITIES)}
     city = np.array([city_map.get(c, 0) for c in _strings(cust[keys[3]])], dtype=np.int8)
     signup = np.asarray(cust[keys[4]]).astype("datetime64[D]")
-    persona_map = {p: i for i, p in enumerate(PERSONAS)}
+    persona_map: dict[str | None, int] = {p: i for i, p in enumerate(PERSONAS)}
     persona = np.array([persona_map.get(p, 4) for p in _strings(cust[keys[5]])], dtype=np.int8)
     activity, dwell_factor, device, logit = _customer_traits(
         customer_id, persona, age, gender, city
     )
 
     pkeys = list(prod)
-    code_map = {c: i for i, c in enumerate(CATEGORY_CODES)}
+    code_map: dict[str | None, int] = {c: i for i, c in enumerate(CATEGORY_CODES)}
     codes = np.array([code_map.get(c, -1) for c in _strings(prod[pkeys[1]])], dtype=np.int16)
     keep = codes >= 0
     if not keep.any():
         raise ValueError("the warehouse has no products in the shoplens catalogue")
-    price = np.asarray(np.ma.filled(np.ma.asarray(prod[pkeys[4]], dtype=float), 0.99))
+    price: np.ndarray = np.asarray(np.ma.filled(np.ma.asarray(prod[pkeys[4]], dtype=float), 0.99))
     world = World(
         customer_id=customer_id,
         persona=persona,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +58,7 @@ class ReportData:
         """True when the relation exists and has no rows (cached)."""
         key = relation.lower()
         if key not in self._empty:
-            self._empty[key] = self.con.execute(
-                f"select not exists (select 1 from {relation})"
-            ).fetchone()[0]
+            self._empty[key] = self.scalar(f"select not exists (select 1 from {relation})")
         return self._empty[key]
 
     def missing(self, *relations: str) -> str | None:
@@ -73,7 +71,7 @@ class ReportData:
             return f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty"
         return None
 
-    def lacks(self, needs: dict[str, Sequence[str]]) -> str | None:
+    def lacks(self, needs: Mapping[str, Sequence[str]]) -> str | None:
         """Why a section cannot be drawn: a relation missing or empty, or columns it lacks."""
         reason = self.missing(*needs)
         if reason:
@@ -97,11 +95,11 @@ class ReportData:
             ).fetchall()
         ]
 
-    def df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    def df(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run a query and return a DataFrame."""
         return self.con.execute(sql, params or []).df()
 
-    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+    def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
         """Run a query and return the first column of its first row (None when no rows)."""
         row = self.con.execute(sql, params or []).fetchone()
         return None if row is None else row[0]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from kafka import KafkaProducer
@@ -217,7 +218,9 @@ class LiveScorer(BatchHook):
             "order by f.session_id"
         ).df()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        proba = self.model.predict_proba(features) if len(features) else []
+        proba: np.ndarray | list[float] = (
+            self.model.predict_proba(features) if len(features) else []
+        )
         scores = pa.table(
             {
                 "scored_at": pa.array([now] * len(features), pa.timestamp("us")),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -26,7 +26,7 @@ def require_rows(frame: pd.DataFrame, what: str) -> pd.DataFrame:
 def guarded(
     data: ReportData,
     title: str,
-    needs: dict[str, Sequence[str]],
+    needs: Mapping[str, Sequence[str]],
     draw: Callable[[], Section],
     empty_hint: str = HINT,
     missing_hint: str = HINT,

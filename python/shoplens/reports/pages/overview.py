@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import SupportsFloat
 
 import pandas as pd
 
@@ -119,7 +120,7 @@ def kpi_tiles(data: ReportData) -> Section:
     return Tiles(f"Last {PERIOD_DAYS} days", tiles, note)
 
 
-def _number(value: object) -> float | None:
+def _number(value: SupportsFloat | None) -> float | None:
     if value is None:
         return None
     number = float(value)
@@ -239,7 +240,7 @@ def recommendations(data: ReportData) -> Section:
         slot = timing(data)
         if slot:
             items.append(slot)
-            source += f"; timing from {ACTIVITY}, all days"
+            source += f"; timing from {ACTIVITY}, complete weeks"
     if not items:
         return Notice(
             "Recommendations",
