@@ -13,6 +13,7 @@ from shoplens.stream.contract import (
     BATCH_SCHEMA,
     EVENTS,
     MAX_PAYLOAD_BYTES,
+    TIME_RANGE_TEXT,
     TRANSACTIONS,
     Validator,
 )
@@ -61,6 +62,12 @@ def batch(payloads: list[bytes | None]) -> pa.Table:
 
 def event(**changes: object) -> bytes:
     return json.dumps({**GOOD_EVENT, **changes}).encode()
+
+
+def raw_event(field: str, json_text: str) -> bytes:
+    """The good event with `field`'s value replaced by `json_text` (possibly not JSON)."""
+    doc = json.dumps({**GOOD_EVENT, field: "@@"})
+    return doc.replace('"@@"', json_text).encode()
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +120,57 @@ POISON: list[tuple[bytes | None, str]] = [
     ),
 ]
 
+# Strict JSON where DuckDB's parser is lenient, and the time range. Full reasons.
+STRICT: list[tuple[bytes, str]] = [
+    (raw_event("price", "NaN"), "field price: non-finite number NaN"),
+    (raw_event("price", "nan"), "field price: non-finite number nan"),
+    (raw_event("price", "Infinity"), "field price: non-finite number Infinity"),
+    (raw_event("price", "-Infinity"), "field price: non-finite number -Infinity"),
+    (raw_event("price", "1e309"), "field price: non-finite number 1e309"),
+    (raw_event("price", "-1E400"), "field price: non-finite number -1E400"),
+    (raw_event("quantity", "Infinity"), "field quantity: non-finite number Infinity"),
+    (raw_event("user_id", "1e400"), "field user_id: non-finite number 1e400"),
+    (raw_event("price", '19.5, "price": 20'), "ambiguous object: key 'price' repeated"),
+    (raw_event("page", 'null, "page": null'), "ambiguous object: key 'page' repeated"),
+    (
+        raw_event("brand", '"Acme", "extra": 1, "extra": 2'),
+        "ambiguous object: key 'extra' repeated",
+    ),
+    # The same key written with an escape is still the same key.
+    (
+        event().replace(b'"brand"', b'"br\\u0061nd"').replace(b'"price"', b'"brand": 1, "price"'),
+        "ambiguous object: key 'brand' repeated",
+    ),
+    (b"null", "not a JSON object (got null)"),
+    (b" \r\n\tnull\n", "not a JSON object (got null)"),
+    (b"true", "not a JSON object (got boolean)"),
+    (b"\n42", "not a JSON object (got number)"),
+    (b'\t"text"', "not a JSON object (got string)"),
+    (b"\r\n[]", "not a JSON object (got array)"),
+    (
+        event(event_time="10000-01-01T00:00:00"),
+        f"field event_time: 10000-01-01T00:00:00 outside {TIME_RANGE_TEXT}",
+    ),
+    (
+        event(event_time="-0044-03-15T12:00:00"),
+        f"field event_time: -0044-03-15T12:00:00 outside {TIME_RANGE_TEXT}",
+    ),
+    (event(event_time="0044-03-15 BC"), "field event_time: invalid timestamp 0044-03-15 BC"),
+    (
+        event(event_time="1969-12-31T23:59:59.999999"),
+        f"field event_time: 1969-12-31T23:59:59.999999 outside {TIME_RANGE_TEXT}",
+    ),
+    (
+        event(event_time="1970-01-01T01:00:00+02:00"),
+        f"field event_time: 1970-01-01T01:00:00+02:00 outside {TIME_RANGE_TEXT}",
+    ),
+    (
+        event(event_time="2101-01-01T00:00:00"),
+        f"field event_time: 2101-01-01T00:00:00 outside {TIME_RANGE_TEXT}",
+    ),
+    (event(event_time="infinity"), f"field event_time: infinity outside {TIME_RANGE_TEXT}"),
+]
+
 
 def test_each_poison_message_is_rejected_with_its_reason(events: Validator) -> None:
     payloads = [p for p, _ in POISON]
@@ -125,6 +183,59 @@ def test_each_poison_message_is_rejected_with_its_reason(events: Validator) -> N
         assert row["reason"].startswith(reason), (reason, row["reason"])
         assert row["payload"] == payload
         assert row["partition"] == 1
+
+
+def test_strict_json_and_time_range_rejects_carry_their_exact_reason(events: Validator) -> None:
+    payloads = [p for p, _ in STRICT]
+    valid, rejects = events.validate(batch([event(), *payloads, event(event_id="k1-e2")]))
+    assert valid["event_id"].to_pylist() == ["k1-e1", "k1-e2"]
+    got = {r["kafka_offset"]: (r["payload"], r["reason"]) for r in rejects.to_pylist()}
+    assert got == {101 + i: (payload, reason) for i, (payload, reason) in enumerate(STRICT)}
+
+
+def test_json_whitespace_around_an_object_is_accepted(events: Validator) -> None:
+    doc = json.dumps(GOOD_EVENT).encode()
+    pads = [b"\n", b"\r\n", b"\t", b" ", b" \t\r\n "]
+    payloads = [pad + doc for pad in pads] + [doc + pad for pad in pads] + [b"\n" + doc + b"\n"]
+    valid, rejects = events.validate(batch(payloads))
+    assert rejects.num_rows == 0
+    assert valid.num_rows == len(payloads)
+    assert set(valid["event_id"].to_pylist()) == {"k1-e1"}
+    assert set(valid["price"].to_pylist()) == {19.5}
+
+
+def test_times_at_the_edges_of_the_range_land(events: Validator) -> None:
+    times = ["1970-01-01T00:00:00", "2100-12-31T23:59:59.999999", "2101-01-01T00:59:00+01:00"]
+    valid, rejects = events.validate(batch([event(event_time=t) for t in times]))
+    assert rejects.num_rows == 0
+    assert valid["event_time"].to_pylist() == [
+        dt.datetime(1970, 1, 1),
+        dt.datetime(2100, 12, 31, 23, 59, 59, 999999),
+        dt.datetime(2100, 12, 31, 23, 59),
+    ]
+
+
+def test_largest_finite_numbers_land(events: Validator) -> None:
+    valid, rejects = events.validate(
+        batch([raw_event("price", "1.7976931348623157e308"), raw_event("price", "-5e-324")])
+    )
+    assert rejects.num_rows == 0
+    assert valid["price"].to_pylist() == [1.7976931348623157e308, -5e-324]
+
+
+def test_transaction_time_has_the_same_range() -> None:
+    v = Validator(TRANSACTIONS)
+    try:
+        late = json.dumps({**GOOD_LINE, "transaction_time": "10000-01-01 00:00:00"}).encode()
+        nan = json.dumps({**GOOD_LINE, "price": float("nan")}).encode()
+        valid, rejects = v.validate(batch([json.dumps(GOOD_LINE).encode(), late, nan]))
+    finally:
+        v.close()
+    assert valid["transaction_id"].to_pylist() == ["k1-t1"]
+    assert rejects["reason"].to_pylist() == [
+        f"field transaction_time: 10000-01-01 00:00:00 outside {TIME_RANGE_TEXT}",
+        "field price: non-finite number NaN",
+    ]
 
 
 def test_all_problems_of_a_message_are_listed(events: Validator) -> None:

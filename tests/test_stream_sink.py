@@ -293,6 +293,10 @@ def poison_messages() -> list[tuple[bytes | None, str]]:
             json.dumps({**event, "brand": "Müller"}, ensure_ascii=False).encode("cp1252"),
             "not valid UTF-8",
         ),
+        (with_(price=float("nan")), "field price: non-finite number NaN"),
+        (with_(price=1).replace(b'"price": 1', b'"price": 1, "price": 2'), "ambiguous object"),
+        (b"null", "not a JSON object (got null)"),
+        (with_(event_time="10000-01-01 00:00:00"), "field event_time: 10000-01-01 00:00:00 out"),
     ]
 
 
@@ -347,7 +351,7 @@ def test_poison_messages_are_rejected_with_reasons_and_the_rest_lands(
         meta = future.get(timeout=10)
         stored_payload, stored_reason = rejects[(topic, meta.partition, meta.offset)]
         assert stored_payload == payload
-        if topic == EVENTS_TOPIC or reason.startswith(("not ", "payload too large")):
+        if topic == EVENTS_TOPIC or reason.startswith(("not ", "payload too large", "ambiguous")):
             assert stored_reason.startswith(reason), (reason, stored_reason)
         else:  # an event-shaped object on the transactions topic misses the order-line fields
             assert "missing field transaction_id" in stored_reason

@@ -8,6 +8,11 @@ message comes out either as a typed row or as a reject with a readable reason.
 
 The contract checks structure and types only. Business rules (negative prices, zero quantities,
 duplicates, late events) are the cleaning layer's job in dbt, as for every other loader.
+Structure is strict JSON (RFC 8259) wherever DuckDB's parser is lenient: a document may be
+surrounded by JSON whitespace (space, tab, CR, LF); `NaN`, `Infinity` and numbers too large for
+a double (`1e309`) are rejected ("non-finite number"), and so is an object that repeats a key
+(its meaning is ambiguous: parsers keep the first or the last value). Timestamps must fall in
+[`EARLIEST_TIME`, `LATEST_TIME`) once converted to UTC: 1970-01-01 up to the end of 2100.
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ EVENT_TYPES = (
 )
 DEVICES = ("desktop", "mobile", "tablet")
 TRAFFIC_SOURCES = ("direct", "organic", "paid_search", "social", "email", "referral")
+# Accepted timestamps, in UTC: from the Unix epoch up to the end of 2100 (the upper bound keeps
+# out year 10000 and `infinity`; the lower one BC years and other clock garbage).
+EARLIEST_TIME = "1970-01-01 00:00:00"
+LATEST_TIME = "2101-01-01 00:00:00"
+TIME_RANGE_TEXT = "1970-01-01 to 2100-12-31 UTC"
+# JSON whitespace (RFC 8259): space, tab, line feed, carriage return.
+_JSON_WS = "(' ' || chr(9) || chr(10) || chr(13))"
 # An HTML tag, comment or processing instruction opening: `<b`, `</script`, `<!--`, `<?xml`.
 MARKUP_PATTERN = r"</?[A-Za-z!?]"
 
@@ -144,14 +156,17 @@ def _kind(raw: str) -> str:
     """SQL naming the JSON kind of a raw JSON value text (NULL when the key is absent).
 
     The first character decides (the value came out of a valid document); numbers are
-    integers unless they have a fraction or an exponent.
+    integers unless they have a fraction or an exponent, or are one of the non-finite words
+    DuckDB's parser admits (`NaN`, `Infinity`, `nan`, `inf`: all contain an n).
     """
     return (
         f"case when {raw} is null then null else case left({raw}, 1) "
-        f"when '\"' then 'string' when 'n' then 'null' "
+        f"when '\"' then 'string' when 'n' then case when {raw} = 'null' then 'null' "
+        f"else 'number' end "
         f"when '{{' then 'object' when '[' then 'array' when 't' then 'boolean' "
         f"when 'f' then 'boolean' else case when contains({raw}, '.') "
         f"or contains({raw}, 'e') or contains({raw}, 'E') "
+        f"or contains({raw}, 'n') or contains({raw}, 'N') "
         f"then 'number' else 'integer' end end end"
     )
 
@@ -163,23 +178,40 @@ def _typed(f: Field, value: str) -> str:
     return value
 
 
-def _checks(f: Field, raw: str, kind: str, value: str) -> list[str]:
+def _checks(f: Field, raw: str, kind: str, value: str, typed: str) -> list[str]:
     """SQL expressions, each NULL or one problem with field `f`: `raw` is the value's JSON
-    text, `kind` its JSON kind, `value` its value (see `_value`)."""
+    text, `kind` its JSON kind, `value` its value (see `_value`), `typed` its column value
+    (see `_typed`)."""
     present = f"({kind} is not null and {kind} <> 'null')"
     ok = f"list_contains([{_sql_list(_OK_KINDS[f.kind])}], {kind})"
     out = []
     if f.required:
         out.append(f"case when not {present} then 'missing field {f.name}' end")
+    mismatch = f"{present} and not {ok}"
+    if f.kind in ("integer", "bigint", "number"):
+        # NaN, Infinity and overflowing numbers (1e309) parse as doubles; none is a value.
+        as_double = value if f.kind == "number" else f"try_cast({raw}::VARCHAR as DOUBLE)"
+        non_finite = f"(case when {kind} = 'number' then not isfinite({as_double}) end)"
+        out.append(
+            f"case when {non_finite} then 'field {f.name}: non-finite number ' "
+            f"|| left({raw}, 40) end"
+        )
+        mismatch += f" and not coalesce({non_finite}, false)"
     out.append(
-        f"case when {present} and not {ok} then 'field {f.name}: expected "
+        f"case when {mismatch} then 'field {f.name}: expected "
         f"{_EXPECTED[f.kind]}, got ' || {kind} end"
     )
-    if f.kind in ("integer", "bigint", "timestamp"):
+    if f.kind in ("integer", "bigint", "number", "timestamp"):
         text = value if f.kind == "timestamp" else raw
         out.append(
-            f"case when {ok} and {_typed(f, value)} is null then 'field {f.name}: "
+            f"case when {ok} and {typed} is null then 'field {f.name}: "
             f"invalid {f.kind} ' || left({text}, 40) end"
+        )
+    if f.kind == "timestamp":
+        out.append(
+            f"case when {typed} < TIMESTAMP '{EARLIEST_TIME}' "
+            f"or {typed} >= TIMESTAMP '{LATEST_TIME}' then 'field {f.name}: ' "
+            f"|| left({value}, 40) || ' outside {TIME_RANGE_TEXT}' end"
         )
     if f.kind == "string":
         # contains() first: the regular expression only runs on text with a '<'.
@@ -207,9 +239,9 @@ def _value(f: Field, raw: str) -> str:
 def validation_sql(contract: TopicContract, relation: str) -> str:
     """One query over `relation` (BATCH_SCHEMA) giving typed columns plus `reason` per row.
 
-    Each document is parsed once, into the raw JSON text of every contract field (JSON null
-    and a missing key both come out NULL); kinds come from that text, values from small
-    parses of it.
+    Each document is parsed once into the raw JSON text of every contract field (JSON null
+    and a missing key both come out NULL), and once more into its list of keys (to find
+    repeated ones); kinds come from that text, values from small parses of it.
     """
     structure = "{" + ", ".join(f'"{f.name}": "JSON"' for f in contract.fields) + "}"
     refs = {f.name: 'raw."' + f.name + '"' for f in contract.fields}
@@ -218,10 +250,20 @@ def validation_sql(contract: TopicContract, relation: str) -> str:
         f"{_value(f, refs[f.name])} as v_{f.name}"
         for f in contract.fields
     )
+    # Column values: timestamps converted once (`t_`), other kinds as parsed (`v_`).
+    col = {f.name: ("t_" if f.kind == "timestamp" else "v_") + f.name for f in contract.fields}
+    converted = "".join(
+        f", {_typed(f, 'v_' + f.name)} as t_{f.name}"
+        for f in contract.fields
+        if f.kind == "timestamp"
+    )
     checks = []
     for f in contract.fields:
-        checks += _checks(f, f"r_{f.name}", f"k_{f.name}", f"v_{f.name}")
-    columns = ",\n".join(f"{_typed(f, 'v_' + f.name)} as {f.name}" for f in contract.fields)
+        checks += _checks(f, f"r_{f.name}", f"k_{f.name}", f"v_{f.name}", col[f.name])
+    columns = ",\n".join(f"{col[f.name]} as {f.name}" for f in contract.fields)
+    # Objects with exactly the contract's keys in its order (what shoplens producers send)
+    # skip the costlier distinct-keys count.
+    canonical = "[" + _sql_list(tuple(contract.columns)) + "]"
     return f"""
 with decoded as (
     select partition, kafka_offset, payload, octet_length(payload) as n_bytes,
@@ -231,13 +273,18 @@ with decoded as (
 ), parsed as (
     select *, try(json_transform(txt, '{structure}')) as raw from decoded
 ), kinds as (
-    select *, case when raw is not null then case left(ltrim(txt), 1)
+    select *, case when raw is not null then case left(ltrim(txt, {_JSON_WS}), 1)
                   when '{{' then 'OBJECT' when '[' then 'ARRAY' when '"' then 'VARCHAR'
-                  when 't' then 'BOOLEAN' when 'f' then 'BOOLEAN' when 'n' then 'NULL'
-                  else 'DOUBLE' end end as doc_type
+                  when 't' then 'BOOLEAN' when 'f' then 'BOOLEAN'
+                  else 'DOUBLE' end
+                  when trim(txt, {_JSON_WS}) = 'null' then 'NULL' end as doc_type
     from parsed
+), keyed as (
+    select *, case when doc_type = 'OBJECT' then json_keys(txt) end as keys from kinds
 ), unpacked as (
-    select *, {values} from kinds
+    select *, {values} from keyed
+), typed as (
+    select *{converted} from unpacked
 )
 select partition, kafka_offset, payload,
        case
@@ -248,10 +295,14 @@ select partition, kafka_offset, payload,
            when doc_type is null then 'not valid JSON'
            when doc_type <> 'OBJECT'
                then 'not a JSON object (got ' || {_JSON_TYPE_NAMES.format(t="doc_type")} || ')'
+           when case when keys = {canonical} then false
+                     else len(keys) > len(list_distinct(keys)) end
+               then 'ambiguous object: key ''' || list_filter(
+                   keys, lambda k, i: list_position(keys, k) < i)[1] || ''' repeated'
            else nullif(concat_ws('; ', {", ".join(checks)}), '')
        end as reason,
        {columns}
-from unpacked
+from typed
 """
 
 
