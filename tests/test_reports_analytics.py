@@ -160,3 +160,68 @@ def test_funnel_counts_each_session_once(built_warehouse: Path) -> None:
     by_category = _section(page, "Funnel by category")
     assert by_category.kind == "chart"
     assert "counts in each" in by_category.note
+
+
+def _marts(path: Path, *statements: str) -> Path:
+    """A warehouse with a marts schema and the given statements run."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        for sql in statements:
+            con.execute(sql)
+    return path
+
+
+def test_monthly_chart_marks_partial_months(tmp_path: Path) -> None:
+    from shoplens.reports.pages import sales
+
+    db = _marts(
+        tmp_path / "monthly.duckdb",
+        "create table marts.mart_sales_monthly as select * from (values "
+        "(date '2026-01-01', 5.0, 1, null, true, 1, 31), "
+        "(date '2026-02-01', 100.0, 2, 1.0, false, 28, 28), "
+        "(date '2026-03-01', 50.0, 1, null, true, 15, 31)) "
+        "t(sales_month, revenue, orders, seasonality_index, is_partial_month, days_covered, "
+        "days_in_month)",
+    )
+    with open_report_data(db) as data:
+        chart = sales.monthly(data)
+    bars = chart.figure.data[0]
+    assert list(bars.marker.pattern.shape) == ["/", "", "/"]
+    assert list(bars.marker.color) == [sales.PARTIAL_GREY, "#2f6fb0", sales.PARTIAL_GREY]
+    assert list(bars.customdata) == [
+        "partial month: 1 of 31 days, no index",
+        "index 1.00",
+        "partial month: 15 of 31 days, no index",
+    ]
+    assert "Jan 2026 (1 of 31 days), Mar 2026 (15 of 31 days)." in chart.note
+
+
+def test_small_demographic_groups_are_greyed_or_left_out(tmp_path: Path) -> None:
+    from shoplens.reports.pages import sales
+    from shoplens.reports.stats import MIN_GROUP_SIZE
+
+    db = _marts(
+        tmp_path / "demo.duckdb",
+        "create table marts.mart_age_distribution as select * from (values "
+        "('25-34', 1), ('65+', 2)) t(age_band, band_order)",
+        "create table marts.mart_demographic_category as select * from (values "
+        "('25-34', 'F', 'Books', 30), ('25-34', 'M', 'Toys', 40), "
+        "('65+', 'F', 'Books', 2), ('65+', 'X', 'Toys', 3)) "
+        "t(age_band, gender, category, order_lines)",
+    )
+    with open_report_data(db) as data:
+        heatmap = sales.demographic(data)
+        genders = sales.gender_category(data)
+    coloured, grey = heatmap.figure.data
+    # the 65+ band (5 lines) has no colour share, only the grey layer
+    assert list(coloured.z[0]) == [pytest.approx(30 / 70), pytest.approx(40 / 70)]
+    assert all(v != v for v in coloured.z[1])  # NaN: not drawn
+    assert [list(r) for r in grey.z] == [[None, None], [1, 1]]
+    assert f"fewer than {MIN_GROUP_SIZE} order lines, too few for shares: 65+ (5)." in (
+        heatmap.note
+    )
+    # gender X (3 lines) is left out; F (32) and M (40) stay
+    assert sorted(t.name for t in genders.figure.data) == ["F", "M"]
+    assert "Left out: groups with fewer than 30 order lines, too few for shares: X (3)." in (
+        genders.note
+    )

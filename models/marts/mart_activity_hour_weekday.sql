@@ -1,4 +1,40 @@
 -- Sessions, events and conversions by start weekday and hour (UTC): the activity heatmap.
+-- Only complete weeks (Monday to Sunday, within the first and last session dates) count, so
+-- every weekday is counted the same number of times and a partial first or last week (or a
+-- burst on the current day) does not tilt it; data spanning no complete week counts every day.
+with sessions as (
+    select * from {{ ref('fct_sessions') }}
+),
+
+bounds as (
+    select
+        cast({{ dbt.date_trunc('week', dbt.dateadd('day', 6, 'min(session_date)')) }} as date)
+            as weeks_from,
+        cast({{ dbt.date_trunc('week', dbt.dateadd('day', 1, 'max(session_date)')) }} as date)
+            as weeks_to
+    from sessions
+),
+
+weeks as (
+    select
+        weeks_from,
+        weeks_to,
+        case
+            when weeks_to > weeks_from
+                then cast({{ dbt.datediff('weeks_from', 'weeks_to', 'day') }} / 7 as {{ dbt.type_int() }})
+            else 0
+        end as complete_weeks
+    from bounds
+),
+
+counted as (
+    select sessions.*, weeks.complete_weeks
+    from sessions
+    cross join weeks
+    where weeks.complete_weeks = 0
+        or (sessions.session_date >= weeks.weeks_from and sessions.session_date < weeks.weeks_to)
+)
+
 select
     start_weekday,
     start_hour,
@@ -8,6 +44,7 @@ select
     {{ sum_int('cart_additions') }} as cart_additions,
     count(case when purchase_made then 1 end) as purchase_sessions,
     sum(revenue) as revenue,
-    count(case when purchase_made then 1 end) * 1.0 / count(*) as conversion_rate
-from {{ ref('fct_sessions') }}
+    count(case when purchase_made then 1 end) * 1.0 / count(*) as conversion_rate,
+    min(complete_weeks) as complete_weeks
+from counted
 group by start_weekday, start_hour

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from shoplens.reports.content import Chart, Page, Table, esc, style
 from shoplens.reports.data import ReportData
 from shoplens.reports.pages import guarded, require_rows
+from shoplens.reports.stats import MIN_GROUP_SIZE
 
 MONTHLY = "marts.mart_sales_monthly"
 POPULARITY = "marts.mart_category_popularity"
@@ -17,25 +19,44 @@ VALUE = "marts.mart_customer_value"
 ORDER_LINES = "marts.fct_order_lines"
 PRODUCTS = "marts.dim_products"
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+PARTIAL_GREY = "#c3c9d1"
 NO_DEMOGRAPHICS = "REES46-style data has no customer demographics"
 NO_TRANSACTIONS = "REES46-style data has no order lines"
 
 
 def monthly(data: ReportData) -> Chart:
-    """Revenue (bars) and orders (line) per month."""
+    """Revenue (bars) and orders (line) per month; partial months hatched and grey."""
     frame = data.df(
-        f"select sales_month, revenue, orders, seasonality_index from {MONTHLY} "
-        "order by sales_month"
+        f"select sales_month, revenue, orders, seasonality_index, is_partial_month, "
+        f"days_covered, days_in_month from {MONTHLY} order by sales_month"
     )
+    partial = frame["is_partial_month"].astype(bool)
+    index_text = [
+        f"partial month: {c} of {d} days, no index" if p else f"index {i:.2f}"
+        for p, c, d, i in zip(
+            partial,
+            frame["days_covered"],
+            frame["days_in_month"],
+            frame["seasonality_index"],
+            strict=True,
+        )
+    ]
     fig = go.Figure(
         [
             go.Bar(
                 name="revenue",
                 x=frame["sales_month"],
                 y=frame["revenue"],
-                marker_color="#2f6fb0",
-                customdata=frame["seasonality_index"],
-                hovertemplate="%{x|%b %Y}: %{y:,.0f} (index %{customdata:.2f})<extra></extra>",
+                marker={
+                    "color": [PARTIAL_GREY if p else "#2f6fb0" for p in partial],
+                    "pattern": {
+                        "shape": ["/" if p else "" for p in partial],
+                        "fillmode": "overlay",
+                        "fgcolor": "#6b7683",
+                    },
+                },
+                customdata=index_text,
+                hovertemplate="%{x|%b %Y}: %{y:,.0f} (%{customdata})<extra></extra>",
             ),
             go.Scatter(
                 name="orders",
@@ -60,12 +81,22 @@ def monthly(data: ReportData) -> Chart:
             "tickmode": "sync",
         },
     )
-    return Chart(
-        "Monthly sales",
-        fig,
-        f"From {MONTHLY}: seasonality of revenue and orders "
-        "(hover: revenue against the monthly average).",
+    note = (
+        f"From {MONTHLY}: seasonality of revenue and orders (hover: revenue against the "
+        "average complete month)."
     )
+    if partial.any():
+        months = ", ".join(
+            f"{m:%b %Y} ({c} of {d} days)"
+            for m, c, d in frame.loc[
+                partial, ["sales_month", "days_covered", "days_in_month"]
+            ].itertuples(index=False)
+        )
+        note += (
+            " Hatched grey: months the data covers only in part, with no seasonality index: "
+            f"{months}."
+        )
+    return Chart("Monthly sales", fig, note)
 
 
 def popularity(data: ReportData) -> Chart:
@@ -108,8 +139,10 @@ def popularity(data: ReportData) -> Chart:
 def hour_weekday(data: ReportData) -> Chart:
     """Sessions by hour of day and weekday (heatmap)."""
     frame = data.df(
-        f"select start_weekday, start_hour, sessions, conversion_rate from {HOUR_WEEKDAY}"
+        f"select start_weekday, start_hour, sessions, conversion_rate, complete_weeks "
+        f"from {HOUR_WEEKDAY}"
     )
+    weeks = int(frame["complete_weeks"].max())
     grid = frame.pivot_table(
         index="start_weekday", columns="start_hour", values="sessions", aggfunc="sum"
     ).reindex(index=range(1, 8), columns=range(24))
@@ -133,7 +166,13 @@ def hour_weekday(data: ReportData) -> Chart:
     return Chart(
         "Activity by hour and weekday",
         fig,
-        f"From {HOUR_WEEKDAY}: sessions by start time (hover for conversion).",
+        f"From {HOUR_WEEKDAY}: sessions by start time (hover for conversion), "
+        + (
+            f"over the {weeks} complete weeks (Monday to Sunday) in the data, so every "
+            "weekday counts equally; partial first and last weeks are left out."
+            if weeks
+            else "all days (the data spans no complete week, so weekdays may count unequally)."
+        ),
     )
 
 
@@ -152,8 +191,17 @@ def ages(data: ReportData) -> Chart:
     return Chart("Age distribution", fig, f"From {AGES}: buyers have at least one order.")
 
 
+def _small_groups(totals: pd.Series) -> str:
+    """ "65+ (4), unknown (2)": groups under MIN_GROUP_SIZE with their sizes."""
+    return ", ".join(f"{name} ({int(n):,})" for name, n in totals.items())
+
+
 def demographic(data: ReportData) -> Chart:
-    """Order lines per age band and category (each band's category shares)."""
+    """Order lines per age band and category (each band's category shares).
+
+    Bands with fewer than MIN_GROUP_SIZE order lines are drawn grey (counts only): their
+    shares would be noise in full colour.
+    """
     frame = data.df(f"""
         select d.age_band, d.category, sum(d.order_lines) as lines,
                coalesce(min(a.band_order), 99) as band_order
@@ -164,36 +212,57 @@ def demographic(data: ReportData) -> Chart:
     grid = frame.pivot_table(
         index="age_band", columns="category", values="lines", aggfunc="sum", fill_value=0
     ).reindex(order)
-    share = grid.div(grid.sum(axis=1), axis=0)
+    totals = grid.sum(axis=1)
+    small = totals < MIN_GROUP_SIZE
+    share = grid.div(totals, axis=0)
+    x, y = esc(list(share.columns)), esc(list(share.index))
     fig = go.Figure(
-        go.Heatmap(
-            z=share.values,
-            x=esc(list(share.columns)),
-            y=esc(list(share.index)),
-            colorscale="Viridis",
-            text=grid.values,
-            texttemplate="%{text}",
-            hovertemplate="%{y}, %{x}: %{z:.1%} of the band's purchases<extra></extra>",
-            colorbar={"title": "share", "tickformat": ".0%"},
-        )
+        [
+            go.Heatmap(
+                z=share.where(~small, axis=0).values,
+                x=x,
+                y=y,
+                colorscale="Viridis",
+                text=grid.values,
+                texttemplate="%{text}",
+                hovertemplate="%{y}, %{x}: %{z:.1%} of the band's purchases<extra></extra>",
+                colorbar={"title": "share", "tickformat": ".0%"},
+            ),
+            go.Heatmap(
+                z=[[1 if is_small else None] * len(x) for is_small in small],
+                x=x,
+                y=y,
+                colorscale=[[0, PARTIAL_GREY], [1, PARTIAL_GREY]],
+                showscale=False,
+                text=grid.values,
+                texttemplate="%{text}",
+                hovertemplate="%{y}, %{x}: %{text} order lines (band too small for shares)"
+                "<extra></extra>",
+            ),
+        ]
     )
     style(
         fig, height=400, xaxis_title="category", yaxis_title="age band", yaxis_autorange="reversed"
     )
-    return Chart(
-        "Purchases by age band and category",
-        fig,
-        f"From {DEMOGRAPHIC}: colour is the band's share, the number is order lines.",
-    )
+    note = f"From {DEMOGRAPHIC}: colour is the band's share, the number is order lines."
+    if small.any():
+        note += (
+            f" Grey: bands with fewer than {MIN_GROUP_SIZE} order lines, too few for shares: "
+            f"{_small_groups(totals[small])}."
+        )
+    return Chart("Purchases by age band and category", fig, note)
 
 
 def gender_category(data: ReportData) -> Chart:
-    """Each gender's share of order lines per category."""
+    """Each gender's share of order lines per category (groups under MIN_GROUP_SIZE left out)."""
     frame = data.df(f"""
         select coalesce(gender, 'unknown') as gender, category, sum(order_lines) as lines
         from {DEMOGRAPHIC} group by all order by gender, category""")
-    totals = frame.groupby("gender")["lines"].transform("sum")
-    frame["share"] = frame["lines"] / totals
+    totals = frame.groupby("gender")["lines"].sum()
+    small = totals[totals < MIN_GROUP_SIZE]
+    frame = frame[~frame["gender"].isin(small.index)].copy()
+    require_rows(frame, f"no gender group in {DEMOGRAPHIC} has {MIN_GROUP_SIZE} order lines")
+    frame["share"] = frame["lines"] / frame.groupby("gender")["lines"].transform("sum")
     fig = go.Figure(
         [
             go.Bar(
@@ -207,7 +276,13 @@ def gender_category(data: ReportData) -> Chart:
         ]
     )
     style(fig, barmode="group", yaxis_tickformat=".0%", yaxis_title="share of the group's lines")
-    return Chart("Purchases by gender and category", fig, f"From {DEMOGRAPHIC}.")
+    note = f"From {DEMOGRAPHIC}."
+    if not small.empty:
+        note += (
+            f" Left out: groups with fewer than {MIN_GROUP_SIZE} order lines, too few for "
+            f"shares: {_small_groups(small)}."
+        )
+    return Chart("Purchases by gender and category", fig, note)
 
 
 def customer_value(data: ReportData) -> Chart:
@@ -296,7 +371,17 @@ def build(data: ReportData) -> Page:
         guarded(
             data,
             "Monthly sales",
-            {MONTHLY: ["sales_month", "revenue", "orders", "seasonality_index"]},
+            {
+                MONTHLY: [
+                    "sales_month",
+                    "revenue",
+                    "orders",
+                    "seasonality_index",
+                    "is_partial_month",
+                    "days_covered",
+                    "days_in_month",
+                ]
+            },
             lambda: monthly(data),
             empty_hint=NO_TRANSACTIONS,
         ),
@@ -309,7 +394,15 @@ def build(data: ReportData) -> Page:
         guarded(
             data,
             "Activity by hour and weekday",
-            {HOUR_WEEKDAY: ["start_weekday", "start_hour", "sessions", "conversion_rate"]},
+            {
+                HOUR_WEEKDAY: [
+                    "start_weekday",
+                    "start_hour",
+                    "sessions",
+                    "conversion_rate",
+                    "complete_weeks",
+                ]
+            },
             lambda: hour_weekday(data),
         ),
         guarded(
