@@ -33,3 +33,14 @@
 {% macro dates_spanned(start_date, end_date) %}{{ return(adapter.dispatch('dates_spanned', 'shoplens')(start_date, end_date)) }}{% endmacro %}
 {% macro default__dates_spanned(start_date, end_date) %}explode(sequence({{ start_date }}, {{ end_date }})){% endmacro %}
 {% macro duckdb__dates_spanned(start_date, end_date) %}cast(unnest(generate_series({{ start_date }}, {{ end_date }}, interval 1 day)) as date){% endmacro %}
+
+{#- `text` without surrounding whitespace: spaces, tabs, line breaks, vertical tabs, form feeds
+    (plain trim() removes only spaces). -#}
+{% macro trim_whitespace(text) %}{{ return(adapter.dispatch('trim_whitespace', 'shoplens')(text)) }}{% endmacro %}
+{% macro default__trim_whitespace(text) %}trim(both concat(' ', chr(9), chr(10), chr(11), chr(12), chr(13)) from {{ text }}){% endmacro %}
+{% macro duckdb__trim_whitespace(text) %}trim({{ text }}, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)){% endmacro %}
+
+{#- True when a double is a finite number (not NaN, +inf or -inf); null when it is null. -#}
+{% macro is_finite(number) %}{{ return(adapter.dispatch('is_finite', 'shoplens')(number)) }}{% endmacro %}
+{% macro default__is_finite(number) %}(not isnan({{ number }}) and abs({{ number }}) < cast('Infinity' as double)){% endmacro %}
+{% macro duckdb__is_finite(number) %}isfinite({{ number }}){% endmacro %}

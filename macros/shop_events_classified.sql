@@ -1,27 +1,32 @@
 {#-
-    Rename, trim and type-check raw events, normalise REES46 event types, and decide for every
-    raw row whether it can be used. Returns every raw row (nothing is dropped here) with:
-      - event_type: the normalised type (view -> product_view, cart -> add_to_cart), null if unknown
-      - copy_number: 1 for the copy of an event_id that is kept (valid copies first, then earliest
-        loaded), 2.. for the other copies
+    Rename, trim and type-check raw events, normalise event types, and decide for every raw row
+    whether it can be used. Returns every raw row (nothing is dropped here) with:
+      - event_type: the normalised type (case and surrounding whitespace ignored; view ->
+        product_view, cart -> add_to_cart), null if unknown
+      - price_flag: non_positive_price or non_finite_price when the price cannot be used (the
+        event is kept, its staged price is null), else null
+      - event_key: what identifies an event for deduplication: its event_id, except for REES46
+        rows, whose ids are synthetic (file and line): their key is their content (rees46_row_key),
+        so an exact copy of a REES46 row is a duplicate however it got its id
+      - copy_number: 1 for the copy of an event_key that is kept (valid copies first, then earliest
+        loaded, then lowest event_id), 2.. for the other copies
       - quarantine_reason: null when the row is usable, else why not (first failing check wins)
     stg_shop__events keeps the rows without a reason, stg_shop__events_quarantined the others.
-    `where` optionally restricts the raw rows read (incremental builds pass the ids of newly
-    loaded rows, so that every copy of those ids, old and new, is ranked together).
+    `where` optionally restricts the raw rows read.
 -#}
 {% macro shop_events_classified(source_relation, where=none) %}
-    {%- set id = "nullif(trim(event_id), '')" -%}
-    {%- set restrict = "(" ~ where ~ ") and " if where else "" -%}
-    -- Only ids that occur more than once (and missing ids) need ranking, and only their rows
+    -- Only keys that occur more than once (and missing keys) need ranking, and only their rows
     -- are read a second time: a window over every row would sort the whole table, and a CTE
     -- read by two branches would be copied.
-    -- Grouping 64-bit hashes of the ids is much cheaper than grouping the strings; a hash
+    -- Grouping 64-bit hashes of the keys is much cheaper than grouping the strings; a hash
     -- collision only sends a few more rows through the exact ranking below.
-    with duplicated_ids as (
-        select {{ shoplens_hash64(id) }} as id_hash
-        from {{ source_relation }}
-        where {{ restrict }}{{ id }} is not null
-        group by {{ shoplens_hash64(id) }}
+    with duplicated_keys as (
+        select {{ shoplens_hash64('event_key') }} as key_hash
+        from (
+            {{ shop_events_checked(source_relation, where) }}
+        ) as checked
+        where event_key is not null
+        group by {{ shoplens_hash64('event_key') }}
         having count(*) > 1
     ),
 
@@ -30,23 +35,25 @@
         from (
             {{ shop_events_checked(source_relation, where) }}
         ) as checked
-        where event_id is not null
-            and {{ shoplens_hash64('event_id') }} not in (select id_hash from duplicated_ids)
+        where event_key is not null
+            and {{ shoplens_hash64('event_key') }} not in (select key_hash from duplicated_keys)
     ),
 
     ranked_copies as (
         select
             checked.*,
             row_number() over (
-                partition by event_id
+                partition by event_key
                 order by
                     case when defect_reason is null then 0 else 1 end,
-                    loaded_at, event_time, user_session, price, quantity, device, traffic_source
+                    loaded_at, event_time, user_session, price, quantity, device, traffic_source,
+                    event_id
             ) as copy_number
         from (
-            {{ shop_events_checked(source_relation, restrict ~ "(" ~ id ~ " is null or "
-                ~ shoplens_hash64(id) ~ " in (select id_hash from duplicated_ids))") }}
+            {{ shop_events_checked(source_relation, where) }}
         ) as checked
+        where event_key is null
+            or {{ shoplens_hash64('event_key') }} in (select key_hash from duplicated_keys)
     ),
 
     ranked as (
@@ -59,15 +66,19 @@
         *,
         coalesce(
             defect_reason,
-            case when copy_number > 1 then 'duplicate_event_id' end
+            case
+                when copy_number > 1 and load_source = 'rees46' then 'duplicate_row'
+                when copy_number > 1 then 'duplicate_event_id'
+            end
         ) as quarantine_reason
     from ranked
 {% endmacro %}
 
 
-{#- Map a raw event type to the shoplens vocabulary; null for anything unknown. -#}
+{#- Map a raw event type to the shoplens vocabulary, ignoring case and surrounding whitespace
+    (VIEW, ' Cart\t' and 'purchase\n' are known types); null for anything unknown. -#}
 {% macro normalize_event_type(column) %}
-    case {{ column }}
+    case lower({{ trim_whitespace(column) }})
         when 'view' then 'product_view'
         when 'cart' then 'add_to_cart'
         when 'page_view' then 'page_view'
@@ -80,17 +91,46 @@
 {% endmacro %}
 
 
+{#- Why a price cannot be used (non_finite_price: NaN or infinite; non_positive_price: zero or
+    negative), or null when it can (or is missing). -#}
+{% macro price_flag(column) %}
+    case
+        when {{ column }} is null then null
+        when not {{ is_finite(column) }} then 'non_finite_price'
+        when {{ column }} <= 0 then 'non_positive_price'
+    end
+{% endmacro %}
+
+
+{#-
+    The identity of a REES46 row: its REES46 fields as staged (event type normalised, price null
+    when flagged, with the flag; `price_column` names the staged price). Two REES46 rows with the same key are the same event loaded
+    twice (an exact duplicate line, or the same file loaded again). `prefix` qualifies the
+    columns (e.g. 'events.'). Used by staging and by int_events_sessionized's incremental probe.
+-#}
+{% macro rees46_row_key(prefix='', price_column='price') %}
+    {%- set parts = ["'rees46'"] -%}
+    {%- for column in ['event_time', 'event_type', 'product_id', 'category_id', 'category_code',
+                       'brand', price_column, 'price_flag', 'customer_id', 'user_session'] -%}
+        {%- do parts.append("'|'") -%}
+        {%- do parts.append("coalesce(cast(" ~ prefix ~ column ~ " as " ~ dbt.type_string() ~ "), '')") -%}
+    {%- endfor -%}
+    {{ dbt.concat(parts) }}
+{%- endmacro %}
+
+
 {#-
     Raw events renamed, trimmed and checked row by row (no deduplication): every column of the
-    raw row plus event_type (normalised, null if unknown) and defect_reason (null when the row
-    itself is fine). `where` optionally restricts the raw rows read.
+    raw row plus event_type (normalised, null if unknown), price_flag, event_key and
+    defect_reason (null when the row itself is fine). An unusable price is not a defect: the
+    event is kept and flagged. `where` optionally restricts the raw rows read.
 -#}
 {% macro shop_events_checked(source_relation, where=none) %}
     with renamed as (
         select
             nullif(trim(event_id), '') as event_id,
             event_time,
-            trim(event_type) as source_event_type,
+            {{ trim_whitespace('event_type') }} as source_event_type,
             product_id,
             category_id,
             nullif(lower(trim(category_code)), '') as category_code,
@@ -113,8 +153,20 @@
     typed as (
         select
             *,
-            {{ normalize_event_type('source_event_type') }} as event_type
+            {{ normalize_event_type('source_event_type') }} as event_type,
+            {{ price_flag('price') }} as price_flag
         from renamed
+    ),
+
+    keyed as (
+        select
+            *,
+            case
+                when load_source = 'rees46'
+                    then {{ rees46_row_key(price_column='case when price_flag is null then price end') }}
+                else event_id
+            end as event_key
+        from typed
     ),
 
     row_checked as (
@@ -127,10 +179,9 @@
                 when customer_id is null then 'missing_customer_id'
                 when event_time > {{ dbt.dateadd('hour', var('future_event_tolerance_hours'), 'loaded_at') }}
                     then 'future_event_time'
-                when price <= 0 then 'non_positive_price'
                 when quantity <= 0 then 'non_positive_quantity'
             end as defect_reason
-        from typed
+        from keyed
     )
 
     select * from row_checked
@@ -138,10 +189,10 @@
 
 
 {#-
-    The usable events (stg_shop__events): the kept copy of every event_id without a quarantine
-    reason, with its category named from the seed categories. `where` as in
-    shop_events_classified; `categories_relation` replaces the seed (ml.feature_definitions
-    renders this macro over placeholders for the live scorer).
+    The usable events (stg_shop__events): the kept copy of every event_key without a quarantine
+    reason, its price null when flagged, with its category named from the seed categories.
+    `where` as in shop_events_classified; `categories_relation` replaces the seed
+    (ml.feature_definitions renders this macro over placeholders for the live scorer).
 -#}
 {% macro shop_events_staged(source_relation, where=none, categories_relation=none) %}
     with classified as (
@@ -171,7 +222,8 @@
                 then coalesce(categories.category_name, 'Other')
         end as category,
         usable.brand,
-        usable.price,
+        case when usable.price_flag is null then usable.price end as price,
+        usable.price_flag,
         usable.customer_id,
         usable.user_session,
         case

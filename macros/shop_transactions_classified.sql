@@ -27,7 +27,7 @@
             case
                 when transaction_id is null then 'missing_transaction_id'
                 when transaction_time is null then 'missing_transaction_time'
-                when price is null or price <= 0 then 'invalid_price'
+                when price is null or not {{ is_finite('price') }} or price <= 0 then 'invalid_price'
                 when quantity is null or quantity <= 0 then 'invalid_quantity'
             end as defect_reason
         from renamed

@@ -33,10 +33,12 @@ def read(db: Path, sql: str) -> pd.DataFrame:
 
 
 def clean_events(raw: pd.DataFrame) -> pd.DataFrame:
-    """Usable events: valid rows, one per event_id (earliest loaded), REES46 types mapped."""
+    """Usable events: valid rows, one per event_id (earliest loaded; REES46 rows: one per
+    content), types mapped ignoring case and surrounding whitespace, unusable prices (zero,
+    negative, NaN, infinite) nulled."""
     ev = raw.copy()
     ev["event_id"] = ev["event_id"].str.strip().replace("", np.nan)
-    ev["event_type"] = ev["event_type"].str.strip().map(EVENT_TYPES)
+    ev["event_type"] = ev["event_type"].str.strip().str.lower().map(EVENT_TYPES)
     valid = (
         (
             ev["event_id"].notna()
@@ -44,14 +46,21 @@ def clean_events(raw: pd.DataFrame) -> pd.DataFrame:
             & ev["event_type"].notna()
             & ev["user_id"].notna()
             & (ev["event_time"] <= ev["loaded_at"] + pd.Timedelta(hours=24))
-            & ~(ev["price"] <= 0).fillna(False)
             & ~(ev["quantity"] <= 0).fillna(False)
         )
         .fillna(False)
         .astype(bool)
     )
-    ev = ev[valid].sort_values(["event_id", "loaded_at", "event_time"], kind="stable")
-    ev = ev.drop_duplicates("event_id", keep="first").copy()
+    unusable = ev["price"].notna() & ~(np.isfinite(ev["price"]) & (ev["price"] > 0))
+    ev["price"] = ev["price"].where(~unusable)
+    content = [
+        *["event_time", "event_type", "product_id", "category_id"],
+        *["user_id", "user_session", "price"],
+    ]
+    rees46 = ev["source"].eq("rees46")
+    ev["key"] = ev["event_id"].where(~rees46, ev[content].astype(str).agg("|".join, axis=1))
+    ev = ev[valid].sort_values(["key", "loaded_at", "event_time", "event_id"], kind="stable")
+    ev = ev.drop_duplicates("key", keep="first").drop(columns="key").copy()
     qty_events = ev["event_type"].isin(["add_to_cart", "remove_from_cart", "purchase"])
     ev.loc[qty_events, "quantity"] = ev.loc[qty_events, "quantity"].fillna(1)
     categories = pd.read_csv(ROOT / "seeds" / "categories.csv")
@@ -65,25 +74,40 @@ def clean_events(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def sessionize(ev: pd.DataFrame, inactivity_minutes: int = 30) -> pd.DataFrame:
-    """session_id: user_session, else a new session after more than N idle minutes."""
+    """A new session after more than N idle minutes, per customer and user_session.
+
+    session_id: the user_session for its piece that starts first (ties: lowest customer),
+    '<user_session>#<customer>-<start>' for its other pieces, 'user-<customer>-<start>' for
+    events without a user_session.
+    """
     ev = ev.copy()
     with_id = ev["user_session"].notna()
-    ev.loc[with_id, "session_id"] = ev.loc[with_id, "user_session"]
-    idle = ev[~with_id].sort_values(["customer_id", "event_time", "event_id"])
-    if len(idle):
-        floored = idle["event_time"].dt.floor("s")
-        gap = floored.groupby(idle["customer_id"]).diff().dt.total_seconds()
+    ev["session_id"] = None
+    for has_id in (True, False):
+        part = ev[with_id == has_id]
+        if not len(part):
+            continue
+        keys = ["user_session", "customer_id"] if has_id else ["customer_id"]
+        part = part.sort_values([*keys, "event_time", "event_id"])
+        groups = [part[k] for k in keys]
+        floored = part["event_time"].dt.floor("s")
+        gap = floored.groupby(groups).diff().dt.total_seconds()
         new = gap.isna() | (gap > inactivity_minutes * 60)
-        start = idle["event_time"].where(new).groupby(idle["customer_id"]).ffill()
+        start = part["event_time"].where(new).groupby(groups).ffill()
         fraction = ("." + start.dt.strftime("%f")).str.rstrip("0").str.rstrip(".")
-        ids = (
-            "user-"
-            + idle["customer_id"].astype("int64").astype(str)
-            + "-"
-            + start.dt.strftime("%Y-%m-%d %H:%M:%S")
-            + fraction
-        )
-        ev.loc[idle.index, "session_id"] = ids
+        customer = part["customer_id"].astype("int64").astype(str)
+        suffix = customer + "-" + start.dt.strftime("%Y-%m-%d %H:%M:%S") + fraction
+        if has_id:
+            pieces = pd.DataFrame({"s": part["user_session"], "t": start, "c": part["customer_id"]})
+            first = pieces.sort_values(["s", "t", "c"]).drop_duplicates("s").set_index("s")
+            keeps = (first["t"].reindex(part["user_session"]).to_numpy() == start.to_numpy()) & (
+                first["c"].reindex(part["user_session"]).to_numpy()
+                == part["customer_id"].to_numpy()
+            )
+            ids = part["user_session"].where(keeps, part["user_session"] + "#" + suffix)
+        else:
+            ids = "user-" + suffix
+        ev.loc[part.index, "session_id"] = ids
     return ev
 
 

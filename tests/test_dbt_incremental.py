@@ -87,7 +87,14 @@ def _burst(db: Path, loaded_at: dt.datetime) -> None:
             late,
             old,  # a duplicate: same event_id, loaded later
             _idless("burst-merge", 25),  # joins the two inactivity sessions made before
-            _idless("pre-bad", 70, price=None),  # valid copy of a quarantined event
+            _idless("pre-bad", 70),  # valid copy of a quarantined event
+            # another user in the old session, and its user back a day later: both split it
+            {**old, "event_id": "burst-shared", "user_id": MERGE_CUSTOMER + 1},
+            {
+                **old,
+                "event_id": "burst-resumed",
+                "event_time": old["event_time"] + dt.timedelta(days=1),
+            },
         ]
     )
     with warehouse.connect(db) as con:
@@ -146,7 +153,7 @@ def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple
             [
                 _idless("pre-a", 0),
                 _idless("pre-b", 50),
-                _idless("pre-bad", 70, price=-1.0),
+                _idless("pre-bad", 70, event_type="teleport"),
             ]
         ),
         first_load,
@@ -201,6 +208,12 @@ def test_burst_edge_cases_landed(incremental_and_full) -> None:
             "where e.event_id = 'burst-late'"
         ).fetchall()
         assert late_session == [(True,)]
+        split = con.execute(
+            "select count(*), count(*) filter (where session_id = user_session), "
+            "count(distinct customer_id) from marts.fct_sessions where user_session = "
+            "(select user_session from marts.fct_events where event_id = 'burst-shared')"
+        ).fetchall()
+        assert split == [(3, 1, 2)]
         burst_sessions = con.execute(
             "select count(*) from marts.fct_sessions where session_id like 'burst-%'"
         ).fetchone()[0]

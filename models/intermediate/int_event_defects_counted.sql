@@ -1,5 +1,6 @@
 {#-
-    Raw event rows counted per load (loaded_at) and row-level defect (null = no defect). The
+    Raw event rows counted per load (loaded_at, load_source) and row-level defect (null = no
+    defect). Also the input of the quality gate on each load's quarantined share. The
     checks look at one row at a time, so each load's counts never change: incremental builds
     append the loads since the newest one here instead of re-checking every raw row.
     mart_data_quality sums them.
@@ -21,7 +22,8 @@ with checked as (
 
 select
     loaded_at,
+    load_source,
     defect_reason,
     count(*) as row_count
 from checked
-group by loaded_at, defect_reason
+group by loaded_at, load_source, defect_reason

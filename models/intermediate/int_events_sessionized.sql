@@ -1,13 +1,19 @@
 {#-
-    One row per usable event, with its session. session_id is the event's user_session; events
-    without one are sessionised per customer: a gap of more than var('session_inactivity_minutes')
-    starts a new session, whose id is 'user-<customer_id>-<start time>'.
+    One row per usable event, with its session.
+
+    Events with a session id (user_session) are split into sessions per session id and customer
+    (REES46 ids can be shared by several users) and by inactivity (a gap of more than
+    var('session_inactivity_minutes') starts a new session, so one id spread over years is not
+    one session). The piece that starts first (ties: lowest customer id) keeps the user_session
+    as its session_id; any other piece is '<user_session>#<customer_id>-<start time>'. Events
+    without a session id are sessionised per customer by the same inactivity rule; their
+    session_id is 'user-<customer_id>-<start time>'.
 
     Incremental (delete+insert on event_id): a build reads only events loaded after the newest
-    loaded_at already here, plus every id-less event of the customers those touch (a late event
-    can split or merge their inactivity sessions). sessionization_key names the unit that is
-    recomputed together downstream: the user_session, or 'user-<customer_id>' for all of a
-    customer's inactivity sessions.
+    loaded_at already here, plus the events already here that share a session id with them and
+    every id-less event of the customers they touch (a late event can split or merge their
+    sessions). sessionization_key names the unit that is recomputed together downstream: the
+    user_session, or 'user-<customer_id>' for all of a customer's id-less sessions.
 -#}
 {{ config(
     materialized='incremental',
@@ -19,8 +25,9 @@
 -- depends_on: {{ source('shop', 'events') }}
 -- depends_on: {{ ref('categories') }}
 {% set staged_columns = ['event_id', 'event_time', 'event_date', 'event_type', 'source_event_type',
-    'product_id', 'category_id', 'category_code', 'category', 'brand', 'price', 'customer_id',
-    'user_session', 'quantity', 'device', 'traffic_source', 'page', 'load_source', 'loaded_at'] %}
+    'product_id', 'category_id', 'category_code', 'category', 'brand', 'price', 'price_flag',
+    'customer_id', 'user_session', 'quantity', 'device', 'traffic_source', 'page', 'load_source',
+    'loaded_at'] %}
 
 {% if is_incremental() %}
 with watermark as (
@@ -29,9 +36,9 @@ with watermark as (
 
 -- Staging logic (shop_events_staged, the same macro as stg_shop__events) over only the raw
 -- rows loaded since the watermark. A copy of an event already here is a duplicate (the kept copy
--- was loaded earlier, and defect-free copies win), so new copies of those ids are dropped; ids
--- whose earlier copies were all defective get their first defect-free copy now, exactly as a
--- full build would rank them.
+-- was loaded earlier, and defect-free copies win), so new copies of those events are dropped;
+-- events whose earlier copies were all defective get their first defect-free copy now, exactly
+-- as a full build would rank them. REES46 copies are found by content (rees46_row_key).
 staged_new as (
     {{ shop_events_staged(source('shop', 'events'),
         "loaded_at > (select loaded_at from watermark)") }}
@@ -43,40 +50,58 @@ already_here as (
     where event_id in (select event_id from staged_new)
 ),
 
+rees46_already_here as (
+    select staged_new.event_id
+    from staged_new
+    inner join {{ this }} as here
+        on here.customer_id = staged_new.customer_id
+        and here.event_time = staged_new.event_time
+        and here.load_source = 'rees46'
+    where staged_new.load_source = 'rees46'
+        and {{ rees46_row_key('here.') }} = {{ rees46_row_key('staged_new.') }}
+),
+
 new_events as (
     select staged_new.*
     from staged_new
     left join already_here
         on already_here.event_id = staged_new.event_id
+    left join rees46_already_here
+        on rees46_already_here.event_id = staged_new.event_id
     where already_here.event_id is null
+        and rees46_already_here.event_id is null
 ),
 
 touched_customers as (
     select distinct customer_id from new_events where user_session is null
 ),
 
--- New events, plus the id-less events already here of the customers those touch: their
--- inactivity sessions are recomputed as a whole.
+touched_sessions as (
+    select distinct user_session from new_events where user_session is not null
+),
+
+-- New events, plus the events already here that are sessionised together with them: those of
+-- the session ids they carry, and the id-less events of the customers they touch.
 to_process as (
     select {{ staged_columns | join(', ') }} from new_events
     union all
-    select
-    {%- for column in staged_columns %}
-        {% if column == 'user_session' %}cast(null as {{ dbt.type_string() }}) as user_session
-        {%- else %}{{ column }}{% endif %}{{ ',' if not loop.last }}
-    {%- endfor %}
+    select {{ staged_columns | join(', ') }}
     from {{ this }}
-    where session_source = 'inactivity'
-        and customer_id in (select customer_id from touched_customers)
+    where (session_source = 'inactivity'
+            and customer_id in (select customer_id from touched_customers))
+        or (session_source = 'user_session'
+            and user_session in (select user_session from touched_sessions))
 ),
-{% set with_id_events = 'to_process' %}
-{% set id_less_events = 'to_process' %}
+
+with_id_events as (
+    select * from to_process where user_session is not null
+),
+{% set id_less_source = 'to_process' %}
 {% else %}
 {#-
-    Full build: the events with a session id stream straight from stg_shop__events; the few
-    id-less ones are staged separately from the raw rows of their event ids (all copies of those
-    ids, so deduplication picks the same copy as staging). Reading the view once avoids a copy
-    of millions of rows.
+    Full build: the events with a session id come from stg_shop__events; the few id-less ones
+    are staged separately from the raw rows of their event ids (all copies of those ids, so
+    deduplication picks the same copy as staging).
 -#}
 with id_less_staged as (
     {{ shop_events_staged(source('shop', 'events'),
@@ -84,50 +109,43 @@ with id_less_staged as (
         ~ " where nullif(trim(user_session), '') is null)") }}
 ),
 
-{% set with_id_events = ref('stg_shop__events') %}
-{% set id_less_events = 'id_less_staged' %}
+with_id_events as (
+    select {{ staged_columns | join(', ') }}
+    from {{ ref('stg_shop__events') }}
+    where user_session is not null
+),
+{% set id_less_source = 'id_less_staged' %}
 {% endif %}
+
+with_id_pieces as (
+    {{ split_by_inactivity('with_id_events', 'user_session, customer_id') }}
+),
 
 with_id as (
     select
-        {{ staged_columns | join(', ') }},
-        user_session as session_id,
+        *,
+        case
+            when dense_rank() over (
+                    partition by user_session order by session_start_time, customer_id
+                ) = 1
+                then user_session
+            else {{ dbt.concat(["user_session", "'#'",
+                "cast(customer_id as " ~ dbt.type_string() ~ ")", "'-'",
+                "cast(session_start_time as " ~ dbt.type_string() ~ ")"]) }}
+        end as session_id,
         user_session as sessionization_key,
         'user_session' as session_source
-    from {{ with_id_events }}
-    where user_session is not null
+    from with_id_pieces
 ),
 
-id_less as (
-    select
-        {{ staged_columns | join(', ') }},
-        lag(event_time) over (
-            partition by customer_id order by event_time, event_id
-        ) as previous_event_time
-    from {{ id_less_events }}
+id_less_events as (
+    select {{ staged_columns | join(', ') }}
+    from {{ id_less_source }}
     where user_session is null
 ),
 
-id_less_starts as (
-    select
-        *,
-        case
-            when previous_event_time is null
-                or {{ seconds_between('previous_event_time', 'event_time') }}
-                    > {{ var('session_inactivity_minutes') }} * 60
-                then event_time
-        end as started_session_at
-    from id_less
-),
-
 id_less_sessions as (
-    select
-        *,
-        max(started_session_at) over (
-            partition by customer_id order by event_time, event_id
-            rows between unbounded preceding and current row
-        ) as session_start_time
-    from id_less_starts
+    {{ split_by_inactivity('id_less_events', 'customer_id') }}
 ),
 
 inactivity as (
@@ -143,9 +161,10 @@ inactivity as (
 
 sessionized as (
     {%- set columns = ['event_id', 'session_id', 'sessionization_key', 'session_source',
-        'customer_id', 'event_time', 'event_date', 'event_type', 'source_event_type',
-        'product_id', 'category_id', 'category_code', 'category', 'brand', 'price', 'quantity',
-        'device', 'traffic_source', 'page', 'load_source', 'loaded_at'] %}
+        'user_session', 'customer_id', 'event_time', 'event_date', 'event_type',
+        'source_event_type', 'product_id', 'category_id', 'category_code', 'category', 'brand',
+        'price', 'price_flag', 'quantity', 'device', 'traffic_source', 'page', 'load_source',
+        'loaded_at'] %}
     select {{ columns | join(', ') }} from with_id
     union all
     select {{ columns | join(', ') }} from inactivity

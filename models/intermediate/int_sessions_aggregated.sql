@@ -1,5 +1,7 @@
 {#-
     One row per session: what happened in it, from all of its events (including the outcome).
+    A session has one customer (see int_events_sessionized); revenue leaves out purchases whose
+    price is unusable (their purchase_revenue is null).
     Incremental (delete+insert on sessionization_key): recomputes only the sessions whose
     sessionization_key has events loaded after the newest max_loaded_at already here.
 -#}
@@ -62,6 +64,7 @@ sessions as (
         session_id,
         min(sessionization_key) as sessionization_key,
         min(session_source) as session_source,
+        min(user_session) as user_session,
         min(customer_id) as customer_id,
         min(event_time) as session_start,
         max(event_time) as session_end,
@@ -91,6 +94,7 @@ select
     sessions.session_id,
     sessions.sessionization_key,
     sessions.session_source,
+    sessions.user_session,
     sessions.customer_id,
     sessions.session_start,
     sessions.session_end,

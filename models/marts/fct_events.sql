@@ -6,6 +6,7 @@
 select
     event_id,
     session_id,
+    user_session,
     customer_id,
     event_time,
     event_date,
@@ -17,6 +18,7 @@ select
     category,
     brand,
     price,
+    price_flag,
     quantity,
     purchase_revenue,
     device,

@@ -4,6 +4,7 @@
 
 select
     session_id,
+    user_session,
     customer_id,
     session_source,
     session_start,

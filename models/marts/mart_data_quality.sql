@@ -1,18 +1,47 @@
 -- Data quality counts: raw rows, usable rows, quarantined rows by reason (duplicates included),
 -- loader rejects by reason, and sessions derived from inactivity. One row per dataset and check.
 -- Event defects come from the row-by-row checks counted per load (int_event_defects_counted):
--- duplicates removed = rows without a defect - usable rows, since exactly one defect-free copy
--- of each event id is kept. This equals the duplicate_event_id rows of
--- stg_shop__events_quarantined.
+-- duplicates removed = rows without a defect - usable rows, per loader, since exactly one
+-- defect-free copy of each event is kept. This equals the duplicate_event_id (duplicate_row for
+-- REES46, whose copies are found by content) rows of stg_shop__events_quarantined.
+-- Usable events whose price cannot be used (zero, negative, NaN, infinite) are kept with a null
+-- price and counted as 'flagged', per flag, with the purchases among them (left out of revenue).
 with event_checks as (
     select defect_reason, {{ sum_int('row_count') }} as row_count
     from {{ ref('int_event_defects_counted') }}
     group by defect_reason
 ),
 
-usable_events as (
+usable_events_by_source as (
     -- int_events_sessionized holds exactly the rows of stg_shop__events, already computed
-    select count(*) as row_count from {{ ref('int_events_sessionized') }}
+    select load_source, count(*) as row_count
+    from {{ ref('int_events_sessionized') }}
+    group by load_source
+),
+
+usable_events as (
+    select coalesce({{ sum_int('row_count') }}, 0) as row_count from usable_events_by_source
+),
+
+duplicates_removed as (
+    select
+        case when clean.load_source = 'rees46' then 'duplicate_row' else 'duplicate_event_id' end
+            as check_name,
+        clean.row_count - coalesce(usable.row_count, 0) as row_count
+    from (
+        select load_source, {{ sum_int('row_count') }} as row_count
+        from {{ ref('int_event_defects_counted') }}
+        where defect_reason is null
+        group by load_source
+    ) as clean
+    left join usable_events_by_source as usable
+        on usable.load_source = clean.load_source
+),
+
+price_flags as (
+    select price_flag, event_type
+    from {{ ref('int_events_sessionized') }}
+    where price_flag is not null
 ),
 
 transaction_quarantine as (
@@ -30,9 +59,15 @@ checks as (
     select 'events', defect_reason, row_count from event_checks
     where defect_reason is not null
     union all
-    select 'events', 'duplicate_event_id',
-        coalesce((select row_count from event_checks where defect_reason is null), 0)
-        - (select row_count from usable_events)
+    select 'events', check_name, {{ sum_int('row_count') }}
+    from duplicates_removed
+    group by check_name
+    union all
+    select 'events', price_flag, count(*) from price_flags
+    group by price_flag
+    union all
+    select 'events', 'purchase_unusable_price', count(*) from price_flags
+    where event_type = 'purchase'
     union all
     select 'transactions', 'raw_rows', count(*) from {{ source('shop', 'transactions') }}
     union all
@@ -46,6 +81,12 @@ checks as (
     from {{ ref('int_sessions_aggregated') }}
     where session_source = 'inactivity'
     union all
+    -- pieces of a session id other than the one that keeps it (shared by users, or split by
+    -- inactivity)
+    select 'sessions', 'session_id_split', count(*)
+    from {{ ref('int_sessions_aggregated') }}
+    where session_source = 'user_session' and session_id <> user_session
+    union all
     select {{ dbt.concat(["'rejects:'", "source"]) }}, reason, count(*)
     from {{ source('shop', 'rejects') }}
     group by source, reason
@@ -58,7 +99,9 @@ select
         when check_name in ('raw_rows', 'usable_rows', 'sessions') then 'volume'
         when dataset like 'rejects:%' then 'rejected_by_loader'
         when check_name like 'duplicate_%' then 'duplicate_removed'
-        when check_name = 'sessionized_by_inactivity' then 'repaired'
+        when check_name in ('non_positive_price', 'non_finite_price', 'purchase_unusable_price')
+            then 'flagged'
+        when check_name in ('sessionized_by_inactivity', 'session_id_split') then 'repaired'
         else 'quarantined'
     end as check_kind,
     row_count
