@@ -134,3 +134,21 @@ def test_feature_sql_substitutes_the_relation() -> None:
     assert sorted(con.execute(sql).fetchall()) == [("s1", 2), ("s2", 1)]
     with pytest.raises(RegistryError, match="'whole_session'"):
         registry.feature_sql(con, "live_events", "whole_session")
+
+
+def test_loading_leaves_no_pending_result(fitted: tuple[Pipeline, pd.DataFrame]) -> None:
+    """DuckDB 2.0 refuses `con.sql(...)` while an `execute()` result is unfinished: loading a
+    model (two versions stored, `limit 1`) and reading feature SQL must read theirs to the end."""
+    pipe, _ = fitted
+    con = _con_with([_row(pipe, version=1), _row(pipe, version=2)])
+    con.execute(
+        "create table ml.feature_definitions as select 'early_intent' as feature_set, "
+        f"'{registry.RELATION_PLACEHOLDER}' as relation_placeholder, "
+        f"'select 1 as x from {registry.RELATION_PLACEHOLDER}' as feature_sql"
+    )
+    assert registry.load_latest(con, "purchase_intent").version == 2
+    assert con.sql("select 41 + 1").fetchall() == [(42,)]
+    assert registry.load_model(con, "purchase_intent", 1).version == 1
+    assert con.sql("select count(*) from ml.model_registry").fetchall() == [(2,)]
+    registry.feature_sql(con, "ml.model_registry")
+    assert con.sql("select 'still usable'").fetchall() == [("still usable",)]

@@ -176,28 +176,31 @@ class LoadedModel:
 
 
 def _fetch_row(con: duckdb.DuckDBPyConnection, name: str, version: int | None, table: str) -> tuple:
+    """The registry row of `name` (latest or `version`), fetched whole: every query here reads
+    its result to the end, so the caller's connection is left with no pending result (DuckDB
+    2.0 refuses further `con.sql(...)` work while a result is unfinished)."""
     cols = ", ".join(REGISTRY_COLUMNS)
     try:
         if version is None:
-            row = con.execute(
+            rows = con.execute(
                 f"select {cols} from {table} where model_name = ? "
                 "order by version desc, trained_at desc limit 1",
                 [name],
-            ).fetchone()
+            ).fetchall()
         else:
-            row = con.execute(
+            rows = con.execute(
                 f"select {cols} from {table} where model_name = ? and version = ? "
                 "order by trained_at desc limit 1",
                 [name, version],
-            ).fetchone()
+            ).fetchall()
     except duckdb.CatalogException as exc:
         raise RegistryError(
             f"no model registry in this warehouse ({table} missing): run `dbt build` first"
         ) from exc
-    if row is None:
+    if not rows:
         which = "any version" if version is None else f"version {version}"
         raise RegistryError(f"model {name!r} ({which}) is not in {table}")
-    return row
+    return rows[0]
 
 
 def load_model(
@@ -243,18 +246,18 @@ def _definition(
 ) -> tuple[Any, ...]:
     """The `columns` of `feature_set`'s row in the feature definitions table."""
     try:
-        row = con.execute(
-            f"select {columns} from {table} where feature_set = ?", [feature_set]
-        ).fetchone()
+        rows = con.execute(
+            f"select {columns} from {table} where feature_set = ? limit 1", [feature_set]
+        ).fetchall()
     except duckdb.CatalogException as exc:
         raise RegistryError(
             f"no feature definitions in this warehouse ({table} missing): run `dbt build` first"
         ) from exc
     except duckdb.BinderException as exc:
         raise RegistryError(f"{table} predates this version of shoplens: run `dbt build`") from exc
-    if row is None:
+    if not rows:
         raise RegistryError(f"feature set {feature_set!r} is not in {table}")
-    return row
+    return rows[0]
 
 
 def feature_sql(
