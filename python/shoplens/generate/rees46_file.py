@@ -371,7 +371,8 @@ def _block_rows(
         visits = np.clip(len(others) - taken_before, 0, visits)
         followers = others[: visits.sum()]
         lead_of = np.repeat(leads, visits)
-        hours = np.exp(rng.uniform(*np.log(LONG_SESSION_HOURS), len(leads)))
+        low, high = np.log(LONG_SESSION_HOURS[0]), np.log(LONG_SESSION_HOURS[1])
+        hours = np.exp(rng.uniform(low, high, len(leads)))
         span = np.repeat((hours * 3600 * US).astype(np.int64), visits)
         new_start = starts[lead_of] + (rng.random(len(followers)) * span).astype(np.int64)
         shift = np.zeros(n, dtype=np.int64)
