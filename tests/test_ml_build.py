@@ -25,7 +25,7 @@ def test_untrainable_data_gives_empty_typed_tables() -> None:
     training = build.intent_training(early, sessions, intent.EARLY_FEATURES.columns, TINY)
     assert training.empty and list(training.columns) == artifacts.TRAINING_COLUMNS
     metrics = artifacts.unpack(training, "metrics")
-    assert metrics.empty and list(metrics.columns) == list(artifacts.ARTEFACT_COLUMNS["metrics"])
+    assert metrics.empty and list(metrics.columns) == list(artifacts.ARTIFACT_COLUMNS["metrics"])
     predictions = build.session_predictions(training, early, sessions)
     assert predictions.empty and "probability" in predictions.columns
     assert build.registry_table([training], {}).empty

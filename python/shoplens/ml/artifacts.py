@@ -2,7 +2,7 @@
 
 A training model (`ml.intent_training`, `ml.category_training`, `ml.segment_training`) returns
 one row per fitted model: the registry columns (pipeline bytes, sha256, ...) plus the
-evaluation scheme and a JSON document of artefacts (metric rows, curves, confusion cells,
+evaluation scheme and a JSON document of artifacts (metric rows, curves, confusion cells,
 importances, ...). The other ml tables are thin unpackings of those rows, so every model is
 trained exactly once per build.
 """
@@ -18,7 +18,7 @@ import pandas as pd
 from shoplens.ml import registry
 
 # Columns of each unpacked table (also used to build correctly typed empty tables).
-ARTEFACT_COLUMNS: dict[str, dict[str, str]] = {
+ARTIFACT_COLUMNS: dict[str, dict[str, str]] = {
     "metrics": {
         "model_name": "str",
         "evaluation": "str",
@@ -74,12 +74,12 @@ ARTEFACT_COLUMNS: dict[str, dict[str, str]] = {
     },
 }
 
-TRAINING_COLUMNS = [*registry.REGISTRY_COLUMNS, "evaluation", "split_params", "artefacts"]
+TRAINING_COLUMNS = [*registry.REGISTRY_COLUMNS, "evaluation", "split_params", "artifacts"]
 
 
 def typed_frame(rows: list[dict[str, Any]], kind: str) -> pd.DataFrame:
-    """Rows as a DataFrame with exactly the columns and dtypes of artefact `kind`."""
-    spec = ARTEFACT_COLUMNS[kind]
+    """Rows as a DataFrame with exactly the columns and dtypes of artifact `kind`."""
+    spec = ARTIFACT_COLUMNS[kind]
     frame = pd.DataFrame(rows, columns=list(spec))
     for col, dtype in spec.items():
         if dtype == "str":
@@ -105,29 +105,29 @@ def _clean(value: Any) -> Any:
 
 
 def training_row(
-    reg_row: dict[str, Any], evaluation: str, split_params: dict, artefacts: dict[str, list]
+    reg_row: dict[str, Any], evaluation: str, split_params: dict, artifacts: dict[str, list]
 ) -> dict[str, Any]:
-    """A registry row extended with the evaluation scheme, split parameters and artefacts."""
+    """A registry row extended with the evaluation scheme, split parameters and artifacts."""
     return {
         **reg_row,
         "evaluation": evaluation,
         "split_params": json.dumps(_clean(split_params), sort_keys=True),
-        "artefacts": json.dumps(_clean(artefacts)),
+        "artifacts": json.dumps(_clean(artifacts)),
     }
 
 
 def training_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The table a training model returns (typed, possibly empty)."""
     frame = registry.registry_frame(rows)
-    for col in ("evaluation", "split_params", "artefacts"):
+    for col in ("evaluation", "split_params", "artifacts"):
         frame[col] = pd.Series([r[col] for r in rows], dtype=object)
     return frame[TRAINING_COLUMNS]
 
 
 def unpack(training: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """All artefact rows of `kind` from one or more training tables, typed."""
+    """All artifact rows of `kind` from one or more training tables, typed."""
     rows: list[dict] = []
-    for doc in training["artefacts"]:
+    for doc in training["artifacts"]:
         rows += json.loads(doc).get(kind, [])
     return typed_frame(rows, kind)
 

@@ -319,7 +319,7 @@ def _segment_result(training: pd.DataFrame) -> segments.SegmentResult | None:
         return None
     pipes = artifacts.pipelines(training)
     seg_row = training[training["model_name"] == segments.MODEL].iloc[0]
-    arte = json.loads(seg_row["artefacts"])
+    arte = json.loads(seg_row["artifacts"])
     return segments.SegmentResult(
         pipeline=pipes[segments.MODEL],
         pca=pipes[segments.PCA_MODEL],
