@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import subprocess
 import sys
@@ -45,7 +44,7 @@ def test_empty_warehouse_gives_notices_on_every_page(
     raw_only_warehouse: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "site"
-    result = build_site(raw_only_warehouse, out, dbt_target=tmp_path / "no-target")
+    result = build_site(raw_only_warehouse, out)
     assert sorted(result.charts) == sorted(PAGE_FILES)
     assert sum(result.charts.values()) == 0
     for name in PAGE_FILES:
@@ -55,7 +54,9 @@ def test_empty_warehouse_gives_notices_on_every_page(
         assert 'class="chart"' not in html
     index = (out / "index.html").read_text()
     assert "No data yet: marts.fct_sessions not in the warehouse yet" in index
-    assert "no run_results.json" in (out / "quality.html").read_text()
+    assert (
+        "No data yet: ops.dbt_runs not in the warehouse yet" in (out / "quality.html").read_text()
+    )
 
 
 def test_site_is_offline_and_ships_plotly_once(raw_only_warehouse: Path, tmp_path: Path) -> None:
@@ -78,18 +79,17 @@ def test_layout_shows_as_of_and_build_time(raw_only_warehouse: Path, tmp_path: P
             "insert into raw.events (event_id, event_time) values "
             "('a', '2026-10-30 12:00:00'), ('b', '2026-10-31 08:15:00')"
         )
-    target = tmp_path / "target"
-    target.mkdir()
-    (target / "run_results.json").write_text(
-        '{"metadata": {"generated_at": "2026-11-01T09:30:00.123456Z"}, "results": []}'
-    )
+        _record_run(con, "inv-1", "build", "2026-11-01 09:29:00", "2026-11-01 09:30:00")
     out = tmp_path / "site"
-    build_site(raw_only_warehouse, out, dbt_target=target)
+    build_site(raw_only_warehouse, out)
     for name in PAGE_FILES:
         html = (out / name).read_text()
         assert "Data as of <b>2026-10-31 08:15 UTC</b>" in html
         assert "Warehouse built <b>2026-11-01 09:30 UTC</b>" in html
-    assert "ran no tests" in (out / "quality.html").read_text()
+    assert (
+        "The last full build (2026-11-01 09:29:00 UTC) ran no tests."
+        in (out / "quality.html").read_text()
+    )
 
 
 def test_kpi_periods_are_two_adjacent_windows() -> None:
@@ -159,55 +159,117 @@ def test_cli_report_refuses_a_file_as_out(raw_only_warehouse: Path, tmp_path: Pa
     assert proc.stderr.count("\n") == 1 and "--out" in proc.stderr
 
 
-def test_quality_page_reads_dbt_artifacts(raw_only_warehouse: Path, tmp_path: Path) -> None:
-    target = tmp_path / "target"
-    target.mkdir()
-    (target / "run_results.json").write_text(
-        json.dumps(
-            {
-                "metadata": {"generated_at": "2026-11-01T09:30:00Z"},
-                "results": [
-                    {"unique_id": "model.shoplens.fct_sessions", "status": "success"},
-                    {
-                        "unique_id": "test.shoplens.unique_fct_sessions_session_id.abc",
-                        "status": "pass",
-                    },
-                    {"unique_id": "test.shoplens.not_null_fct_sessions_x.def", "status": "pass"},
-                    {
-                        "unique_id": "test.shoplens.reconcile_<b>revenue</b>.123",
-                        "status": "fail",
-                        "failures": 3,
-                    },
-                    {"unique_id": "unit_test.shoplens.int_x.test_split", "status": "pass"},
-                ],
-            }
-        )
+RUNS_DDL = [
+    "create schema if not exists ops",
+    "create table if not exists ops.dbt_runs (invocation_id varchar, command varchar, "
+    "selector varchar, select_args varchar, exclude_args varchar, full_refresh boolean, "
+    "whole_project boolean, arguments varchar, dbt_version varchar, started_at timestamp, "
+    "finished_at timestamp, nodes integer, passed integer, failed integer, skipped integer)",
+    "create table if not exists ops.dbt_node_results (invocation_id varchar, "
+    "unique_id varchar, resource_type varchar, node_name varchar, status varchar, "
+    "failures bigint, execution_seconds double, started_at timestamp, "
+    "completed_at timestamp, message varchar)",
+    "create table if not exists ops.dbt_source_freshness (invocation_id varchar, "
+    "source_name varchar, status varchar, max_loaded_at timestamp, snapshotted_at timestamp, "
+    "age_seconds double)",
+]
+
+
+def _record_run(
+    con,
+    invocation: str,
+    command: str,
+    started: str,
+    finished: str,
+    selector: str | None = None,
+    nodes: list[tuple[str, str, str, int | None]] = (),
+) -> None:
+    """A dbt invocation as the on-run-end hook (macros/store_run_results.sql) records it;
+    `nodes` are (resource_type, name, status, failures)."""
+    for sql in RUNS_DDL:
+        con.execute(sql)
+    passed = sum(1 for n in nodes if n[2] in ("pass", "success"))
+    failed = sum(1 for n in nodes if n[2] in ("fail", "error"))
+    con.execute(
+        "insert into ops.dbt_runs values (?, ?, ?, null, null, false, ?, '{}', '1.11', ?, ?, "
+        "?, ?, ?, 0)",
+        [
+            invocation,
+            command,
+            selector,
+            selector is None,
+            started,
+            finished,
+            len(nodes),
+            passed,
+            failed,
+        ],
     )
-    (target / "sources.json").write_text(
-        json.dumps(
-            {
-                "results": [
-                    {
-                        "unique_id": "source.shoplens.shop.events",
-                        "status": "warn",
-                        "max_loaded_at": "2026-11-20T10:00:00+00:00",
-                        "max_loaded_at_time_ago_in_s": 90000,
-                    },
-                ]
-            }
+    for kind, name, status, failures in nodes:
+        con.execute(
+            "insert into ops.dbt_node_results values (?, ?, ?, ?, ?, ?, 0.1, ?, ?, null)",
+            [
+                invocation,
+                f"{kind}.shoplens.{name}",
+                kind,
+                name,
+                status,
+                failures,
+                started,
+                finished,
+            ],
         )
-    )
+
+
+def test_quality_page_reads_runs_from_the_warehouse(
+    raw_only_warehouse: Path, tmp_path: Path
+) -> None:
+    with connect(raw_only_warehouse) as con:
+        _record_run(
+            con,
+            "full",
+            "build",
+            "2026-11-01 09:00:00",
+            "2026-11-01 09:30:00",
+            nodes=[
+                ("model", "fct_sessions", "success", None),
+                ("test", "unique_fct_sessions_session_id", "pass", 0),
+                ("test", "not_null_fct_sessions_x", "pass", 0),
+                ("test", "reconcile_<b>revenue</b>", "fail", 3),
+                ("unit_test", "test_split", "pass", None),
+            ],
+        )
+        _record_run(
+            con,
+            "burst",
+            "build",
+            "2026-11-02 10:00:00",
+            "2026-11-02 10:00:08",
+            selector="after_burst",
+            nodes=[("test", "unique_fct_sessions_session_id", "pass", 0)],
+        )
+        _record_run(con, "older", "build", "2026-10-01 09:00:00", "2026-10-01 09:30:00")
+        con.execute(
+            "insert into ops.dbt_source_freshness values ('f1', 'shop.events', 'warn', "
+            "'2026-11-20 10:00:00', '2026-11-21 11:00:00', 90000)"
+        )
     out = tmp_path / "site"
-    build_site(raw_only_warehouse, out, dbt_target=target)
+    build_site(raw_only_warehouse, out)
     html = (out / "quality.html").read_text()
     cells = re.findall(r"<td>([^<]*)</td>", html)
-    assert cells[:4] == ["pass", "3", "fail", "1"]
-    assert "fail: reconcile_&lt;b&gt;revenue&lt;/b&gt;" in cells
-    assert "4 data and unit tests" in html
+    assert cells[:6] == ["pass", "2", "1", "fail", "1", "0"]
+    assert "fail: test reconcile_&lt;b&gt;revenue&lt;/b&gt;" in cells
+    assert "3 data tests and 1 unit tests" in html
+    # the full build, then the partial run after it; the older build is not listed
+    runs = cells[cells.index("2026-11-01 09:00:00") :]
+    assert runs[:7] == ["2026-11-01 09:00:00", "build", "1,800.0", "5", "4", "1", "0"]
+    assert runs[7:9] == ["2026-11-02 10:00:00", "build --selector after_burst"]
+    assert "2026-10-01 09:00:00" not in html
     assert cells[cells.index("shop.events") :][:4] == [
         "shop.events",
         "warn",
-        "2026-11-20T10:00:00+00:00",
+        "2026-11-20 10:00:00",
         "25.0",
     ]
-    assert "From `dbt source freshness`" in html
+    assert "recorded in ops.dbt_source_freshness" in html
+    assert "Warehouse built <b>2026-11-02 10:00 UTC</b>" in html

@@ -131,7 +131,7 @@ def test_empty_site_opens_cleanly(browser: BrowserContext, tmp_path: Path) -> No
     with connect(db) as con:
         ensure_raw_schema(con)
     out = tmp_path / "site"
-    build_site(db, out, dbt_target=tmp_path / "no-target")
+    build_site(db, out)
     for name in PAGE_FILES:
         seen = visit(browser, out / name, f"empty-{name.removesuffix('.html')}.png")
         assert_clean(seen)
@@ -160,9 +160,9 @@ MIN_CHARTS = {
 
 @pytest.fixture(scope="module")
 def built_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site built from the session's built warehouse, with its dbt target folder."""
+    """The site built from the session's built warehouse."""
     out = tmp_path_factory.mktemp("site")
-    build_site(built_warehouse, out, dbt_target=built_warehouse.parent / "target")
+    build_site(built_warehouse, out)
     return out
 
 

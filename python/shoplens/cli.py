@@ -223,19 +223,15 @@ def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
     show_default=True,
     help="Folder to write the site to.",
 )
-@click.option(
-    "--dbt-target",
-    "dbt_target",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    show_default="target/ in the project root",
-    help="dbt target folder with run_results.json and sources.json (quality page).",
-)
-def report(db: Path, out: Path, dbt_target: Path | None) -> None:
-    """Build the static report site from the marts (read-only); print the index.html path."""
-    from shoplens.reports import build_site, default_dbt_target
+def report(db: Path, out: Path) -> None:
+    """Build the static report site from the marts (read-only); print the index.html path.
 
-    result = build_site(db, out, dbt_target or default_dbt_target())
+    dbt's test results and source freshness come from the warehouse itself (ops.*, written by
+    dbt's on-run-end hook), so a site never shows another warehouse's build.
+    """
+    from shoplens.reports import build_site
+
+    result = build_site(db, out)
     charts = sum(result.charts.values())
     notices = sum(result.notices.values())
     click.echo(

@@ -3,13 +3,13 @@
 Every query goes through one read-only DuckDB connection. Pages ask `ReportData.lacks(...)`
 (through `pages.guarded`) before they query, so a warehouse without some tables or rows (no
 streaming run yet, REES46 data without demographics, no `dbt build` at all) gives "no data
-yet" notices instead of errors.
+yet" notices instead of errors. dbt's test results and source freshness come from the
+`ops` tables dbt's on-run-end hook writes into the same warehouse.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +20,12 @@ import duckdb
 import pandas as pd
 
 from shoplens.warehouse import connect
+
+# Written by the dbt on-run-end hook (macros/store_run_results.sql) into the warehouse dbt ran
+# against: the report reads a warehouse's own runs, never a target/ folder.
+DBT_RUNS = "ops.dbt_runs"
+DBT_NODE_RESULTS = "ops.dbt_node_results"
+DBT_SOURCE_FRESHNESS = "ops.dbt_source_freshness"
 
 
 @dataclass(frozen=True)
@@ -35,12 +41,9 @@ class BuildInfo:
 class ReportData:
     """A read-only view of the warehouse: table existence checks and queries to DataFrames."""
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, db: Path, dbt_target: Path | None = None
-    ) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, db: Path) -> None:
         self.con = con
         self.db = db
-        self.dbt_target = dbt_target
         rows = con.execute(
             "select schema_name || '.' || table_name from duckdb_tables() "
             "where database_name = current_database() "
@@ -101,20 +104,8 @@ class ReportData:
 
     def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
         """Run a query and return the first column of its first row (None when no rows)."""
-        row = self.con.execute(sql, params or []).fetchone()
-        return None if row is None else row[0]
-
-    def dbt_artifact(self, name: str) -> tuple[dict, Path] | None:
-        """A JSON artifact (`run_results.json`, `sources.json`) from the dbt target folder."""
-        if self.dbt_target is None:
-            return None
-        path = self.dbt_target / name
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text()), path
-        except (OSError, ValueError):
-            return None
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None
 
     def build_info(self) -> BuildInfo:
         """The data's "as of" time (latest session or event) and the last warehouse build."""
@@ -130,12 +121,12 @@ class ReportData:
                     as_of_source = f"latest {column} in {relation}"
                     break
         built_at, built_source = None, "no dbt build found"
-        artifact = self.dbt_artifact("run_results.json")
-        if artifact is not None:
-            generated = artifact[0].get("metadata", {}).get("generated_at")
-            if generated:
-                built_at = _parse_time(generated)
-                built_source = f"dbt run_results.json in {artifact[1].parent}"
+        if self.exists(DBT_RUNS):
+            built_at = self.scalar(
+                f"select max(finished_at) from {DBT_RUNS} where command in ('build', 'run')"
+            )
+            if built_at is not None:
+                built_source = f"latest dbt build or run recorded in {DBT_RUNS}"
         if built_at is None and self.exists("marts.fct_sessions"):
             built_at = dt.datetime.fromtimestamp(self.db.stat().st_mtime, dt.UTC).replace(
                 tzinfo=None
@@ -144,19 +135,8 @@ class ReportData:
         return BuildInfo(as_of, as_of_source, built_at, built_source)
 
 
-def _parse_time(text: str) -> dt.datetime | None:
-    """ISO time from a dbt artifact, as naive UTC."""
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
 @contextmanager
-def open_report_data(db: Path, dbt_target: Path | None = None) -> Iterator[ReportData]:
+def open_report_data(db: Path) -> Iterator[ReportData]:
     """Open the warehouse read-only for the duration of a report build."""
     with connect(db, read_only=True) as con:
-        yield ReportData(con, db, dbt_target)
+        yield ReportData(con, db)

@@ -12,7 +12,6 @@ from pathlib import Path
 import jinja2
 import plotly
 
-from shoplens.config import PROJECT_ROOT
 from shoplens.reports.content import Page, chart_count, site_template
 from shoplens.reports.data import ReportData, open_report_data
 from shoplens.reports.pages import behaviour, models, overview, quality, sales, segments
@@ -66,12 +65,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def default_dbt_target() -> Path:
-    """Where `dbt build` run from the project root writes run_results.json and sources.json."""
-    return PROJECT_ROOT / "target"
-
-
-def build_site(db: Path, out: Path, dbt_target: Path | None = None) -> SiteResult:
+def build_site(db: Path, out: Path) -> SiteResult:
     """Read the warehouse (read-only) and write the site to `out`; return what was written."""
     started = time.perf_counter()
     template = _environment().get_template("base.html")
@@ -79,7 +73,7 @@ def build_site(db: Path, out: Path, dbt_target: Path | None = None) -> SiteResul
     generated_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     charts: dict[str, int] = {}
     notices: dict[str, int] = {}
-    with open_report_data(db, dbt_target) as data, site_template():
+    with open_report_data(db) as data, site_template():
         info = data.build_info()
         assets = out / "assets"
         assets.mkdir(parents=True, exist_ok=True)

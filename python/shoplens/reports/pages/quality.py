@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pandas as pd
 import plotly.graph_objects as go
 
 from shoplens.reports.content import Chart, Notice, Page, Section, Table, esc, style
-from shoplens.reports.data import ReportData
-from shoplens.reports.pages import guarded
+from shoplens.reports.data import (
+    DBT_NODE_RESULTS,
+    DBT_RUNS,
+    DBT_SOURCE_FRESHNESS,
+    ReportData,
+)
+from shoplens.reports.pages import guarded, require_rows
 
 QUALITY = "marts.mart_data_quality"
 RAW_LOADED = ["raw.events", "raw.customers", "raw.products", "raw.transactions"]
+RUN_COLUMNS = [
+    "invocation_id",
+    "command",
+    "selector",
+    "select_args",
+    "exclude_args",
+    "full_refresh",
+    "whole_project",
+    "started_at",
+    "finished_at",
+    "nodes",
+    "passed",
+    "failed",
+    "skipped",
+]
+RUNS_SHOWN = 20
 
 
 def _bars(frame: pd.DataFrame, group: str, title: str, note: str, x_title: str) -> Chart:
@@ -112,63 +131,143 @@ def duplicates(data: ReportData) -> Table:
     )
 
 
+def _when(value: object) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:%Y-%m-%d %H:%M:%S}"
+
+
+def _command(run: dict) -> str:
+    """The dbt command line of a recorded run, without paths: `build --selector after_burst`."""
+    words = ["source freshness" if run["command"] == "freshness" else str(run["command"])]
+    for flag, column in (
+        ("--selector", "selector"),
+        ("--select", "select_args"),
+        ("--exclude", "exclude_args"),
+    ):
+        if isinstance(run[column], str) and run[column]:
+            words.append(f"{flag} {run[column]}")
+    if run["full_refresh"]:
+        words.append("--full-refresh")
+    return " ".join(words)
+
+
+def last_full_build(data: ReportData) -> dict | None:
+    """The latest `dbt build` of the whole project recorded in this warehouse, or None."""
+    frame = data.df(f"""
+        select * from {DBT_RUNS} where command = 'build' and whole_project
+        order by started_at desc limit 1""")
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
 def dbt_tests(data: ReportData) -> Section:
-    """Outcome of the last dbt build's tests, from run_results.json."""
-    title = "dbt test results"
-    artifact = data.dbt_artifact("run_results.json")
-    if artifact is None:
-        where = data.dbt_target or "the dbt target folder"
+    """Data and unit tests of the latest full `dbt build`, from the warehouse's own run log."""
+    title = "dbt tests at the last full build"
+    full = last_full_build(data)
+    if full is None:
         return Notice(
             title,
-            f"No data yet: no run_results.json in {where} (run `dbt build`, "
-            "or pass `shoplens report --dbt-target DIR`).",
+            f"No full `dbt build` recorded in this warehouse yet ({DBT_RUNS} lists partial "
+            "runs only): run `dbt build`.",
         )
-    results, path = artifact
-    tests = [
-        r
-        for r in results.get("results", [])
-        if r.get("unique_id", "").startswith(("test.", "unit_test."))
+    nodes = data.df(
+        f"""select resource_type, status, node_name, failures
+            from {DBT_NODE_RESULTS} where invocation_id = ? order by node_name""",
+        [full["invocation_id"]],
+    )
+    tests = nodes[nodes["resource_type"].isin(["test", "unit_test"])]
+    if tests.empty:
+        return Notice(title, f"The last full build ({_when(full['started_at'])} UTC) ran no tests.")
+    counts = tests.groupby(["status", "resource_type"]).size().unstack(fill_value=0)
+    rows = [
+        [
+            status,
+            f"{int(counts.loc[status].get('test', 0)):,}",
+            f"{int(counts.loc[status].get('unit_test', 0)):,}",
+        ]
+        for status in counts.sum(axis=1).sort_values(ascending=False).index
     ]
-    if not tests:
-        return Notice(title, f"The last dbt command ({path}) ran no tests.")
-    counts = Counter(r.get("status", "unknown") for r in tests)
-    failing = [r for r in tests if r.get("status") not in ("pass", "success")]
-    rows = [[status, f"{n:,}"] for status, n in counts.most_common()]
+    # failed tests and errored nodes of any kind (a model error skips the tests after it)
+    failing = nodes[~nodes["status"].isin(["pass", "success", "skipped", "no-op"])]
     rows += [
         [
-            f"{r.get('status')}: {r['unique_id'].split('.')[2]}",
-            str(r.get("failures") if r.get("failures") is not None else ""),
+            f"{r.status}: {r.resource_type.replace('_', ' ')} {r.node_name}",
+            "" if pd.isna(r.failures) or not r.failures else f"{int(r.failures):,} failing rows",
+            "",
         ]
-        for r in failing[:20]
+        for r in failing.head(RUNS_SHOWN).itertuples()
     ]
-    generated = results.get("metadata", {}).get("generated_at", "unknown time")
+    data_tests = int((tests["resource_type"] == "test").sum())
+    unit_tests = int((tests["resource_type"] == "unit_test").sum())
     return Table(
         title,
-        ["status / test", "count"],
+        ["status / test", "data tests", "unit tests"],
         rows,
-        f"{len(tests)} data and unit tests in {path} (generated {generated}).",
+        f"The last full `dbt build` of this warehouse, started {_when(full['started_at'])} UTC "
+        f"and finished {_when(full['finished_at'])} UTC: {data_tests:,} data tests and "
+        f"{unit_tests:,} unit tests, from {DBT_NODE_RESULTS}. Later partial runs are listed "
+        "below.",
+    )
+
+
+def dbt_runs(data: ReportData) -> Section:
+    """Every dbt invocation since the last full build (the build itself first), newest last."""
+    title = "dbt runs since the last full build"
+    full = last_full_build(data)
+    since = full["started_at"] if full is not None else None
+    frame = data.df(
+        f"""select * from {DBT_RUNS}
+            where ? is null or started_at >= ?
+            order by started_at desc limit {RUNS_SHOWN}""",
+        [since, since],
+    )
+    require_rows(frame, f"{DBT_RUNS} has no runs")
+    rows = [
+        [
+            _when(r["started_at"]),
+            _command(r),
+            f"{(r['finished_at'] - r['started_at']).total_seconds():,.1f}",
+            f"{int(r['nodes']):,}",
+            f"{int(r['passed']):,}",
+            f"{int(r['failed']):,}",
+            f"{int(r['skipped']):,}",
+        ]
+        for r in frame.sort_values("started_at").to_dict("records")
+    ]
+    note = (
+        f"From {DBT_RUNS}, written by dbt's on-run-end hook into this warehouse at the end of "
+        "every dbt command run against it (nodes: models, seeds, tests and sources it ran)."
+    )
+    if full is None:
+        title = "dbt runs"
+        note += " No full build recorded yet."
+    return Table(
+        title,
+        ["started (UTC)", "command", "seconds", "nodes", "passed", "failed", "skipped"],
+        rows,
+        note,
     )
 
 
 def freshness(data: ReportData) -> Section:
-    """Source freshness from dbt's sources.json, else the latest loaded_at per raw table."""
-    artifact = data.dbt_artifact("sources.json")
-    if artifact is not None:
-        results, path = artifact
+    """Source freshness from the latest `dbt source freshness` recorded in the warehouse, else
+    the latest loaded_at per raw table."""
+    title = "Source freshness"
+    if data.lacks({DBT_SOURCE_FRESHNESS: ["invocation_id", "snapshotted_at"]}) is None:
+        frame = data.df(f"""
+            select source_name, status, max_loaded_at, snapshotted_at, age_seconds
+            from {DBT_SOURCE_FRESHNESS}
+            where invocation_id = (select invocation_id from {DBT_SOURCE_FRESHNESS}
+                                   order by snapshotted_at desc limit 1)
+            order by source_name""")
         rows = [
-            [
-                r["unique_id"].split(".", 2)[-1],
-                r.get("status", ""),
-                str(r.get("max_loaded_at", "")),
-                f"{r.get('max_loaded_at_time_ago_in_s', 0) / 3600:,.1f}",
-            ]
-            for r in results.get("results", [])
+            [r.source_name, r.status, _when(r.max_loaded_at), f"{r.age_seconds / 3600:,.1f}"]
+            for r in frame.itertuples()
         ]
         return Table(
-            "Source freshness",
-            ["source", "status", "latest loaded_at", "hours ago"],
+            title,
+            ["source", "status", "latest loaded_at (UTC)", "hours old when checked"],
             rows,
-            f"From `dbt source freshness` ({path}).",
+            "From the latest `dbt source freshness` run against this warehouse "
+            f"({_when(frame['snapshotted_at'].max())} UTC), recorded in {DBT_SOURCE_FRESHNESS}.",
         )
     rows = []
     for relation in RAW_LOADED:
@@ -176,25 +275,18 @@ def freshness(data: ReportData) -> Section:
             latest, count = data.df(
                 f"select max(loaded_at) as latest, count(*) as n from {relation}"
             ).iloc[0]
-            rows.append(
-                [
-                    relation,
-                    f"{int(count):,}",
-                    "" if pd.isna(latest) else f"{latest:%Y-%m-%d %H:%M:%S}",
-                ]
-            )
+            rows.append([relation, f"{int(count):,}", _when(latest)])
     if not rows:
         return Notice(
-            "Source freshness",
+            title,
             "No data yet: no raw tables in the warehouse (run "
             "`shoplens generate` or `shoplens load-events`).",
         )
     return Table(
-        "Source freshness",
+        title,
         ["raw table", "rows", "latest loaded_at (UTC)"],
         rows,
-        "Read from the raw tables: no sources.json from `dbt source freshness` found "
-        "in the dbt target folder.",
+        "Read from the raw tables: no `dbt source freshness` has been recorded in this warehouse.",
     )
 
 
@@ -205,7 +297,20 @@ def build(data: ReportData) -> Page:
         guarded(data, "Rejected input by reason", quality_cols, lambda: rejects(data)),
         guarded(data, "Quarantined rows by reason", quality_cols, lambda: quarantine(data)),
         guarded(data, "Duplicates removed", quality_cols, lambda: duplicates(data)),
-        dbt_tests(data),
+        guarded(
+            data,
+            "dbt tests at the last full build",
+            {DBT_RUNS: RUN_COLUMNS},
+            lambda: dbt_tests(data),
+            missing_hint="dbt's on-run-end hook writes it: run `dbt build`",
+        ),
+        guarded(
+            data,
+            "dbt runs since the last full build",
+            {DBT_RUNS: RUN_COLUMNS},
+            lambda: dbt_runs(data),
+            missing_hint="dbt's on-run-end hook writes it: run `dbt build`",
+        ),
         freshness(data),
     ]
     return Page(
