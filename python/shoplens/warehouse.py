@@ -34,7 +34,17 @@ def is_lock_error(exc: BaseException) -> bool:
 LOCK_TIMEOUT_ENV = "SHOPLENS_LOCK_TIMEOUT"
 # Schemas of the warehouse. A file named after one of them (raw.duckdb) would make `raw.events`
 # ambiguous, because DuckDB names the database (catalog) after the file's stem.
-SCHEMAS = ("raw", "ground_truth", "reference", "staging", "intermediate", "marts", "ml", "live")
+SCHEMAS = (
+    "raw",
+    "ground_truth",
+    "reference",
+    "staging",
+    "intermediate",
+    "marts",
+    "ml",
+    "live",
+    "ops",
+)
 
 
 def default_lock_timeout() -> float:
