@@ -51,8 +51,8 @@ def cli() -> None:
     "--end",
     "end",
     type=click.DateTime(["%Y-%m-%d"]),
-    default="2026-10-31",
-    show_default=True,
+    default=lambda: f"{dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)}",
+    show_default="yesterday (UTC)",
     help="Last day of the simulated history.",
 )
 @click.option(
