@@ -137,6 +137,22 @@ def test_file_has_every_quirk_at_its_rate(
     )
     assert (zero_views, zero_purchases) == (q["zero_price_views"], q["zero_price_purchases"])
     assert zero_views > 50 and zero_purchases > 0
+    # prices that change from day to day (0-25% off) for about a fifth of the products
+    repriced, products = _one(
+        con,
+        "select count(*) filter (where prices > 1), count(*) from (select product_id, "
+        "count(distinct price) filter (where price <> '0.00') as prices, "
+        "count(distinct left(event_time, 10)) as days from d group by product_id) "
+        "where days >= 5",
+    )
+    assert 0.1 < repriced / products < 0.3
+    assert q["repriced_rows"] > 0.05 * rows
+    deepest = _one(
+        con,
+        "select min(price::double / top) from (select price, max(price::double) over "
+        "(partition by product_id) as top from d where price <> '0.00')",
+    )[0]
+    assert 0.74 < deepest < 0.8
     # sessions shared by two users
     assert _one(con, "select count(*) from s where users = 2") == (q["shared_sessions"],)
     assert _one(con, "select max(users) from s") == (2,)
@@ -177,8 +193,22 @@ def test_quirks_off_gives_a_clean_file(tmp_path: Path) -> None:
             "select count(*) filter (where category_code is null or brand is null "
             "or user_session is null or price = '0.00'), "
             "(select count(*) from (select user_session from f group by 1 "
-            "having count(distinct user_id) > 1)) from f",
-        ) == (0, 0)
+            "having count(distinct user_id) > 1)), "
+            "(select count(*) from (select product_id from f group by 1 "
+            "having count(distinct price) > 1)) from f",
+        ) == (0, 0, 0)
+        # every purchasing session carries its cart events
+        assert _one(
+            con,
+            "select count(*) from (select user_session from f group by 1 having "
+            "count(*) filter (where event_type = 'purchase') > 0 and "
+            "count(*) filter (where event_type = 'cart') = 0)",
+        ) == (0,)
+        # exact duplicates only where the simulation repeats an event within one second
+        rows, distinct = _one(
+            con, "select count(*), (select count(*) from (select distinct * from f)) from f"
+        )
+        assert rows - distinct < 0.002 * rows
 
 
 def test_same_seed_same_file_in_every_format(tmp_path: Path) -> None:
@@ -281,3 +311,19 @@ def test_parse_quirks() -> None:
         Rees46Quirks.parse(["duplicate=lots"])
     with pytest.raises(Rees46FileError, match="between 0 and 1"):
         Rees46Quirks(duplicate=1.5)
+
+
+def test_arguments_out_of_range_are_refused_before_any_file(tmp_path: Path) -> None:
+    out = tmp_path / "x.csv"
+    cases = [
+        ({"sessions": 0}, "sessions must be between 1 and 50,000,000"),
+        ({"sessions": 10**12}, "sessions must be between 1 and 50,000,000"),
+        ({"end": dt.date(9999, 12, 31)}, "end must be between 1970-01-01 and 2200-12-31"),
+        ({"end": dt.date(1970, 1, 1), "days": 2}, "days must be between 1 and 1 "),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+    ]
+    for change, message in cases:
+        args = {"sessions": 10, "seed": 1, **OCTOBER, **change}
+        with pytest.raises(Rees46FileError, match=message):
+            write_rees46_file(out, progress=False, **args)
+    assert list(tmp_path.iterdir()) == []

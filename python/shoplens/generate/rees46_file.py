@@ -7,9 +7,10 @@ written (view, cart, remove_from_cart, purchase), in the public REES46 columns a
 product ids, 9-digit user ids, UUID sessions, prices with two decimals, rows in event_time order.
 
 The real files' quirks are injected at configurable rates (`Rees46Quirks`): exact duplicate rows,
-products without category_code or brand, views (and a few purchases) priced 0.00, sessions that
-carry a second user_id, very long sessions (several visits over hours or days under one session
-id), purchasing sessions without cart events, and rows without a user_session.
+products without category_code or brand, prices that change from day to day, views (and a few
+purchases) priced 0.00, sessions that carry a second user_id, very long sessions (several visits
+over hours or days under one session id), purchasing sessions without cart events, and rows
+without a user_session.
 
 Sessions are simulated block by block and written in event_time order through a bounded buffer:
 rows earlier than the next block's first session start are final and written; the rest (mostly
@@ -85,6 +86,12 @@ PRODUCT_ID_STEP = 4_099
 LONG_SESSION_VISITS = (3, 30)
 LONG_SESSION_HOURS = (2.0, 7 * 24.0)
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
+# Argument bounds. Besides the block being written, memory holds about 17 bytes a session (its
+# customer, start and a written flag): peak 428 MB measured flat from 100k to 2M sessions, so
+# 50M sessions (about 280M rows, six times the real October 2019 file) need about 1.3 GB.
+MAX_SESSIONS = 50_000_000
+FIRST_DAY = dt.date(1970, 1, 1)
+LAST_DAY = dt.date(2200, 12, 31)
 
 
 class Rees46FileError(ValueError):
@@ -104,6 +111,7 @@ class Rees46Quirks:
     missing_brand: float = 0.13  # share of products without brand (sample: 13% of rows)
     zero_price_view: float = 0.001  # share of views priced 0.00 (sample: 3 of 2,941 views)
     zero_price_purchase: float = 0.0005  # share of purchases priced 0.00
+    price_change: float = 0.2  # share of products whose price changes from day to day (0-25% off)
     shared_session: float = 0.0002  # share of sessions whose later events carry a second user
     long_session: float = 0.001  # share of sessions that absorb 3-30 visits over 2 h to 7 days
     purchase_without_cart: float = 0.3  # share of purchasing sessions without cart events
@@ -321,6 +329,7 @@ def _pick(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
 def _block_rows(
     world: World,
     product_index: np.ndarray,
+    repriced: np.ndarray,
     cust: np.ndarray,
     starts: np.ndarray,
     session_base: int,
@@ -402,7 +411,14 @@ def _block_rows(
         customer[late] = other[group[late]]
         counts["shared_sessions"] += int(shared.sum())
 
-    cents = np.round(world.product_price[product] * 100).astype(np.int64)
+    # Day-to-day prices: a repriced product costs 0-25% less on some days (the same all day).
+    with np.errstate(over="ignore"):
+        day = (t // (24 * 3600 * US)).astype(np.uint64)
+        key = world.product_id[product].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        u = _mix(key ^ (day * np.uint64(0xD1B54A32D192ED03)) ^ np.uint64(seed)) >> np.uint64(11)
+    off = np.maximum(u.astype(np.float64) / float(1 << 53) * 0.5 - 0.25, 0.0) * repriced[product]
+    cents = np.round(world.product_price[product] * (1.0 - off) * 100).astype(np.int64)
+    counts["repriced_rows"] += int(np.count_nonzero(off))
     views, buys = etype == PRODUCT_VIEW, etype == PURCHASE
     zero = (views & _pick(rng, len(t), quirks.zero_price_view)) | (
         buys & _pick(rng, len(t), quirks.zero_price_purchase)
@@ -434,6 +450,7 @@ def _materialise(
     """The REES46 columns (except event_time and price) of rows to write."""
     product, code = rows["product"], world.product_code[rows["product"]]
     types = np.array([REES46_TYPES.get(i, "") for i in range(max(REES46_TYPES) + 1)], dtype=object)
+    sessions, session_index = np.unique(rows["session"], return_inverse=True)
     return {
         "event_type": pa.array(types[rows["etype"]], pa.string()),
         "product_id": pa.array(PRODUCT_ID_BASE + world.product_id[product] * PRODUCT_ID_STEP),
@@ -447,11 +464,10 @@ def _materialise(
         ),
         "price_cents": rows["cents"],
         "user_id": pa.array(USER_ID_BASE + world.customer_id[rows["customer"]] * USER_ID_STEP),
-        "user_session": pc.if_else(
-            pa.array(rows["no_session"]),
-            pa.scalar(None, pa.string()),
-            session_uuids(seed, rows["session"]),
-        ),
+        "user_session": pa.DictionaryArray.from_arrays(
+            pa.array(session_index.astype(np.int32), mask=rows["no_session"]),
+            session_uuids(seed, sessions),
+        ).cast(pa.string()),
     }
 
 
@@ -471,12 +487,16 @@ def write_rees46_file(
     Refuses an existing `out` (Rees46FileError); writes `<out>.partial` and renames it when
     complete, so a failed or interrupted run leaves no file behind.
     """
-    if sessions < 1:
-        raise Rees46FileError("sessions must be at least 1")
-    if days < 1:
-        raise Rees46FileError("days must be at least 1")
+    if not 1 <= sessions <= MAX_SESSIONS:
+        raise Rees46FileError(f"sessions must be between 1 and {MAX_SESSIONS:,} for one file")
     if seed < 0:
         raise Rees46FileError("seed must be a non-negative integer")
+    if not FIRST_DAY <= end <= LAST_DAY:
+        raise Rees46FileError(f"end must be between {FIRST_DAY} and {LAST_DAY}, not {end}")
+    if not 1 <= days <= (end - FIRST_DAY).days + 1:
+        raise Rees46FileError(
+            f"days must be between 1 and {(end - FIRST_DAY).days + 1:,} (from {FIRST_DAY})"
+        )
     quirks = quirks or Rees46Quirks()
     out = Path(out)
     kind = file_kind(out)
@@ -498,6 +518,7 @@ def write_rees46_file(
         "category_code": _pick(product_rng, world.n_products, quirks.missing_category_code),
         "brand": _pick(product_rng, world.n_products, quirks.missing_brand),
     }
+    repriced = _pick(product_rng, world.n_products, quirks.price_change)
     product_index = np.argsort(world.product_id)
     counts: Counter[str] = Counter()
     n_rows = n_purchases = 0
@@ -522,6 +543,7 @@ def write_rees46_file(
                 new = _block_rows(
                     world,
                     product_index,
+                    repriced,
                     cust[lo:hi],
                     starts[lo:hi],
                     lo,
