@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,94 @@ from shoplens.generate.world import World, build_world, n_customers_for, n_produ
 # Sessions simulated and appended per step. Part of the design: the content of a run depends
 # on it (each chunk has its own random stream), so changing it changes the data of a seed.
 CHUNK_SESSIONS = 100_000
+
+# Bounds on the arguments, checked before anything is created. The calendar window keeps
+# dates, timedeltas and epoch microseconds in range; the session bound keeps one run inside
+# memory: peak memory measured 1,497 MiB at 1,000,000 sessions (docs/benchmarks.md), so
+# 1,500 bytes a session and at most half of the machine's memory.
+FIRST_DAY = dt.date(1970, 1, 1)
+LAST_DAY = dt.date(2200, 12, 31)
+MAX_DAYS = 36_525
+MEMORY_PER_SESSION = 1_500
+
+
+class GenerateArgumentError(ValueError):
+    """An argument a generate run cannot work with; `argument` names it (sessions, end...)."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+def machine_memory() -> int:
+    """Bytes of memory this process may use: physical memory, or the cgroup limit if lower."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def max_sessions(memory: int | None = None) -> int:
+    """The most sessions one run may simulate with `memory` bytes (default: this machine)."""
+    memory = machine_memory() if memory is None else memory
+    return max(1, memory // 2 // MEMORY_PER_SESSION)
+
+
+def check_arguments(
+    *,
+    sessions: int,
+    seed: int,
+    days: int,
+    end: dt.date,
+    defect_rate: float,
+    today: dt.date | None = None,
+) -> None:
+    """Raise GenerateArgumentError for arguments that cannot give a usable run.
+
+    `today` (default: the current UTC date) decides when the history is entirely in the
+    future: dbt quarantines events more than a day after their load time, so a history that
+    starts after tomorrow would be quarantined whole.
+    """
+    if sessions < 1:
+        raise GenerateArgumentError("sessions", "sessions must be at least 1")
+    limit = max_sessions()
+    if sessions > limit:
+        raise GenerateArgumentError(
+            "sessions",
+            f"{sessions:,} sessions do not fit in one run on this machine: at most {limit:,} "
+            f"(about {MEMORY_PER_SESSION:,} bytes of memory a session, half of "
+            f"{machine_memory() / 2**30:.1f} GiB); split it into several runs (each run appends)",
+        )
+    if seed < 0:
+        raise GenerateArgumentError("seed", "seed must be a non-negative integer")
+    if not 1 <= days <= MAX_DAYS:
+        raise GenerateArgumentError("days", f"days must be between 1 and {MAX_DAYS:,}")
+    if not FIRST_DAY <= end <= LAST_DAY:
+        raise GenerateArgumentError(
+            "end", f"end must be between {FIRST_DAY} and {LAST_DAY}, not {end}"
+        )
+    first = end - dt.timedelta(days=days - 1)
+    if first < FIRST_DAY:
+        raise GenerateArgumentError(
+            "days", f"{days:,} days ending {end} would start before {FIRST_DAY}"
+        )
+    today = today or dt.datetime.now(dt.UTC).date()
+    if first > today + dt.timedelta(days=1):
+        raise GenerateArgumentError(
+            "end",
+            f"the whole history ({first} to {end}) is in the future (today is {today}, UTC): "
+            "dbt would quarantine every event as future_event_time; choose an earlier end",
+        )
+    if not 0.0 <= defect_rate <= 0.5:
+        raise GenerateArgumentError("defects", "defect_rate must be between 0 and 0.5")
+
+
+def future_days(end: dt.date, days: int, today: dt.date | None = None) -> int:
+    """How many of the `days` simulated days ending at `end` lie after `today` (UTC)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    return max(0, min(days, (end - today).days))
 
 
 @dataclass(frozen=True)
@@ -86,16 +175,10 @@ def generate_and_load(
     """Build a world, simulate `sessions` sessions over `days` days ending at `end`, and append
     customers, products, personas, events and order lines to the warehouse `db`.
 
-    One write connection, one transaction: a failed run leaves nothing behind.
+    One write connection, one transaction: a failed run leaves nothing behind. Arguments are
+    checked (`check_arguments`) before the warehouse is opened or created.
     """
-    if sessions < 1:
-        raise ValueError("sessions must be at least 1")
-    if days < 1:
-        raise ValueError("days must be at least 1")
-    if seed < 0:
-        raise ValueError("seed must be a non-negative integer")
-    if not 0.0 <= defect_rate <= 0.5:
-        raise ValueError("defect_rate must be between 0 and 0.5")
+    check_arguments(sessions=sessions, seed=seed, days=days, end=end, defect_rate=defect_rate)
     started = time.perf_counter()
     start = dt.datetime.combine(end - dt.timedelta(days=days - 1), dt.time())
     stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())

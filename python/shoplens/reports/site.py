@@ -15,6 +15,7 @@ import plotly
 from shoplens.reports.content import Page, chart_count, site_template
 from shoplens.reports.data import ReportData, open_report_data
 from shoplens.reports.pages import behaviour, models, overview, quality, sales, segments
+from shoplens.reports.publish import check_site_folder, new_site
 
 TEMPLATES = Path(__file__).with_name("templates")
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -66,17 +67,23 @@ def _environment() -> jinja2.Environment:
 
 
 def build_site(db: Path, out: Path) -> SiteResult:
-    """Read the warehouse (read-only) and write the site to `out`; return what was written."""
+    """Read the warehouse (read-only) and write the site to `out`; return what was written.
+
+    `out` must be new, empty or an earlier shoplens site (`publish.check_site_folder`); the
+    site is built beside it and then takes its place, so nothing is written through a
+    symbolic link and a failed build leaves `out` as it was.
+    """
     started = time.perf_counter()
+    check_site_folder(out)
     template = _environment().get_template("base.html")
     nav = [NavItem(slug, title) for slug, title, _ in PAGES]
     generated_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     charts: dict[str, int] = {}
     notices: dict[str, int] = {}
-    with open_report_data(db) as data, site_template():
+    with open_report_data(db) as data, site_template(), new_site(out) as staging:
         info = data.build_info()
-        assets = out / "assets"
-        assets.mkdir(parents=True, exist_ok=True)
+        assets = staging / "assets"
+        assets.mkdir()
         shutil.copyfile(PLOTLY_JS, assets / "plotly.min.js")
         shutil.copyfile(TEMPLATES / "site.css", assets / "site.css")
         for _slug, _title, builder in PAGES:
@@ -84,7 +91,7 @@ def build_site(db: Path, out: Path) -> SiteResult:
             html = template.render(
                 page=page, nav=nav, info=info, generated_at=generated_at, db_name=db.name
             )
-            (out / page.filename).write_text(html, encoding="utf-8")
+            (staging / page.filename).write_text(html, encoding="utf-8")
             charts[page.filename] = chart_count(page.sections)
             notices[page.filename] = sum(1 for s in page.sections if s.kind == "notice")
     return SiteResult(out / "index.html", charts, notices, time.perf_counter() - started)
