@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import sys
 from pathlib import Path
@@ -11,6 +12,19 @@ import click
 
 from shoplens.config import default_db_path
 from shoplens.warehouse import WarehouseError
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A click.FloatRange that also refuses nan and infinity (they pass its bounds checks)."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
 
 db_option = click.option(
     "--db",
@@ -57,7 +71,7 @@ def cli() -> None:
 )
 @click.option(
     "--defects",
-    type=click.FloatRange(0, 0.5),
+    type=FiniteFloatRange(0, 0.5),
     default=0.01,
     show_default=True,
     help="Rate of realistic defects (duplicates, missing values, late and "
@@ -105,14 +119,24 @@ def generate(
     file (with the real files' quirks) instead; no warehouse is touched.
     """
     from shoplens.generate import generate_and_load
+    from shoplens.generate.run import GenerateArgumentError, check_arguments, future_days
 
+    args = {"sessions": sessions, "seed": seed, "days": days, "end": end.date()}
+    try:  # before anything is created: dates, days and sessions the machine can hold
+        check_arguments(**args, defect_rate=defects)
+    except GenerateArgumentError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{exc.argument}") from exc
+    ahead = future_days(end.date(), days)
+    if ahead:
+        _err(
+            f"shoplens: warning: {ahead} of the {days} simulated days are after today (UTC): "
+            "dbt quarantines events more than future_event_tolerance_hours (24) after "
+            "their load as future_event_time"
+        )
     if fmt is not None or out is not None or quirks:
         _generate_file(ctx, sessions, seed, days, end, fmt, out, quirks)
         return
-    summary = generate_and_load(
-        db, sessions=sessions, seed=seed, days=days, end=end.date(), defect_rate=defects
-    )
-    click.echo(summary)
+    click.echo(generate_and_load(db, **args, defect_rate=defects))
 
 
 def _generate_file(
@@ -183,34 +207,34 @@ def load_events(db: Path, fmt: str, files: tuple[Path, ...]) -> None:
     help="Rows to print at most.",
 )
 def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
-    """Run a SQL query against the warehouse (read-only) and print the result."""
+    """Run a SQL query against the warehouse and print the result.
+
+    Read-only in fact: writing anything, reading any file but the warehouse, attaching other
+    databases, loading extensions and changing settings are refused. Values are printed as
+    data: markup is not interpreted and control characters are shown escaped (`\\x1b`);
+    --csv writes them unchanged.
+    """
     import duckdb
 
+    from shoplens.query import is_refusal, lock_down, print_table, write_csv
     from shoplens.warehouse import connect
 
     with connect(db, read_only=True) as con:
+        lock_down(con)
         try:
             rel = con.sql(query)
+            if rel is None:
+                return
+            columns = rel.columns
+            rows = rel.limit(limit).fetchall()
         except duckdb.Error as exc:
-            raise click.ClickException(f"query failed: {str(exc).splitlines()[0]}") from exc
-        if rel is None:
-            return
-        columns = rel.columns
-        rows = rel.limit(limit).fetchall()
-    if as_csv:
-        import csv
-
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    Console().print(table)
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            if is_refusal(exc):
+                raise click.ClickException(
+                    f"refused: `shoplens sql` only reads the warehouse {db} ({first})"
+                ) from exc
+            raise click.ClickException(f"query failed: {first}") from exc
+    (write_csv if as_csv else print_table)(columns, rows, sys.stdout)
 
 
 @cli.command(short_help="Build the static report site from the marts.")
@@ -221,7 +245,8 @@ def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("reports"),
     show_default=True,
-    help="Folder to write the site to.",
+    help="Folder to write the site to: a new or empty folder, or an earlier shoplens site "
+    "(replaced whole).",
 )
 def report(db: Path, out: Path) -> None:
     """Build the static report site from the marts (read-only); print the index.html path.
@@ -230,8 +255,12 @@ def report(db: Path, out: Path) -> None:
     dbt's on-run-end hook), so a site never shows another warehouse's build.
     """
     from shoplens.reports import build_site
+    from shoplens.reports.publish import SiteFolderError
 
-    result = build_site(db, out)
+    try:
+        result = build_site(db, out)
+    except SiteFolderError as exc:
+        raise click.ClickException(str(exc)) from exc
     charts = sum(result.charts.values())
     notices = sum(result.notices.values())
     click.echo(
@@ -305,22 +334,24 @@ def broker(partitions: int) -> None:
 @bootstrap_option
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloatRange(min=0.1),
     default=500,
     show_default=True,
     help="Events per second.",
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloatRange(min=0.1),
     default=10,
     show_default=True,
     help="Seconds to stream (rate x duration events).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."
+)
 @click.option(
     "--defects",
-    type=click.FloatRange(0, 0.5),
+    type=FiniteFloatRange(0, 0.5),
     default=0.0,
     show_default=True,
     help="Rate of generator defects in the streamed events.",
@@ -389,14 +420,14 @@ def stream(
 )
 @click.option(
     "--batch-interval",
-    type=click.FloatRange(min=0.01),
+    type=FiniteFloatRange(min=0.01),
     default=0.25,
     show_default=True,
     help="Seconds a message may wait for its batch.",
 )
 @click.option(
     "--stop-when-idle",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloatRange(min=0.1),
     default=None,
     help="Exit after this many seconds with nothing new and no lag.",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -48,14 +49,22 @@ SCHEMAS = (
 
 
 def default_lock_timeout() -> float:
-    """Seconds to wait for a locked warehouse: `$SHOPLENS_LOCK_TIMEOUT`, else 30."""
+    """Seconds to wait for a locked warehouse: `$SHOPLENS_LOCK_TIMEOUT`, else 30.
+
+    The value must be a finite number >= 0: `nan` or `inf` would wait forever.
+    """
     value = os.environ.get(LOCK_TIMEOUT_ENV)
+    if not value:
+        return 30.0
     try:
-        return float(value) if value else 30.0
-    except ValueError as exc:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
         raise WarehouseError(
-            f"{LOCK_TIMEOUT_ENV} must be a number of seconds, not {value!r}"
-        ) from exc
+            f"{LOCK_TIMEOUT_ENV} must be a finite number of seconds >= 0, not {value!r}"
+        )
+    return seconds
 
 
 def open_connection(
