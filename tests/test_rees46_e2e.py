@@ -138,19 +138,40 @@ def built(
     tmp_path_factory: pytest.TempPathFactory,
     dbt: Callable[..., subprocess.CompletedProcess],
 ) -> Built:
-    """A fresh warehouse with one REES46 file loaded and `dbt seed` + `dbt build` run."""
+    """A fresh warehouse with a REES46 file loaded and `dbt seed` + `dbt build` run.
+
+    The generated file is loaded as a large real slice often is: in two parts with the same
+    name (first/october.csv up to 2019-10-16, second/october.csv from then on), one
+    load-events each, with sessions running across the cut.
+    """
     work = tmp_path_factory.mktemp(f"rees46_{request.param}")
     path = SAMPLE if request.param == "sample" else request.getfixturevalue("generated_file")
+    parts = [path] if path == SAMPLE else _split_at(path, "2019-10-16", work)
     db = work / "warehouse.duckdb"
-    load = subprocess.run(
-        [SHOPLENS, "load-events", "--db", str(db), "--format", "rees46", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert load.returncode == 0, load.stderr
+    for part in parts:
+        load = subprocess.run(
+            [SHOPLENS, "load-events", "--db", str(db), "--format", "rees46", str(part)],
+            capture_output=True,
+            text=True,
+        )
+        assert load.returncode == 0, load.stderr
     dbt(["seed"], db, work)
     dbt(["build"], db, work)
     return Built(file=path, db=db, target=work / "target")
+
+
+def _split_at(path: Path, day: str, work: Path) -> list[Path]:
+    """The file's data lines before `day` and from `day` on (it is in event_time order), each
+    with the header, as first/<name> and second/<name> under `work`."""
+    header, *lines = path.read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if line[:10] >= day)
+    parts = []
+    for folder, chunk in (("first", lines[:cut]), ("second", lines[cut:])):
+        part = work / folder / path.name
+        part.parent.mkdir()
+        part.write_text(header + "".join(chunk))
+        parts.append(part)
+    return parts
 
 
 def _query(db: Path, sql: str) -> list[tuple]:
@@ -178,6 +199,21 @@ def test_generated_file_has_the_quirks_the_sample_lacks(generated_file: Path) ->
     assert figures.shared_sessions > 10  # sessions carrying two user ids
     assert figures.zero_prices > 50
     assert figures.expected_sessions > len(figures.sessions) + 50  # long sessions split
+    with duckdb.connect() as con:
+        con.execute(
+            f"create view f as select * from read_csv('{generated_file}', all_varchar = true)"
+        )
+        [(across_cut, repriced)] = con.execute(
+            """
+            select
+                (select count(*) from (select user_session from f group by 1
+                 having min(event_time) < '2019-10-16' and max(event_time) >= '2019-10-16')),
+                (select count(*) from (select product_id from f where price <> '0.00'
+                 group by 1 having count(distinct price) > 1))
+            """
+        ).fetchall()
+    assert across_cut > 0  # sessions that run across the two parts `built` loads
+    assert repriced > 20  # products whose price changes from day to day
 
 
 def test_dbt_build_passes_every_test(built: Built) -> None:
@@ -224,6 +260,11 @@ def test_every_user_session_is_a_session(built: Built) -> None:
     session_ids = {r[0] for r in _query(built.db, "select session_id from marts.fct_sessions")}
     assert figures.sessions <= session_ids
     assert len(session_ids) == figures.expected_sessions
+    # every piece of a split session keeps the file's id as user_session
+    user_sessions = _query(
+        built.db, "select distinct user_session from marts.fct_sessions where user_session <> ''"
+    )
+    assert {r[0] for r in user_sessions} == figures.sessions
     # the other sessions are the split-off pieces of file sessions, or id-less inactivity ones
     for session_id in session_ids - figures.sessions:
         base, sep, _ = session_id.partition("#")
