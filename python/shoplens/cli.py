@@ -98,7 +98,8 @@ def cli() -> None:
     metavar="NAME=RATE",
     help="With --format rees46: override a quirk rate (repeatable), e.g. duplicate=0.01; "
     "names: duplicate, missing_category_code, missing_brand, zero_price_view, "
-    "zero_price_purchase, shared_session, long_session, purchase_without_cart, missing_session.",
+    "zero_price_purchase, price_change, shared_session, long_session, purchase_without_cart, "
+    "missing_session.",
 )
 @click.pass_context
 def generate(
