@@ -157,6 +157,17 @@ def test_sql_still_reads_the_warehouse(warehouse: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == ["events", str(events)]
+    before = digest(warehouse)
+    for query in ("checkpoint", "vacuum", "force checkpoint"):  # allowed, and change nothing
+        assert CliRunner().invoke(cli, ["sql", "--db", str(warehouse), query]).exit_code == 0
+    assert digest(warehouse) == before
+
+
+def test_sql_limit_is_bounded_to_what_duckdb_takes(warehouse: Path) -> None:
+    line = one_line_error(run("sql", "--db", str(warehouse), "--limit", str(2**63), "select 1"), 2)
+    assert "--limit" in line
+    most = run("sql", "--db", str(warehouse), "--csv", "--limit", str(2**63 - 1), "select 7 as a")
+    assert most.returncode == 0 and most.stdout.splitlines() == ["a", "7"]
 
 
 # --------------------------------------------------------------- item 14: data printed as data

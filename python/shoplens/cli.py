@@ -202,7 +202,7 @@ def load_events(db: Path, fmt: str, files: tuple[Path, ...]) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=2**63 - 1),  # DuckDB's LIMIT is a BIGINT
     default=200,
     show_default=True,
     help="Rows to print at most.",
