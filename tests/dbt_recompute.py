@@ -58,7 +58,9 @@ def clean_events(raw: pd.DataFrame) -> pd.DataFrame:
         *["user_id", "user_session", "price"],
     ]
     rees46 = ev["source"].eq("rees46")
-    ev["key"] = ev["event_id"].where(~rees46, ev[content].astype(str).agg("|".join, axis=1))
+    parts = ev.loc[rees46, content].astype(object)
+    ev["key"] = ev["event_id"]
+    ev.loc[rees46, "key"] = parts.where(parts.notna(), "").map(str).agg("|".join, axis=1)
     ev = ev[valid].sort_values(["key", "loaded_at", "event_time", "event_id"], kind="stable")
     ev = ev.drop_duplicates("key", keep="first").drop(columns="key").copy()
     qty_events = ev["event_type"].isin(["add_to_cart", "remove_from_cart", "purchase"])
