@@ -90,6 +90,17 @@ checks as (
     select {{ dbt.concat(["'rejects:'", "source"]) }}, reason, count(*)
     from {{ source('shop', 'rejects') }}
     group by source, reason
+    union all
+    -- Kafka messages the broker deleted (retention) before the sink read them: gaps, and the
+    -- messages in them
+    select {{ dbt.concat(["'kafka:'", "topic"]) }}, 'sink_gaps', count(*)
+    from {{ source('shop', 'sink_gaps') }}
+    group by topic
+    union all
+    select {{ dbt.concat(["'kafka:'", "topic"]) }}, 'messages_deleted_unread',
+        {{ sum_int('last_offset - first_offset + 1') }}
+    from {{ source('shop', 'sink_gaps') }}
+    group by topic
 )
 
 select
@@ -102,6 +113,7 @@ select
         when check_name in ('non_positive_price', 'non_finite_price', 'purchase_unusable_price')
             then 'flagged'
         when check_name in ('sessionized_by_inactivity', 'session_id_split') then 'repaired'
+        when check_name in ('sink_gaps', 'messages_deleted_unread') then 'lost_before_read'
         else 'quarantined'
     end as check_kind,
     row_count

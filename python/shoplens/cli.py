@@ -305,12 +305,20 @@ bootstrap_option = click.option(
 @click.option(
     "--partitions",
     type=click.IntRange(1, 64),
-    default=4,
+    default=16,
     show_default=True,
-    help="Partitions per topic.",
+    help="Partitions per topic (each keeps about 13,000 events).",
 )
 def broker(partitions: int) -> None:
-    """Run an embedded Kafka-protocol broker with the shoplens topics until Ctrl-C / SIGTERM."""
+    """Run an embedded Kafka-protocol broker with the shoplens topics until Ctrl-C / SIGTERM.
+
+    Each partition keeps at most 5 MiB or 100,000 message sets (librdkafka's mock, not
+    configurable), about 13,000 shoplens events, and then deletes its oldest messages as
+    retention would. With 16 partitions a topic buffers about 200,000 events: while the sink
+    cannot write (a dbt build holds the warehouse), Kafka buffers about 200,000 / rate
+    seconds, e.g. 3 minutes at 1,000 events/s. What is deleted unread is recorded in
+    raw.sink_gaps and the sink exits 3.
+    """
     from shoplens.config import kafka_bootstrap
     from shoplens.stream.broker import EmbeddedBroker, run_until_signalled
 
@@ -430,7 +438,27 @@ def stream(
     "--stop-when-idle",
     type=FiniteFloatRange(min=0.1),
     default=None,
-    help="Exit after this many seconds with nothing new and no lag.",
+    help="Exit after this many seconds with nothing new and no lag (a Kafka that does not "
+    "answer for that long counts as idle, exit code 4).",
+)
+@click.option(
+    "--connect-timeout",
+    type=FiniteFloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait at start for Kafka to answer; then exit code 4, nothing written.",
+)
+@click.option(
+    "--broker-timeout",
+    type=FiniteFloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds without an answer from Kafka before the sink stops (exit code 4).",
+)
+@click.option(
+    "--retry-forever",
+    is_flag=True,
+    help="Never stop for a silent Kafka: warn once per --broker-timeout and keep retrying.",
 )
 @click.option(
     "--score",
@@ -446,16 +474,24 @@ def sink(
     batch_size: int,
     batch_interval: float,
     stop_when_idle: float | None,
+    connect_timeout: float,
+    broker_timeout: float,
+    retry_forever: bool,
     score: bool,
     as_json: bool,
 ) -> None:
-    """Land Kafka events and order lines in raw.* exactly once (until Ctrl-C / SIGTERM)."""
+    """Land Kafka events and order lines in raw.* exactly once (until Ctrl-C / SIGTERM).
+
+    Exit codes: 0 done; 1 error; 3 messages were deleted by the broker (retention) before the
+    sink read them, recorded in raw.sink_gaps; 4 Kafka did not answer (at start within
+    --connect-timeout, while running for --broker-timeout, or when stopping idle: messages
+    may be unread).
+    """
     from shoplens.stream.run import make_hook
     from shoplens.stream.sink import Sink, SinkConfig, stats_json, stop_on_signals
 
     bootstrap = _kafka(bootstrap, embedded=False)
     assert bootstrap is not None
-    stop = stop_on_signals()
     config = SinkConfig(
         db=db,
         bootstrap=bootstrap,
@@ -463,10 +499,21 @@ def sink(
         batch_size=batch_size,
         batch_interval=batch_interval,
         stop_when_idle=stop_when_idle,
+        connect_timeout=connect_timeout,
+        broker_timeout=broker_timeout,
+        retry_forever=retry_forever,
     )
-    stats = Sink(config, hook=make_hook(db, bootstrap, score, _err), report=_err).run(stop)
+    # The model loads before SIGINT/SIGTERM are caught: until then they end the command.
+    hook = make_hook(db, bootstrap, score, _err)
+    stop = stop_on_signals()
+    stats = Sink(config, hook=hook, report=_err).run(stop)
     if as_json:
         click.echo(stats_json(stats))
+    failure = stats.failure()
+    if failure:
+        error = click.ClickException(failure)
+        error.exit_code = stats.exit_code
+        raise error
 
 
 def _fail(message: str, code: int) -> None:

@@ -246,6 +246,19 @@ RAW_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("updated_at", "TIMESTAMP", "Last commit, UTC"),
         ],
     ),
+    "raw.sink_gaps": (
+        "Kafka offsets the broker deleted (retention) before the sink read them: messages "
+        "that never reached the warehouse. Written in the same transaction as the offsets "
+        "that move past them.",
+        [
+            ("consumer_group", "VARCHAR", "Sink name (consumer group) that found the gap"),
+            ("topic", "VARCHAR", "Topic"),
+            ("partition", "INTEGER", "Partition"),
+            ("first_offset", "BIGINT", "First missing offset"),
+            ("last_offset", "BIGINT", "Last missing offset (inclusive)"),
+            ("detected_at", "TIMESTAMP", "When the sink found the gap, UTC"),
+        ],
+    ),
     "raw.load_runs": (
         "One row per load (generate run, import, sink start): what was loaded and with which "
         "parameters.",

@@ -4,6 +4,14 @@ The confluent-kafka wheel bundles librdkafka, whose public (experimental) mock-c
 starts an in-process cluster that speaks the real Kafka protocol on loopback ports, with
 consumer groups and fault injection. Any Kafka client connects to `bootstrap`; the mock does
 not implement CreateTopics, so topics are created here through the C API.
+
+Each mock partition keeps at most 5 MiB or 100,000 message sets (fixed in librdkafka's
+`rd_kafka_mock_partition_init`, with no setting or API to change them) and then deletes its
+oldest message sets, as retention would. That is about 13,000 shoplens events (about 400
+bytes each on the wire; measured 13,100 sent one per message set, 15,300 in bulk batches)
+per partition, so the broker's buffer grows with its partitions: the default of 16 holds about
+200,000 events per topic. The sink records what was deleted before it read it in
+`raw.sink_gaps`.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from types import FrameType, TracebackType
 from shoplens.config import EVENTS_TOPIC, HIGH_INTENT_TOPIC, TRANSACTIONS_TOPIC
 
 DEFAULT_TOPICS = (EVENTS_TOPIC, TRANSACTIONS_TOPIC, HIGH_INTENT_TOPIC)
-DEFAULT_PARTITIONS = 4
+# 16 partitions keep about 200,000 events per topic (see above); the sink reads them all.
+DEFAULT_PARTITIONS = 16
 
 # Kafka protocol request types (ApiKey) and error codes used for fault injection.
 API_KEYS = {
@@ -76,6 +85,7 @@ def _load() -> ctypes.CDLL:
         "rd_kafka_mock_cluster_bootstraps": (cp, [vp]),
         "rd_kafka_mock_topic_create": (ctypes.c_int, [vp, cp, ctypes.c_int, ctypes.c_int]),
         "rd_kafka_mock_topic_delete": (ctypes.c_int, [vp, cp]),
+        "rd_kafka_mock_partition_delete_records": (ctypes.c_int, [vp, cp, i32, ctypes.c_int64]),
         "rd_kafka_mock_broker_set_down": (ctypes.c_int, [vp, i32]),
         "rd_kafka_mock_broker_set_up": (ctypes.c_int, [vp, i32]),
         "rd_kafka_mock_group_initial_rebalance_delay_ms": (None, [vp, i32]),
@@ -161,6 +171,15 @@ class EmbeddedBroker:
         """Delete a topic and its messages (create it again with `create_topic`)."""
         lib, mc = self._cluster()
         self._check(lib.rd_kafka_mock_topic_delete(mc, topic.encode()), f"delete topic {topic}")
+
+    def delete_records(self, topic: str, partition: int, before: int) -> None:
+        """Delete a partition's messages below offset `before`: its log start moves there,
+        as Kafka retention (or the mock's own size cap) does."""
+        lib, mc = self._cluster()
+        self._check(
+            lib.rd_kafka_mock_partition_delete_records(mc, topic.encode(), partition, before),
+            f"delete records of {topic}[{partition}] before {before}",
+        )
 
     def set_down(self, broker_id: int = -1) -> None:
         """Disconnect clients and refuse new connections (-1: every broker)."""

@@ -23,6 +23,12 @@ backlog it keeps its connection across back-to-back batches (reopening the file 
 costs a checkpoint each time) but releases it at least every `HOLD_SECONDS`, so a `dbt build`
 can take the file between batches. While another process holds the file the sink pauses its
 partitions, keeps polling and retries, and Kafka buffers.
+
+Nothing is lost silently: offsets the broker deleted before the sink read them (retention) are
+recorded in `raw.sink_gaps` in the transaction that moves past them (`gaps.py`). Every wait on
+Kafka is bounded (`watchdog.py`): start-up fails after `connect_timeout`, a broker silent for
+`broker_timeout` stops the sink (unless `retry_forever`), and a stop request is honoured within
+a few seconds in every state.
 """
 
 from __future__ import annotations
@@ -48,6 +54,13 @@ from kafka.errors import KafkaError
 from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
 from shoplens.stream.clients import CONSUMER_FETCH_SETTINGS, KAFKA_API_VERSION
 from shoplens.stream.contract import BATCH_SCHEMA, CONTRACTS, Validator
+from shoplens.stream.gaps import Gap, find_gap, insert_gaps
+from shoplens.stream.watchdog import (
+    BrokerWatch,
+    KafkaUnavailable,
+    cached_partitions,
+    wait_for_topics,
+)
 from shoplens.warehouse import ensure_raw_schema, is_lock_error, start_run
 
 DEFAULT_GROUP = "shoplens-sink"
@@ -65,6 +78,11 @@ LINGER_SECONDS = 0.1
 # the writer needs it back after every DuckDB call, and waiting 5 ms each time made it the
 # bottleneck (measured: sink throughput up by a third).
 GIL_SWITCH_INTERVAL = 0.001
+# Exit codes of `shoplens sink` beyond 0 (success) and 1 (error): messages were deleted by the
+# broker before the sink read them (recorded in raw.sink_gaps); Kafka could not be reached, was
+# lost for `broker_timeout`, or was silent when the sink stopped idle (messages may be unread).
+EXIT_GAPS = 3
+EXIT_KAFKA = 4
 
 
 @dataclass
@@ -80,7 +98,12 @@ class SinkConfig:
     batch_interval: float = 0.25
     stop_when_idle: float | None = None
     progress_every: float = 5.0
-    shutdown_timeout: float = 60.0
+    # At a stop request, give up waiting for a busy warehouse after this long (the batch stays
+    # in Kafka for the next run).
+    shutdown_timeout: float = 3.0
+    connect_timeout: float = 10.0  # start-up: fail if no broker answers within this long
+    broker_timeout: float = 30.0  # running: stop after this long without an answer...
+    retry_forever: bool = False  # ...unless this is set (then warn once per broker_timeout)
 
 
 @dataclass
@@ -94,7 +117,14 @@ class SinkStats:
     conflicts: int = 0
     lock_waits: int = 0
     reseeks: int = 0
+    gaps: int = 0  # gaps recorded in raw.sink_gaps by this run
+    missing: int = 0  # messages in those gaps
     lag: int | None = None
+    # Why the run ended: "stop" (asked to), "idle", "idle_kafka_silent", "kafka_lost",
+    # "kafka_unreachable"; with `problem` the one-line reason when that is a failure.
+    stopped: str = "stop"
+    problem: str | None = None
+    kafka_silent: float = 0.0  # seconds since Kafka last answered, as of the last check
     started: float = field(default_factory=time.monotonic)
     first_record: float | None = None  # monotonic time the first record was buffered
     last_commit: float | None = None  # monotonic time the last batch committed
@@ -115,10 +145,35 @@ class SinkStats:
         rate = self.messages / self.elapsed if self.elapsed > 0 else 0.0
         rows = ", ".join(f"{n:,} {t.split('.')[-1]}" for t, n in sorted(self.rows.items()))
         lag = "?" if self.lag is None else f"{self.lag:,}"
+        if self.lag is None and self.kafka_silent >= STALL_SECONDS:
+            lag += f" (no answer from Kafka for {self.kafka_silent:.0f} s)"
+        gaps = (
+            f", {self.gaps:,} gaps ({self.missing:,} messages deleted unread)" if self.gaps else ""
+        )
         return (
             f"sink: {self.messages:,} messages ({rows or 'no rows'}, {self.rejects:,} "
-            f"rejects) in {self.batches:,} batches, {rate:,.0f} msg/s, lag {lag}"
+            f"rejects{gaps}) in {self.batches:,} batches, {rate:,.0f} msg/s, lag {lag}"
         )
+
+    @property
+    def exit_code(self) -> int:
+        """0, or EXIT_GAPS when messages were deleted unread (that outranks Kafka trouble),
+        or EXIT_KAFKA when Kafka was unreachable, lost, or silent at an idle stop."""
+        if self.gaps:
+            return EXIT_GAPS
+        return EXIT_KAFKA if self.problem else 0
+
+    def failure(self) -> str | None:
+        """The one-line reason for a non-zero exit code (None when it is 0)."""
+        parts = []
+        if self.gaps:
+            parts.append(
+                f"{self.missing:,} messages in {self.gaps:,} gaps were deleted by the broker "
+                "before the sink read them (recorded in raw.sink_gaps)"
+            )
+        if self.problem:
+            parts.append(self.problem)
+        return "; ".join(parts) or None
 
 
 class BatchHook:
@@ -186,6 +241,7 @@ class _Batch:
     expected_stored: dict[TopicPartition, int | None]
     messages: int
     full: bool  # handed off by size, not by time: records are arriving faster than written
+    gaps: list[Gap] = field(default_factory=list)  # deleted offsets these next_offsets skip
 
 
 @dataclass
@@ -349,6 +405,11 @@ class Sink:
         self.pending_seek: set[TopicPartition] = set()
         # Partitions found behind the log end by the last lag check.
         self._behind: set[TopicPartition] = set()
+        # Gaps found but not yet handed to the writer (they go with the next batch).
+        self.gaps_pending: list[Gap] = []
+        self.watch = BrokerWatch(
+            config.bootstrap, config.broker_timeout, config.retry_forever, self.report
+        )
         self._schema_ready = False
         self._first_buffered: float | None = None
         self.consumer = KafkaConsumer(
@@ -360,20 +421,38 @@ class Sink:
             auto_offset_reset="earliest",
             **CONSUMER_FETCH_SETTINGS,
         )
-        self._assign_partitions()
         self.writer = _Writer(self)
 
     # ---------------------------------------------------------------- partition bookkeeping
 
+    def _connect(self, stop: threading.Event) -> bool:
+        """Wait (at most `connect_timeout`) until Kafka serves the topics, then take their
+        partitions; False if stopped first. Raises KafkaUnavailable. Nothing touches the
+        warehouse before this succeeds."""
+        cfg = self.config
+        found = wait_for_topics(
+            self.consumer,
+            cfg.topics,
+            bootstrap=cfg.bootstrap,
+            timeout=cfg.connect_timeout,
+            stop=stop,
+        )
+        if found is None:
+            return False
+        self.watch.contact()
+        self._assign_partitions()
+        return True
+
     def _assign_partitions(self) -> None:
-        """Own every partition the topics have (from the consumer's metadata, which kafka-python
-        refreshes every few minutes); new ones are held until their offsets are read. Nothing
-        is given up: a topic missing from one metadata answer keeps its partitions."""
+        """Own every partition the topics have (from the consumer's metadata cache, which
+        kafka-python refreshes every few minutes); new ones are held until their offsets are
+        read. Nothing is given up: a topic missing from one metadata answer keeps its
+        partitions."""
         owned = self.consumer.assignment()
         new = {
             TopicPartition(topic, partition)
             for topic in self.config.topics
-            for partition in self.consumer.partitions_for_topic(topic)
+            for partition in cached_partitions(self.consumer, topic)
         } - owned
         if new:
             self.consumer.assign(sorted(owned | new))
@@ -392,6 +471,9 @@ class Sink:
         with self._connection() as con:
             stored = self._stored_offsets(con)
         ends = self._end_offsets(self.pending_seek)
+        # Where the logs start now ({} if Kafka does not answer: the jump and lag checks
+        # then find any gap once it answers).
+        starts = self._beginning_offsets(self.pending_seek)
         for tp in sorted(self.pending_seek):
             offset = stored.get((tp.topic, tp.partition))
             self.committed[tp] = offset
@@ -403,13 +485,23 @@ class Sink:
                     "the start"
                 )
                 offset = None
-            if offset is None:
+            self.expected[tp] = offset or 0
+            gap = find_gap(tp, self.expected[tp], starts[tp]) if tp in starts else None
+            if gap is not None:
+                self._record_gap(gap)
+                self.consumer.seek(tp, self.expected[tp])
+            elif offset is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset)
-            self.expected[tp] = offset or 0
         self.consumer.resume(*self.pending_seek)
         self.pending_seek.clear()
+
+    def _record_gap(self, gap: Gap) -> None:
+        """Note a gap (written with the next batch) and move past it."""
+        self.report(gap.warning())
+        self.gaps_pending.append(gap)
+        self.expected[gap.tp] = gap.last_offset + 1
 
     # ---------------------------------------------------------------- warehouse access
 
@@ -484,6 +576,7 @@ class Sink:
                 con.execute("rollback")
                 return result
             self._insert(con, prepared.valid, prepared.rejects, batch.next_offsets, now)
+            insert_gaps(con, self.config.group, batch.gaps, now)
             self.hook.write(con, prepared.hook)
             con.execute("commit")
         except BaseException:
@@ -544,9 +637,14 @@ class Sink:
     def _accept(self, records: dict[TopicPartition, list[Any]]) -> int:
         """Buffer polled records, skipping held partitions and offsets already stored.
 
-        The records of one partition in one poll come in ascending offset order.
+        The records of one partition in one poll come in ascending offset order. Records that
+        do not start at the expected offset (the client jumped, e.g. reset after the offset
+        went out of range) are checked against the log start: deleted offsets become a gap.
         """
-        n = 0
+        if not records:
+            return 0
+        self.watch.contact()
+        accepted: dict[TopicPartition, list[Any]] = {}
         for tp, msgs in records.items():
             if not msgs or tp in self.pending_seek or tp not in self.expected:
                 continue
@@ -555,6 +653,20 @@ class Sink:
                 msgs = [m for m in msgs if m.offset >= expected]
                 if not msgs:
                     continue
+            accepted[tp] = msgs
+        jumped = [tp for tp, msgs in accepted.items() if msgs[0].offset > self.expected[tp]]
+        starts = self._beginning_offsets(set(jumped)) if jumped else {}
+        for tp in jumped:
+            if tp not in starts:
+                # Kafka did not say where the log starts: read from the expected offset again.
+                self.consumer.seek(tp, self.expected[tp])
+                del accepted[tp]
+                continue
+            gap = find_gap(tp, self.expected[tp], starts[tp], accepted[tp][0].offset)
+            if gap is not None:
+                self._record_gap(gap)
+        n = 0
+        for tp, msgs in accepted.items():
             buffer = self.buffers[tp.topic]
             buffer.partitions.extend([tp.partition] * len(msgs))
             buffer.offsets.extend([m.offset for m in msgs])
@@ -570,26 +682,59 @@ class Sink:
     def buffered(self) -> int:
         return sum(len(b) for b in self.buffers.values())
 
-    def _lag(self) -> int | None:
-        """Messages behind the log end (asks the brokers; None while they cannot answer)."""
+    def _pending(self) -> bool:
+        """Records or gaps wait for the writer."""
+        return bool(self.gaps_pending) or self.buffered() > 0
+
+    def _lag(self, find_gaps: bool = True) -> int | None:
+        """Messages behind the log end (asks the brokers; None while they cannot answer).
+
+        With `find_gaps`, partitions behind are checked against their log start first: what
+        the broker deleted is recorded as a gap and is not lag.
+        """
         owned = self.consumer.assignment()
         if not owned or any(tp not in self.expected for tp in owned):
             return None
         ends = self._end_offsets(owned)
         if len(ends) < len(owned):
             return None
-        behind = {
-            tp: end - self.expected[tp] for tp, end in ends.items() if end > self.expected[tp]
-        }
-        self._behind = set(behind)
-        return sum(behind.values())
+        behind = {tp for tp, end in ends.items() if end > self.expected[tp]}
+        if behind and find_gaps:
+            self._skip_deleted(behind - self.pending_seek)
+        lag = {tp: end - self.expected[tp] for tp, end in ends.items() if end > self.expected[tp]}
+        self._behind = set(lag)
+        return sum(lag.values())
+
+    def _skip_deleted(self, partitions: set[TopicPartition]) -> None:
+        """Record a gap for each partition whose log start moved past the expected offset, and
+        read on from the log start (what the client may hold of the gap is dropped with it)."""
+        for tp, start in self._beginning_offsets(partitions).items():
+            gap = find_gap(tp, self.expected[tp], start)
+            if gap is not None:
+                self._record_gap(gap)
+                self.consumer.seek(tp, start)
 
     def _end_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Log end offsets from the brokers ({} while they cannot answer)."""
+        return self._list_offsets(self.consumer.end_offsets, partitions)
+
+    def _beginning_offsets(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Log start offsets from the brokers ({} while they cannot answer)."""
+        return self._list_offsets(self.consumer.beginning_offsets, partitions)
+
+    def _list_offsets(
+        self,
+        ask: Callable[..., dict[TopicPartition, int]],
+        partitions: set[TopicPartition],
+    ) -> dict[TopicPartition, int]:
+        if not partitions:
+            return {}
         try:
-            return self.consumer.end_offsets(list(partitions), timeout_ms=2000)
+            offsets = ask(sorted(partitions), timeout_ms=2000)
         except KafkaError:
             return {}
+        self.watch.contact()
+        return offsets
 
     def _unstick(self, idle: float) -> None:
         """Re-seek partitions that are behind although nothing arrived for `idle` seconds.
@@ -609,7 +754,7 @@ class Sink:
         self.stats.reseeks += 1
 
     def _handoff(self) -> None:
-        """Give the buffered records to the writer as one batch."""
+        """Give the buffered records and the gaps found to the writer as one batch."""
         tables, next_offsets, messages = {}, {}, 0
         for topic, buffer in self.buffers.items():
             if not len(buffer):
@@ -619,6 +764,9 @@ class Sink:
                 next_offsets[TopicPartition(topic, p)] = o + 1
             tables[topic] = buffer.table()
             buffer.clear()
+        gaps, self.gaps_pending = self.gaps_pending, []
+        for gap in gaps:  # a gap after the partition's last buffered record moves it further
+            next_offsets[gap.tp] = max(next_offsets.get(gap.tp, 0), gap.last_offset + 1)
         self._first_buffered = None
         expected_stored = {tp: self.committed.get(tp) for tp in next_offsets}
         # The next batch expects the offsets this one will store.
@@ -630,17 +778,27 @@ class Sink:
                 expected_stored,
                 messages,
                 full=messages >= self.config.batch_size,
+                gaps=gaps,
             )
         )
 
     def _collect(self) -> None:
         """Account for finished writes; re-read partitions whose offsets moved under us."""
         for result in self.writer.results():
+            if isinstance(result.error, WriteAbandoned):
+                # Only at shutdown: the batch (and its gaps) stays in Kafka for the next run.
+                self.report(
+                    f"sink: stopped while the warehouse was busy; {result.batch.messages:,} "
+                    "fetched messages stay in Kafka for the next run"
+                )
+                continue
             if result.error is not None:
                 raise result.error
             if result.stale:
                 self._conflict(result)
                 continue
+            self.stats.gaps += len(result.batch.gaps)
+            self.stats.missing += sum(g.missing for g in result.batch.gaps)
             self.stats.messages += result.batch.messages
             self.stats.batches += 1
             self.stats.last_commit = result.done_at
@@ -659,6 +817,8 @@ class Sink:
         redo = {tp for tp in result.batch.next_offsets if tp in owned}
         for topic, buffer in self.buffers.items():
             buffer.drop_partitions({tp.partition for tp in redo if tp.topic == topic})
+        # Gaps found meanwhile are found again from the stored offsets.
+        self.gaps_pending = [g for g in self.gaps_pending if g.tp not in redo]
         if not self.buffered():
             self._first_buffered = None
         self.pending_seek |= redo
@@ -711,70 +871,103 @@ class Sink:
                 delay = min(delay * 2, 0.5)
 
     def run(self, stop: threading.Event | None = None) -> SinkStats:
-        """Consume until `stop` is set or (with `stop_when_idle`) nothing arrives for a while."""
+        """Consume until `stop` is set, Kafka is lost, or (with `stop_when_idle`) nothing
+        arrives for a while. `stats.stopped` says which, `stats.exit_code` whether it failed."""
         stop = stop or threading.Event()
-        cfg = self.config
-        last_progress = last_record = time.monotonic()
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, GIL_SWITCH_INTERVAL))
+        connected = False
         try:
-            while not stop.is_set():
-                self._collect()
-                if self.pending_seek:
-                    self._seek_when_free(stop)
-                    continue
-                limit = max(cfg.max_batch, cfg.batch_size)
-                if self.buffered() >= limit:
-                    # The writer is behind (or waiting for the file): let Kafka buffer.
-                    self._poll_paused(0.05)
-                else:
-                    room = limit - self.buffered()
-                    got = self._accept(self._poll(0.05, room))
-                    if got:
-                        last_record = time.monotonic()
-                now = time.monotonic()
-                due = self.buffered() >= cfg.batch_size or (
-                    self._first_buffered is not None
-                    and now - self._first_buffered >= cfg.batch_interval
-                )
-                if due and not self.writer.busy and not self.pending_seek:
-                    self._handoff()
-                quiet = now - last_record
-                check = now - last_progress >= cfg.progress_every or (
-                    quiet >= STALL_SECONDS and now - last_progress >= STALL_SECONDS
-                )
-                if check:
-                    self._assign_partitions()
-                    self.stats.lag = self._lag()
-                    self.report(self.stats.line())
-                    last_progress = now
-                    if quiet >= STALL_SECONDS and self.stats.lag:
-                        self._unstick(quiet)
-                        last_record = now
-                if (
-                    cfg.stop_when_idle is not None
-                    and quiet >= cfg.stop_when_idle
-                    and not self.buffered()
-                    and not self.writer.busy
-                    and not self.pending_seek
-                    and self._lag() == 0
-                ):
-                    break
-            self._drain(stop)
-            if self.buffered() and not self.pending_seek:
-                self._handoff()
-                self._drain(stop)
+            try:
+                connected = self._connect(stop)
+            except KafkaUnavailable as exc:
+                self.stats.stopped, self.stats.problem = "kafka_unreachable", str(exc)
+            if connected:
+                self._consume(stop)
         finally:
             sys.setswitchinterval(switch_interval)
             self.writer.abandon.set()
             self.writer.close()
-            self.stats.lag = self._lag()
+            if connected and self.stats.stopped not in ("kafka_lost", "idle_kafka_silent"):
+                self.stats.lag = self._lag(find_gaps=False)
             self.consumer.close(autocommit=False)
             for validator in self.validators.values():
                 validator.close()
             self.hook.close()
-        self.report(self.stats.line())
+        if connected:
+            self.report(self.stats.line())
         return self.stats
+
+    def _consume(self, stop: threading.Event) -> None:
+        """The main loop (see `run`), then land what is buffered."""
+        cfg = self.config
+        last_progress = last_record = time.monotonic()
+        while not stop.is_set():
+            self._collect()
+            if self.pending_seek:
+                self._seek_when_free(stop)
+                continue
+            limit = max(cfg.max_batch, cfg.batch_size)
+            if self.buffered() >= limit:
+                # The writer is behind (or waiting for the file): let Kafka buffer.
+                self._poll_paused(0.05)
+            else:
+                room = limit - self.buffered()
+                got = self._accept(self._poll(0.05, room))
+                if got:
+                    last_record = time.monotonic()
+            now = time.monotonic()
+            due = (
+                bool(self.gaps_pending)
+                or self.buffered() >= cfg.batch_size
+                or (
+                    self._first_buffered is not None
+                    and now - self._first_buffered >= cfg.batch_interval
+                )
+            )
+            if due and not self.writer.busy and not self.pending_seek:
+                self._handoff()
+            quiet = now - last_record
+            check = now - last_progress >= cfg.progress_every or (
+                quiet >= STALL_SECONDS and now - last_progress >= STALL_SECONDS
+            )
+            if check:
+                self._assign_partitions()
+                self.stats.lag = self._lag()
+                self.stats.kafka_silent = self.watch.silent_for()
+                self.report(self.stats.line())
+                last_progress = now
+                if self.watch.check():
+                    self.stats.stopped, self.stats.problem = "kafka_lost", self.watch.lost_message()
+                    self.report(f"sink: {self.stats.problem}")
+                    break
+                if quiet >= STALL_SECONDS and self.stats.lag:
+                    self._unstick(quiet)
+                    last_record = now
+            if (
+                cfg.stop_when_idle is not None
+                and quiet >= cfg.stop_when_idle
+                and not self._pending()
+                and not self.writer.busy
+                and not self.pending_seek
+            ):
+                lag = self._lag()
+                if lag == 0:
+                    self.stats.stopped = "idle"
+                    break
+                silent = self.watch.silent_for()
+                if lag is None and silent >= cfg.stop_when_idle:
+                    # A silent broker counts as idle, but what it holds may be unread.
+                    self.stats.stopped = "idle_kafka_silent"
+                    self.stats.problem = (
+                        f"stopped idle while no Kafka broker at {cfg.bootstrap} had answered "
+                        f"for {silent:.0f} s: messages may be unread"
+                    )
+                    break
+        self._drain(stop)
+        if self._pending() and not self.pending_seek:
+            self._handoff()
+            self._drain(stop)
 
 
 def stop_on_signals() -> threading.Event:
@@ -800,7 +993,11 @@ def stats_json(stats: SinkStats) -> str:
             "conflicts": stats.conflicts,
             "lock_waits": stats.lock_waits,
             "reseeks": stats.reseeks,
+            "gaps": stats.gaps,
+            "missing": stats.missing,
             "lag": stats.lag,
+            "stopped": stats.stopped,
+            "exit_code": stats.exit_code,
             "seconds": round(stats.elapsed, 3),
         },
         sort_keys=True,

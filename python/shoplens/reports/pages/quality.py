@@ -75,6 +75,31 @@ def rejects(data: ReportData) -> Section:
     )
 
 
+def sink_gaps(data: ReportData) -> Section:
+    """Kafka messages the broker deleted before the sink read them, per topic."""
+    title = "Kafka messages deleted before the sink read them"
+    frame = data.df(f"""
+        select replace(dataset, 'kafka:', '') as topic,
+               sum(row_count) filter (where check_name = 'sink_gaps') as gaps,
+               sum(row_count) filter (where check_name = 'messages_deleted_unread') as missing
+        from {QUALITY} where check_kind = 'lost_before_read'
+        group by dataset order by missing desc""")
+    if frame.empty:
+        return Notice(
+            title,
+            "No gaps: the Kafka sink read every message before the broker deleted it "
+            "(no raw.sink_gaps rows at the last build).",
+        )
+    return Table(
+        title,
+        ["topic", "gaps", "messages missing"],
+        [[r.topic, f"{r.gaps:,.0f}", f"{r.missing:,.0f}"] for r in frame.itertuples()],
+        f"From {QUALITY} (raw.sink_gaps at the last build): offsets Kafka deleted "
+        "(retention) while the sink was stopped or behind. These messages are not in the "
+        "warehouse; the offsets are in raw.sink_gaps.",
+    )
+
+
 def quarantine(data: ReportData) -> Section:
     """Rows staging set aside (duplicates, bad values), by dataset and reason."""
     title = "Quarantined rows by reason"
@@ -295,6 +320,12 @@ def build(data: ReportData) -> Page:
     quality_cols = {QUALITY: ["dataset", "check_name", "check_kind", "row_count"]}
     sections = [
         guarded(data, "Rejected input by reason", quality_cols, lambda: rejects(data)),
+        guarded(
+            data,
+            "Kafka messages deleted before the sink read them",
+            quality_cols,
+            lambda: sink_gaps(data),
+        ),
         guarded(data, "Quarantined rows by reason", quality_cols, lambda: quarantine(data)),
         guarded(data, "Duplicates removed", quality_cols, lambda: duplicates(data)),
         guarded(
