@@ -298,3 +298,29 @@ def test_purchases_and_revenue_equal_the_files(built: Built) -> None:
     assert event_purchases == figures.purchases
     for revenue in (sessions_revenue, funnel_revenue, category_revenue):
         assert revenue == pytest.approx(figures.revenue, rel=1e-9)
+
+
+def test_csv_gzip_and_parquet_files_load_the_same_events(tmp_path: Path) -> None:
+    """The same generated data as CSV, .csv.gz and typed Parquet lands as the same raw events."""
+    columns = (
+        "event_time, event_type, product_id, category_id, category_code, brand, price, "
+        "user_id, user_session"
+    )
+    quirks = [arg for name, rate in QUIRKS.items() for arg in ("--quirk", f"{name}={rate}")]
+    loaded = {}
+    for name in ("october.csv", "october.csv.gz", "october.parquet"):
+        path, db = tmp_path / name, tmp_path / f"{name.replace('.', '_')}.duckdb"
+        command = ["generate", "--format", "rees46", "--out", str(path), "--sessions", "500"]
+        command += ["--seed", "4", "--days", "31", "--end", "2019-10-31", *quirks]
+        subprocess.run([SHOPLENS, *command], check=True, capture_output=True)
+        load = subprocess.run(
+            [SHOPLENS, "load-events", "--db", str(db), str(path)], capture_output=True, text=True
+        )
+        assert load.returncode == 0, load.stderr
+        loaded[name] = sorted(_query(db, f"select {columns} from raw.events"), key=repr)
+    csv_rows = loaded["october.csv"]
+    assert len(csv_rows) == file_figures(tmp_path / "october.csv").rows > 2_500
+    assert loaded["october.csv.gz"] == csv_rows
+    assert loaded["october.parquet"] == csv_rows
+    zero_price = [row for row in csv_rows if row[6] == 0.0]
+    assert zero_price and all(row[1] in ("view", "purchase") for row in zero_price)
