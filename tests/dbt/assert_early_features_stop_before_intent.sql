@@ -18,7 +18,7 @@ select
 from {{ early_features }} as early
 inner join {{ all_sessions }} as sessions
     on sessions.session_id = early.session_id
-where early.session_id in (select session_id from latest_sessions)
+where early.session_id in (select latest_sessions.session_id from latest_sessions)
     and (
         early.events_so_far > sessions.events
         or early.cart_adds_so_far > sessions.cart_additions

@@ -3,9 +3,10 @@ with counts as (
     select
         (select count(*) from {{ source('shop', 'events') }}) as raw_rows,
         (select count(*) from {{ ref('int_events_sessionized') }}) as usable_rows,
-        (select sum(row_count) from {{ ref('mart_data_quality') }}
-         where dataset = 'events' and check_kind in ('quarantined', 'duplicate_removed'))
-            as quarantined_rows
+        (
+            select sum(row_count) from {{ ref('mart_data_quality') }}
+            where dataset = 'events' and check_kind in ('quarantined', 'duplicate_removed')
+        ) as quarantined_rows
 )
 
 select *

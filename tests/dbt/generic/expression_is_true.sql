@@ -5,10 +5,9 @@
 {% test expression_is_true(model, expression, column_name=None) %}
 select *
 from {{ model }}
-where
-    {%- if column_name %}
-    {{ column_name }} is not null and not coalesce({{ column_name }} {{ expression }}, false)
-    {%- else %}
-    not coalesce({{ expression }}, false)
-    {%- endif %}
+{% if column_name -%}
+where {{ column_name }} is not null and not coalesce({{ column_name }} {{ expression }}, false)
+{%- else -%}
+where not coalesce({{ expression }}, false)
+{%- endif %}
 {% endtest %}

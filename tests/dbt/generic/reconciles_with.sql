@@ -4,7 +4,9 @@
     `tolerance` (a fraction of the larger absolute total; 0 = exact). Returns one failing row
     with both totals when they differ by more.
 -#}
-{% test reconciles_with(model, column_name, compare_model, compare_expression, compare_where=None, tolerance=0) %}
+{% test reconciles_with(
+    model, column_name, compare_model, compare_expression, compare_where=None, tolerance=0
+) %}
 with left_side as (
     select coalesce(sum({{ column_name }}), 0) as total from {{ model }}
 ),
@@ -12,7 +14,9 @@ with left_side as (
 right_side as (
     select coalesce(sum({{ compare_expression }}), 0) as total
     from {{ compare_model }}
-    {% if compare_where %}where {{ compare_where }}{% endif %}
+{%- if compare_where %}
+    where {{ compare_where }}
+{%- endif %}
 )
 
 select
