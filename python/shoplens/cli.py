@@ -7,11 +7,15 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from shoplens.config import default_db_path
 from shoplens.warehouse import WarehouseError
+
+if TYPE_CHECKING:
+    from shoplens.stream.sink import SinkStats
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -407,8 +411,19 @@ def stream(
         score=score,
         report=_err,
     )
-    if result.sunk is not None and result.sunk.lag:
-        raise click.ClickException(f"the sink stopped with {result.sunk.lag} messages unread")
+    if result.sunk is not None:
+        _sink_outcome(result.sunk)
+        if result.sunk.lag:
+            raise click.ClickException(f"the sink stopped with {result.sunk.lag} messages unread")
+
+
+def _sink_outcome(stats: SinkStats) -> None:
+    """Fail with the sink's exit code (3 gaps, 4 Kafka unavailable) and one line, if it failed."""
+    failure = stats.failure()
+    if failure:
+        error = click.ClickException(failure)
+        error.exit_code = stats.exit_code
+        raise error
 
 
 @cli.command(short_help="Land Kafka messages in the warehouse exactly once.")
@@ -509,11 +524,7 @@ def sink(
     stats = Sink(config, hook=hook, report=_err).run(stop)
     if as_json:
         click.echo(stats_json(stats))
-    failure = stats.failure()
-    if failure:
-        error = click.ClickException(failure)
-        error.exit_code = stats.exit_code
-        raise error
+    _sink_outcome(stats)
 
 
 def _fail(message: str, code: int) -> None:
