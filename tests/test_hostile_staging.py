@@ -20,6 +20,8 @@ import pytest
 
 from shoplens import warehouse
 from shoplens.rees46 import load_rees46
+from shoplens.reports.data import ReportData
+from shoplens.reports.pages import quality
 
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
@@ -299,3 +301,13 @@ def test_a_slightly_bad_load_only_warns(tmp_path: Path, dbt) -> None:
     assert "Warning in test assert_load_quarantine_share_below_warn_threshold" in out
     assert "assert_load_quarantine_share_below_error_threshold" in out  # ran, and passed
     assert "Failure in test" not in out
+
+
+def test_quality_page_tells_the_flags_and_splits(hostile: Path) -> None:
+    with duckdb.connect(str(hostile), read_only=True) as con:
+        table = quality.duplicates(ReportData(con, hostile))
+    assert "7 events are kept with their price left empty" in table.note
+    assert "3 of them are purchases, counted without revenue" in table.note
+    assert "3 sessions were split off a session id" in table.note
+    events = next(row for row in table.rows if row[0] == "events")
+    assert events[1:] == ["16", "1", "6.25%", "0", "15"]

@@ -142,11 +142,31 @@ def duplicates(data: ReportData) -> Table:
     repaired = data.scalar(
         f"select sum(row_count) from {QUALITY} where check_name = 'sessionized_by_inactivity'"
     )
-    note = "A duplicate is a second copy of the same id; the first valid copy is kept."
+    note = (
+        "A duplicate is a second copy of the same id (of the same row, for REES46 files); the "
+        "first valid copy is kept."
+    )
     if repaired:
         note += (
             f" {int(repaired):,} sessions had no session id and were cut by 30 minutes of "
             "inactivity."
+        )
+    flags = dict(
+        data.df(f"""
+            select check_name, row_count from {QUALITY}
+            where check_kind in ('flagged', 'repaired')""").itertuples(index=False)
+    )
+    priced = flags.get("non_positive_price", 0) + flags.get("non_finite_price", 0)
+    if priced:
+        note += (
+            f" {int(priced):,} events are kept with their price left empty because it was zero, "
+            f"negative or not a finite number; {int(flags.get('purchase_unusable_price', 0)):,} "
+            "of them are purchases, counted without revenue."
+        )
+    if flags.get("session_id_split"):
+        note += (
+            f" {int(flags['session_id_split']):,} sessions were split off a session id shared "
+            "by several users or resumed after 30 minutes of inactivity."
         )
     return Table(
         "Duplicates removed",
