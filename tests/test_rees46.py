@@ -1,9 +1,15 @@
-"""The REES46 importer: every row lands in raw.events or raw.rejects, with stable ids."""
+"""The REES46 importer: every row lands in raw.events or raw.rejects, with stable ids.
+
+Event ids are `rees46:<digest>:<line>`, the digest being the first 16 hex digits of the SHA-256
+of the file's bytes (issue 10: ids by file name collided for same-named files in different
+folders). The hostile cases are in test_hostile_import.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 import subprocess
 import sys
@@ -23,24 +29,29 @@ HEADER = (
 SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def _rows(db: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql).fetchall()
 
 
-def test_sample_loads_every_row_with_file_and_line_ids(tmp_path: Path) -> None:
+def test_sample_loads_every_row_with_content_and_line_ids(tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
     summary = load_rees46(db, [SAMPLE])
     assert (summary.rows, summary.loaded, summary.rejected) == (3000, 3000, 0)
+    digest = _digest(SAMPLE)
     first = _rows(
         db,
         "select event_id, event_time, event_type, product_id, category_code, "
-        "brand, price, user_id, user_session, source from raw.events "
-        "where event_id = 'rees46:rees46_sample.csv:2'",
+        f"brand, price, user_id, user_session, source from raw.events "
+        f"where event_id = 'rees46:{digest}:2'",
     )
     assert first == [
         (
-            "rees46:rees46_sample.csv:2",
+            f"rees46:{digest}:2",
             dt.datetime(2019, 10, 1, 0, 0, 0),
             "view",
             44600062,
@@ -56,9 +67,14 @@ def test_sample_loads_every_row_with_file_and_line_ids(tmp_path: Path) -> None:
     assert types == {"view": 2941, "cart": 23, "purchase": 36}
     last = _rows(db, "select max(cast(split_part(event_id, ':', 3) as integer)) from raw.events")
     assert last == [(3001,)]
-    assert _rows(db, "select kind, params from raw.load_runs") == [
-        ("rees46", json.dumps({"files": ["rees46_sample.csv"]}))
-    ]
+    # each file's path, digest and counts, so rows can be traced back to their file
+    ((kind, params),) = _rows(db, "select kind, params from raw.load_runs")
+    assert kind == "rees46"
+    assert json.loads(params) == {
+        "files": [
+            {"path": str(SAMPLE), "digest": digest, "rows": 3000, "loaded": 3000, "rejected": 0}
+        ]
+    }
 
 
 def test_uncastable_rows_go_to_rejects_with_reason(tmp_path: Path) -> None:
@@ -81,18 +97,21 @@ def test_uncastable_rows_go_to_rejects_with_reason(tmp_path: Path) -> None:
     assert (summary.rows, summary.loaded, summary.rejected) == (5, 2, 3)
     loaded = _rows(db, "select event_id, event_type, user_session from raw.events order by 1")
     # an unknown event type still casts: it lands, and dbt staging quarantines it
-    assert loaded == [("rees46:oct.csv:2", "view", "s1"), ("rees46:oct.csv:6", "teleport", None)]
+    digest = _digest(path)
+    assert loaded == [
+        (f"rees46:{digest}:2", "view", "s1"),
+        (f"rees46:{digest}:6", "teleport", None),
+    ]
     rejects = _rows(
         db, "select topic, kafka_offset, reason, payload from raw.rejects order by kafka_offset"
     )
+    # topic is the file's path as given; the payload is the original line (issue 10, item 9)
     assert [(t, n, r) for t, n, r, _ in rejects] == [
-        ("oct.csv", 3, "event_time is not a timestamp"),
-        ("oct.csv", 4, "price is not a number"),
-        ("oct.csv", 5, "product_id is not an integer; user_id is not an integer"),
+        (str(path), 3, "event_time is not a timestamp"),
+        (str(path), 4, "price is not a number"),
+        (str(path), 5, "product_id is not an integer; user_id is not an integer"),
     ]
-    payload = json.loads(bytes(rejects[1][3]).decode())
-    assert payload["price"] == "ten"
-    assert payload["event_type"] == "cart"
+    assert bytes(rejects[1][3]) == b"2019-10-01 00:00:02 UTC,cart,1,10,,acme,ten,7,s1"
 
 
 def test_parquet_with_typed_columns(tmp_path: Path) -> None:
@@ -119,9 +138,10 @@ def test_parquet_with_typed_columns(tmp_path: Path) -> None:
         db,
         "select event_id, event_time, event_type, price, category_code from raw.events order by 1",
     )
+    digest = _digest(path)
     assert rows == [
-        ("rees46:part.parquet:1", dt.datetime(2019, 10, 1, 0, 0, 0), "view", 1.5, None),
-        ("rees46:part.parquet:2", dt.datetime(2019, 10, 1, 0, 0, 1), "purchase", 2.25, "kids.toys"),
+        (f"rees46:{digest}:1", dt.datetime(2019, 10, 1, 0, 0, 0), "view", 1.5, None),
+        (f"rees46:{digest}:2", dt.datetime(2019, 10, 1, 0, 0, 1), "purchase", 2.25, "kids.toys"),
     ]
 
 
@@ -131,7 +151,7 @@ def test_wrong_files_are_refused_and_nothing_loaded(tmp_path: Path) -> None:
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(Rees46FormatError, match="missing column"):
         load_rees46(db, [SAMPLE, bad])
-    assert _rows(db, "select count(*) from raw.events") == [(0,)]
+    assert not db.exists()  # refused before anything was written: no warehouse file either
     other = tmp_path / "x.json"
     other.write_text("{}")
     with pytest.raises(Rees46FormatError, match="unknown file type"):
@@ -166,5 +186,5 @@ def test_gzipped_csv(tmp_path: Path) -> None:
     assert (summary.rows, summary.loaded, summary.rejected) == (10, 10, 0)
     ids = [r[0] for r in _rows(db, "select event_id from raw.events")]
     assert sorted(ids, key=lambda i: int(i.rsplit(":", 1)[1])) == [
-        f"rees46:oct.csv.gz:{line}" for line in range(2, 12)
+        f"rees46:{_digest(path)}:{line}" for line in range(2, 12)
     ]

@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     from shoplens.stream.sink import SinkStats
 
 
+def _warehouse_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """Every command refuses a --db that is neither a DuckDB file nor a new path (DuckDB would
+    open an existing CSV/Parquet file as a throw-away in-memory database)."""
+    from shoplens.warehouse import check_warehouse_path
+
+    check_warehouse_path(value)
+    return value
+
+
 class FiniteFloatRange(click.FloatRange):
     """A click.FloatRange that also refuses nan and infinity (they pass its bounds checks)."""
 
@@ -35,8 +44,9 @@ db_option = click.option(
     "db",
     type=click.Path(dir_okay=False, path_type=Path),
     default=default_db_path,
+    callback=_warehouse_path,
     show_default="$SHOPLENS_DB or warehouse.duckdb in the project root",
-    help="Warehouse file.",
+    help="Warehouse file: a DuckDB file, or a new path.",
 )
 
 

@@ -67,6 +67,34 @@ def default_lock_timeout() -> float:
     return seconds
 
 
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+
+
+def check_warehouse_path(db: str | Path) -> None:
+    """Refuse a warehouse path that is neither a DuckDB file nor a new path.
+
+    DuckDB 2.0 opens an existing file named *.csv, *.parquet, *.json or *.csv.gz as an
+    in-memory database over that data: everything written would be thrown away. So an existing
+    path must be a DuckDB database file (magic bytes `DUCK` at offset 8); a path that does not
+    exist yet is a new warehouse.
+    """
+    path = Path(db)
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise WarehouseError(f"warehouse {path} is not a file (a DuckDB file or a new path)")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError as exc:
+        raise WarehouseError(f"cannot read warehouse {path}: {exc.strerror or exc}") from exc
+    if head[8:12] != DUCKDB_MAGIC:
+        raise WarehouseError(
+            f"warehouse {path} exists but is not a DuckDB database (a data file?): pass a "
+            "DuckDB file or a new path"
+        )
+
+
 def open_connection(
     db: str | Path,
     *,
@@ -91,6 +119,7 @@ def open_connection(
         raise WarehouseError(
             f"warehouse file not found: {path} (run `shoplens generate` or set SHOPLENS_DB)"
         )
+    check_warehouse_path(path)
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
@@ -138,8 +167,8 @@ RAW_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
                 "event_id",
                 "VARCHAR",
                 "Unique event id across all loads: '<run tag>-<n>' for "
-                "generated events, the producer's id for streamed ones, 'rees46:<file>:<line>' "
-                "for imports",
+                "generated events, the producer's id for streamed ones, "
+                "'rees46:<content digest>:<line>' for imports",
             ),
             ("event_time", "TIMESTAMP", "When the event happened, UTC"),
             (
@@ -228,10 +257,15 @@ RAW_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         [
             ("rejected_at", "TIMESTAMP", "When it was rejected, UTC"),
             ("source", "VARCHAR", "kafka or the importer's format (rees46)"),
-            ("topic", "VARCHAR", "Kafka topic, or the file name for imports"),
+            ("topic", "VARCHAR", "Kafka topic, or the file's path for imports"),
             ("partition", "INTEGER", "Kafka partition; null for imports"),
             ("kafka_offset", "BIGINT", "Kafka offset, or the line number for imports"),
-            ("payload", "BLOB", "The raw bytes as received"),
+            (
+                "payload",
+                "BLOB",
+                "The raw bytes as received (imports: the original line; Parquet: the fields "
+                "as JSON)",
+            ),
             ("reason", "VARCHAR", "Why it was rejected"),
         ],
     ),
@@ -288,8 +322,56 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def check_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a database whose existing raw tables are not shoplens's (other columns or types,
+    or a view of that name), before anything is written: another application's DuckDB file
+    must not be changed at all."""
+    found: dict[str, dict[str, str]] = {}
+    kinds: dict[str, str] = {}
+    for schema, table, kind in con.execute(
+        "select table_schema, table_name, table_type from information_schema.tables "
+        "where table_catalog = current_database()"
+    ).fetchall():
+        kinds[f"{schema}.{table}"] = kind
+    for schema, table, column, dtype in con.execute(
+        "select table_schema, table_name, column_name, data_type from information_schema.columns "
+        "where table_catalog = current_database()"
+    ).fetchall():
+        found.setdefault(f"{schema}.{table}", {})[column] = dtype.upper()
+    problems = []
+    for table, (_, columns) in RAW_TABLES.items():
+        if table not in kinds:
+            continue
+        if kinds[table] != "BASE TABLE":
+            problems.append(f"{table} is a {kinds[table].lower()}, not a table")
+            continue
+        want = {name: dtype for name, dtype, _ in columns}
+        have = found.get(table, {})
+        missing = [c for c in want if c not in have]
+        other = [c for c in have if c not in want]
+        retyped = [f"{c} {have[c]}" for c in want if c in have and have[c] != want[c]]
+        details = [
+            f"{label} {', '.join(items)}"
+            for label, items in (
+                ("missing", missing),
+                ("unexpected", other),
+                ("wrong type", retyped),
+            )
+            if items
+        ]
+        if details:
+            problems.append(f"{table} has other columns ({'; '.join(details)})")
+    if problems:
+        raise WarehouseError("not a shoplens warehouse, nothing written: " + "; ".join(problems))
+
+
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw and ground_truth schemas and tables (with comments) if missing."""
+    """Create the raw and ground_truth schemas and tables (with comments) if missing.
+
+    Existing raw tables must match the contract (`check_raw_schema`), checked before anything
+    is created.
+    """
+    check_raw_schema(con)
     con.execute("create schema if not exists raw")
     con.execute("create schema if not exists ground_truth")
     existing = {
