@@ -36,11 +36,21 @@
 
 {#- `text` without surrounding whitespace: spaces, tabs, line breaks, vertical tabs, form feeds
     (plain trim() removes only spaces). -#}
-{% macro trim_whitespace(text) %}{{ return(adapter.dispatch('trim_whitespace', 'shoplens')(text)) }}{% endmacro %}
-{% macro default__trim_whitespace(text) %}trim(both concat(' ', chr(9), chr(10), chr(11), chr(12), chr(13)) from {{ text }}){% endmacro %}
-{% macro duckdb__trim_whitespace(text) %}trim({{ text }}, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)){% endmacro %}
+{% macro trim_whitespace(text) -%}
+    {{ return(adapter.dispatch('trim_whitespace', 'shoplens')(text)) }}
+{%- endmacro %}
+{% macro default__trim_whitespace(text) -%}
+    trim(both concat(' ', chr(9), chr(10), chr(11), chr(12), chr(13)) from {{ text }})
+{%- endmacro %}
+{% macro duckdb__trim_whitespace(text) -%}
+    trim({{ text }}, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))
+{%- endmacro %}
 
 {#- True when a double is a finite number (not NaN, +inf or -inf); null when it is null. -#}
-{% macro is_finite(number) %}{{ return(adapter.dispatch('is_finite', 'shoplens')(number)) }}{% endmacro %}
-{% macro default__is_finite(number) %}(not isnan({{ number }}) and abs({{ number }}) < cast('Infinity' as double)){% endmacro %}
+{% macro is_finite(number) -%}
+    {{ return(adapter.dispatch('is_finite', 'shoplens')(number)) }}
+{%- endmacro %}
+{% macro default__is_finite(number) -%}
+    (not isnan({{ number }}) and abs({{ number }}) < cast('Infinity' as double))
+{%- endmacro %}
 {% macro duckdb__is_finite(number) %}isfinite({{ number }}){% endmacro %}

@@ -113,7 +113,8 @@
     {%- for column in ['event_time', 'event_type', 'product_id', 'category_id', 'category_code',
                        'brand', price_column, 'price_flag', 'customer_id', 'user_session'] -%}
         {%- do parts.append("'|'") -%}
-        {%- do parts.append("coalesce(cast(" ~ prefix ~ column ~ " as " ~ dbt.type_string() ~ "), '')") -%}
+        {%- set text = "cast(" ~ prefix ~ column ~ " as " ~ dbt.type_string() ~ ")" -%}
+        {%- do parts.append("coalesce(" ~ text ~ ", '')") -%}
     {%- endfor -%}
     {{ dbt.concat(parts) }}
 {%- endmacro %}

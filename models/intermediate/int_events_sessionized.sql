@@ -46,8 +46,8 @@ staged_new as (
 
 already_here as (
     -- probe the big table with the few new ids (a NOT IN would hash all ids already here)
-    select event_id from {{ this }}
-    where event_id in (select event_id from staged_new)
+    select here.event_id from {{ this }} as here
+    where here.event_id in (select staged_new.event_id from staged_new)
 ),
 
 rees46_already_here as (
@@ -87,10 +87,15 @@ to_process as (
     union all
     select {{ staged_columns | join(', ') }}
     from {{ this }}
-    where (session_source = 'inactivity'
-            and customer_id in (select customer_id from touched_customers))
-        or (session_source = 'user_session'
-            and user_session in (select user_session from touched_sessions))
+    where
+        (
+            session_source = 'inactivity'
+            and customer_id in (select touched_customers.customer_id from touched_customers)
+        )
+        or (
+            session_source = 'user_session'
+            and user_session in (select touched_sessions.user_session from touched_sessions)
+        )
 ),
 
 with_id_events as (
