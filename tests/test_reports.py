@@ -102,7 +102,7 @@ def test_kpi_periods_are_two_adjacent_windows() -> None:
 def test_tiles_format_values_and_changes() -> None:
     assert format_value(1234567, "count") == "1,234,567"
     assert format_value(0.03456, "rate") == "3.5%"
-    assert format_value(1234.5, "money") == "1,234.50"
+    assert format_value(1234.5, "money") == "$1,234.50"
     assert format_value(None, "money") == "n/a"
     sessions = Tile("sessions", "Sessions", 1100, 1000)
     assert sessions.change() == "+10.0% vs previous period"

@@ -6,6 +6,7 @@ case that once produced "Other (2 of 2 carts abandoned)".
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from itertools import pairwise
@@ -68,8 +69,8 @@ def test_recommendations_rank_by_lost_revenue_and_skip_tiny_groups(tmp_path: Pat
     assert isinstance(section, Bullets)
     text = "\n".join(section.items)
     assert section.items[0].startswith(
-        "Most revenue is lost in abandoned carts in Electronics (about 15,000 from 30 of 50 "
-        "carts abandoned), Grocery (about 600 from 60 of 100 carts abandoned):"
+        "Most revenue is lost in abandoned carts in Electronics (about $15,000 from 30 of 50 "
+        "carts abandoned), Grocery (about $600 from 60 of 100 carts abandoned):"
     )
     assert "Other" not in text
     assert "2 of 2" not in text
@@ -225,3 +226,49 @@ def test_small_demographic_groups_are_greyed_or_left_out(tmp_path: Path) -> None
     assert "Left out: groups with fewer than 30 order lines, too few for shares: X (3)." in (
         genders.note
     )
+
+
+def test_periods_leave_out_the_day_under_way() -> None:
+    history_end = dt.datetime(2026, 10, 31, 22, 47)
+    previous, current, end = overview.periods(history_end, today=dt.date(2026, 11, 30))
+    assert (previous, current, end) == (
+        dt.datetime(2026, 9, 2),
+        dt.datetime(2026, 10, 2),
+        dt.datetime(2026, 11, 1),
+    )
+    # data up to this morning (a streamed burst): today is not over, the period ends yesterday
+    _, current, end = overview.periods(dt.datetime(2026, 11, 30, 9, 5), today=dt.date(2026, 11, 30))
+    assert (current, end) == (dt.datetime(2026, 10, 31), dt.datetime(2026, 11, 30))
+
+
+def test_a_burst_today_does_not_move_the_tiles_or_the_trend(tmp_path: Path) -> None:
+    """The demo's streamed bursts land on the current day: the Overview compares complete days,
+    so its tiles and daily trend equal those of the generated history alone."""
+    today = dt.datetime.now(dt.UTC).date()
+    history = (
+        f"select (date '{today}' - interval (i % 70 + 1) day + interval (i % 24) hour) "
+        "as session_start, i % 13 = 0 as purchase_made, i % 3 as cart_additions, "
+        "i % 3 > 0 and i % 13 <> 0 as cart_abandoned, "
+        "case when i % 13 = 0 then 20.0 else 0 end as revenue from range(2100) t(i)"
+    )
+    burst = (
+        f"select (date '{today}' + interval (i % 600) second) as session_start, "
+        "i % 5 = 0 as purchase_made, 1 as cart_additions, i % 5 <> 0 as cart_abandoned, "
+        "case when i % 5 = 0 then 50.0 else 0 end as revenue from range(1700) t(i)"
+    )
+    results = []
+    for name, sql in (("history", history), ("with_burst", f"{history} union all {burst}")):
+        db = _marts(
+            tmp_path / f"{name}.duckdb",
+            f"create table marts.fct_sessions as select *, session_start::date as session_date "
+            f"from ({sql})",
+        )
+        with open_report_data(db) as data:
+            tiles = overview.kpi_tiles(data)
+            trend = overview.daily_trend(data)
+        results.append(
+            ([(t.key, t.value, t.previous) for t in tiles.tiles], list(trend.figure.data[0].y))
+        )
+    assert results[0] == results[1]
+    sessions = dict((k, v) for k, v, _ in results[0][0])["sessions"]
+    assert sessions == 900  # 30 of the 70 days, 30 sessions a day

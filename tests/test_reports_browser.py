@@ -19,6 +19,8 @@ from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from shoplens.reports import build_site
 from shoplens.reports.content import format_value
+from shoplens.reports.data import open_report_data
+from shoplens.reports.pages import overview
 from shoplens.reports.pages.overview import periods
 from shoplens.warehouse import connect, ensure_raw_schema
 
@@ -112,6 +114,21 @@ def assert_clean(seen: Visit) -> None:
     assert seen.dialogs == []
 
 
+def too_wide(page: Page) -> list[str]:
+    """Tables and charts wider than the card (section) holding them, as "title: width > room"."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('main section')].flatMap(s => {
+            const st = getComputedStyle(s);
+            const room = s.getBoundingClientRect().width - parseFloat(st.paddingLeft)
+                - parseFloat(st.paddingRight);
+            return [...s.querySelectorAll('table, .js-plotly-plot')]
+                .map(e => e.getBoundingClientRect().width)
+                .filter(w => w > room + 1)
+                .map(w => `${s.querySelector('h2').textContent}: ${w} > ${room}`);
+        })"""
+    )
+
+
 def chart_state(page: Page) -> list[int]:
     """[chart containers, containers holding a rendered Plotly plot]."""
     return page.evaluate(
@@ -147,10 +164,15 @@ def test_empty_site_opens_cleanly(browser: BrowserContext, tmp_path: Path) -> No
 
 # Sections allowed to be empty on a freshly built warehouse: no streaming run has scored
 # sessions, and the generator writes no loader rejects.
-ALLOWED_EMPTY = {"Live scoring", "Live scores", "Rejected input by reason"}
+ALLOWED_EMPTY = {
+    "Live scoring",
+    "Live scores",
+    "Rejected input by reason",
+    "Kafka messages deleted before the sink read them",
+}
 MIN_CHARTS = {
-    "index.html": 0,
-    "behaviour.html": 6,
+    "index.html": 1,
+    "behaviour.html": 7,
     "sales.html": 8,
     "models.html": 7,
     "segments.html": 3,
@@ -180,6 +202,11 @@ def test_built_page_renders_every_chart(
         "section.section-notice h2", "els => els.map(e => e.textContent)"
     )
     assert set(empty) <= ALLOWED_EMPTY, empty
+    assert too_wide(seen.page) == []
+    seen.page.set_viewport_size({"width": 1024, "height": 900})
+    seen.page.wait_for_timeout(500)  # plotly redraws responsive charts after a resize
+    assert too_wide(seen.page) == []
+    seen.page.set_viewport_size({"width": 1280, "height": 900})
     header = seen.page.inner_text("header")
     assert "Data as of 2026-10-31" in header
     assert "Warehouse built unknown" not in header
@@ -247,7 +274,45 @@ def test_kpi_tiles_match_sql(
             assert change == f"{(current[key] / previous[key] - 1) * 100:+.1f}% vs previous period"
     recommendations = seen.page.locator(".findings li").all_inner_texts()
     assert len(recommendations) >= 2
-    assert recommendations[0].startswith("Most carts are lost in ")
+    assert recommendations[0].startswith("Most revenue is lost in abandoned carts in ")
+    seen.page.close()
+
+
+def test_funnel_runs_and_recommendations_in_the_browser(
+    browser: BrowserContext, built_site: Path, built_warehouse: Path
+) -> None:
+    """The funnel counts sessions, recommendations carry intervals, the quality page lists the
+    build that made this warehouse (from its own ops tables)."""
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        steps = con.execute(
+            "select count(*) filter (where product_views > 0 or cart_additions > 0 "
+            "or checkout_reached or purchase_made), "
+            "count(*) filter (where cart_additions > 0 or checkout_reached or purchase_made), "
+            "count(*) filter (where checkout_reached or purchase_made), "
+            "count(*) filter (where purchase_made) from marts.fct_sessions"
+        ).fetchone()
+        tests = con.execute(
+            "select count(*) from ops.dbt_node_results where resource_type = 'test' and "
+            "invocation_id = (select invocation_id from ops.dbt_runs where command = 'build' "
+            "and whole_project order by started_at desc limit 1)"
+        ).fetchone()[0]
+    seen = visit(browser, built_site / "behaviour.html")
+    funnel = seen.page.evaluate(
+        "() => [...document.querySelectorAll('section')]"
+        ".find(s => s.querySelector('h2').textContent === 'Funnel')"
+        ".querySelector('.js-plotly-plot').data[0].x"
+    )
+    assert [int(v) for v in funnel] == list(steps)
+    seen.page.close()
+    seen = visit(browser, built_site / "index.html")
+    items = seen.page.locator(".findings li").all_inner_texts()
+    assert any("95% CI" in item for item in items)
+    assert "at least 20 sessions behind them" in seen.page.inner_text(".section-bullets")
+    seen.page.close()
+    seen = visit(browser, built_site / "quality.html")
+    text = seen.page.inner_text("main")
+    assert f"{tests:,} data tests and" in text
+    assert "dbt runs since the last full build" in text
     seen.page.close()
 
 
@@ -271,9 +336,15 @@ def hostile_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory
             "update marts.dim_products set product_name = ?, brand = ? where product_id = ?",
             [HOSTILE[0], HOSTILE[1], top],
         )
-        victim = con.execute(
-            "select category from marts.mart_category_popularity order by popularity_rank limit 1"
-        ).fetchone()[0]
+        categories = [
+            r[0]
+            for r in con.execute("select category from marts.mart_category_popularity").fetchall()
+        ]
+    # the category the first recommendation names first (the most revenue lost in carts)
+    with open_report_data(built_warehouse) as data:
+        first = overview.recommendations(data).items[0]
+    victim = min(categories, key=lambda c: first.find(c) if c in first else len(first))
+    with duckdb.connect(str(db)) as con:
         for schema, table, column in con.execute(
             "select schema_name, table_name, column_name from duckdb_columns() "
             "join duckdb_tables() using (database_name, schema_name, table_name) "

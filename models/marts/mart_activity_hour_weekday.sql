@@ -1,18 +1,31 @@
 -- Sessions, events and conversions by start weekday and hour (UTC): the activity heatmap.
--- Only complete weeks (Monday to Sunday, within the first and last session dates) count, so
--- every weekday is counted the same number of times and a partial first or last week (or a
--- burst on the current day) does not tilt it; data spanning no complete week counts every day.
+-- Only complete weeks (Monday to Sunday, from the first session date to the last day that is
+-- over) count, so every weekday is counted the same number of times and a partial first or last
+-- week, or a burst streamed today, does not tilt it; data spanning no complete week counts every
+-- day.
 with sessions as (
     select * from {{ ref('fct_sessions') }}
 ),
 
+-- the last day that is over: the latest session date, or yesterday when sessions (a streamed
+-- burst) have already started today
+days as (
+    select
+        min(session_date) as first_day,
+        least(
+            max(session_date),
+            cast({{ dbt.dateadd('day', -1, dbt.current_timestamp()) }} as date)
+        ) as last_day
+    from sessions
+),
+
 bounds as (
     select
-        cast({{ dbt.date_trunc('week', dbt.dateadd('day', 6, 'min(session_date)')) }} as date)
+        cast({{ dbt.date_trunc('week', dbt.dateadd('day', 6, 'first_day')) }} as date)
             as weeks_from,
-        cast({{ dbt.date_trunc('week', dbt.dateadd('day', 1, 'max(session_date)')) }} as date)
+        cast({{ dbt.date_trunc('week', dbt.dateadd('day', 1, 'last_day')) }} as date)
             as weeks_to
-    from sessions
+    from days
 ),
 
 weeks as (

@@ -18,6 +18,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 
+# Amounts on the pages: REES46 prices are US dollars, and the synthetic shop is priced in the
+# same unit.
+CURRENCY = "USD"
+CURRENCY_SYMBOL = "$"
+
 PLOT_CONFIG = {
     "displaylogo": False,
     "responsive": True,
@@ -186,13 +191,14 @@ class Tile:
 
 
 def format_value(value: float | None, unit: str) -> str:
-    """Format a KPI value: counts with separators, money with 2 decimals, rates as percent."""
+    """Format a KPI value: counts with separators, money with 2 decimals and the currency,
+    rates as percent."""
     if value is None:
         return "n/a"
     if unit == "rate":
         return f"{value * 100:.1f}%"
     if unit == "money":
-        return f"{value:,.2f}"
+        return f"{'-' if value < 0 else ''}{CURRENCY_SYMBOL}{abs(value):,.2f}"
     return f"{value:,.0f}"
 
 

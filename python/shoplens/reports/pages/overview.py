@@ -6,13 +6,27 @@ import datetime as dt
 from typing import SupportsFloat
 
 import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from shoplens.reports.content import Bullets, Notice, Page, Section, Tile, Tiles
+from shoplens.reports.content import (
+    CURRENCY,
+    CURRENCY_SYMBOL,
+    Bullets,
+    Chart,
+    Notice,
+    Page,
+    Section,
+    Tile,
+    Tiles,
+    style,
+)
 from shoplens.reports.data import ReportData
-from shoplens.reports.pages import guarded
+from shoplens.reports.pages import guarded, require_rows
 from shoplens.reports.stats import MIN_SUPPORT, rate_with_interval, wilson
 
 PERIOD_DAYS = 30
+TREND_WINDOW = 7
 
 SESSIONS = "marts.fct_sessions"
 ORDER_LINES = "marts.fct_order_lines"
@@ -21,12 +35,22 @@ ACTIVITY = "marts.mart_activity_hour_weekday"
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
-def periods(as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+def last_complete_day(as_of: dt.datetime, today: dt.date | None = None) -> dt.date:
+    """The last day of the data that is over: the day of `as_of`, unless that is today (UTC),
+    which is still under way (a streamed burst this morning is not a day's traffic)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    return as_of.date() if as_of.date() < today else today - dt.timedelta(days=1)
+
+
+def periods(
+    as_of: dt.datetime, today: dt.date | None = None
+) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
     """Bounds (previous start, current start, end) of the last two PERIOD_DAYS windows.
 
-    The current period is the PERIOD_DAYS days up to and including the day of `as_of`.
+    The current period is the PERIOD_DAYS complete days up to the last complete day
+    (`last_complete_day`): a partial day would compare part of a day with whole ones.
     """
-    end = dt.datetime.combine(as_of.date() + dt.timedelta(days=1), dt.time())
+    end = dt.datetime.combine(last_complete_day(as_of, today) + dt.timedelta(days=1), dt.time())
     current = end - dt.timedelta(days=PERIOD_DAYS)
     return current - dt.timedelta(days=PERIOD_DAYS), current, end
 
@@ -107,7 +131,8 @@ def kpi_tiles(data: ReportData) -> Section:
         for key, label, unit, better in KPIS
     ]
     note = (
-        f"Last {PERIOD_DAYS} days ({current:%Y-%m-%d} to {end - dt.timedelta(days=1):%Y-%m-%d})"
+        f"Last {PERIOD_DAYS} complete days ({current:%Y-%m-%d} to "
+        f"{end - dt.timedelta(days=1):%Y-%m-%d})"
         f" against the {PERIOD_DAYS} days before. Conversion: sessions with a purchase; cart "
         "abandonment: sessions with a cart addition and no purchase; revenue and average "
         + (
@@ -133,7 +158,7 @@ with recent as (
            sum(abandoned_cart_sessions) as lost_carts, sum(purchase_sessions) as buying,
            sum(revenue) as revenue
     from {FUNNEL}
-    where activity_date > (select max(activity_date) from {FUNNEL}) - interval {PERIOD_DAYS} day
+    where activity_date >= $current and activity_date < $end
     group by all
 ),
 all_days as (
@@ -157,7 +182,7 @@ def lost_carts(supported: pd.DataFrame) -> str:
     )
     worst = supported.sort_values(["lost_revenue", "category"], ascending=[False, True]).head(3)
     lost = ", ".join(
-        f"{r.category} (about {r.lost_revenue:,.0f} from {r.lost_carts:,.0f} of "
+        f"{r.category} (about {CURRENCY_SYMBOL}{r.lost_revenue:,.0f} from {r.lost_carts:,.0f} of "
         f"{r.carts:,.0f} carts abandoned)"
         for r in worst.itertuples()
     )
@@ -215,7 +240,9 @@ def recommendations(data: ReportData) -> Section:
     all days' when the period had no purchase there). Rates are compared only for categories
     with at least MIN_SUPPORT sessions behind them, each with its 95% Wilson interval.
     """
-    frame = data.df(RECOMMEND_SQL)
+    as_of = data.scalar(f"select max(activity_date) from {FUNNEL}")
+    _, current, end = periods(dt.datetime.combine(as_of, dt.time()))
+    frame = data.df(RECOMMEND_SQL, {"current": current.date(), "end": end.date()})
     supported = frame[frame["carts"] >= MIN_SUPPORT]
     small = sorted(frame.loc[(frame["carts"] > 0) & (frame["carts"] < MIN_SUPPORT), "category"])
     viewing = frame[frame["viewing"] >= MIN_SUPPORT]
@@ -227,7 +254,8 @@ def recommendations(data: ReportData) -> Section:
     if len(viewing) >= 2:
         items.append(cart_rates(viewing))
     source = (
-        f"From {FUNNEL}, last {PERIOD_DAYS} days of data. Lost revenue: abandoned carts times "
+        f"From {FUNNEL}, {current:%Y-%m-%d} to {end - dt.timedelta(days=1):%Y-%m-%d} (the last "
+        f"{PERIOD_DAYS} complete days). Lost revenue: abandoned carts times "
         "the category's revenue per buying session. Rates are compared only for categories "
         f"with at least {MIN_SUPPORT} sessions behind them, with 95% Wilson intervals"
     )
@@ -282,6 +310,81 @@ def timing(data: ReportData) -> str | None:
     )
 
 
+def daily_trend(data: ReportData) -> Chart:
+    """Sessions, revenue and conversion per day with their 7-day averages (three panels)."""
+    as_of = data.scalar(f"select max(session_start) from {SESSIONS}")
+    last = last_complete_day(as_of)
+    frame = data.df(
+        f"""select session_date as day, count(*) as sessions,
+                   count(*) filter (where purchase_made) as buyers,
+                   coalesce(sum(revenue), 0) as revenue
+            from {SESSIONS} where session_date <= ? group by all order by day""",
+        [last],
+    )
+    require_rows(frame, f"no complete day in {SESSIONS} yet")
+    days = pd.date_range(frame["day"].min(), frame["day"].max(), freq="D")
+    daily = frame.set_index(pd.to_datetime(frame["day"]))[["sessions", "buyers", "revenue"]]
+    daily = daily.reindex(days, fill_value=0)
+    week = daily.rolling(TREND_WINDOW, min_periods=TREND_WINDOW).sum()
+    panels = [
+        ("sessions", daily["sessions"], week["sessions"] / TREND_WINDOW, ",.0f"),
+        (f"revenue ({CURRENCY})", daily["revenue"], week["revenue"] / TREND_WINDOW, ",.0f"),
+        (
+            "conversion",
+            daily["buyers"] / daily["sessions"].where(daily["sessions"] > 0),
+            week["buyers"] / week["sessions"].where(week["sessions"] > 0),
+            ".1%",
+        ),
+    ]
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06)
+    for row, (name, values, average, fmt) in enumerate(panels, start=1):
+        fig.add_trace(
+            go.Scatter(
+                x=days,
+                y=values,
+                mode="lines",
+                name=f"{name}, daily",
+                line={"color": "#b8c7d9", "width": 1},
+                hovertemplate=f"%{{x|%a %Y-%m-%d}}: %{{y:{fmt}}}<extra>{name}</extra>",
+                showlegend=row == 1,
+                legendgroup="daily",
+            ),
+            row=row,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=days,
+                y=average,
+                mode="lines",
+                name=f"{TREND_WINDOW}-day average",
+                line={"color": "#2f6fb0", "width": 2},
+                hovertemplate=f"%{{x|%Y-%m-%d}}: %{{y:{fmt}}}<extra>{TREND_WINDOW}-day "
+                f"average</extra>",
+                showlegend=row == 1,
+                legendgroup="average",
+            ),
+            row=row,
+            col=1,
+        )
+        fig.update_yaxes(title_text=name, rangemode="tozero", row=row, col=1)
+    fig.update_yaxes(tickformat=".0%", row=3, col=1)
+    fig.data[0].name = "daily"
+    style(fig, height=620, legend={"orientation": "h", "y": -0.08})
+    return Chart(
+        "Daily trend",
+        fig,
+        f"From {SESSIONS}: sessions by start day, revenue of their purchase events, and the "
+        f"share of sessions with a purchase; dark line: {TREND_WINDOW}-day average (days "
+        "without sessions count as zero). Complete days only"
+        + (
+            f": today ({as_of:%Y-%m-%d}, UTC) is still under way and left out."
+            if last < as_of.date()
+            else "."
+        ),
+    )
+
+
 def build(data: ReportData) -> Page:
     """The overview page."""
     sections = [
@@ -298,6 +401,12 @@ def build(data: ReportData) -> Page:
                 ]
             },
             lambda: kpi_tiles(data),
+        ),
+        guarded(
+            data,
+            "Daily trend",
+            {SESSIONS: ["session_date", "purchase_made", "revenue"]},
+            lambda: daily_trend(data),
         ),
         guarded(
             data,

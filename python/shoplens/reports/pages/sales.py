@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from shoplens.reports.content import Chart, Page, Table, esc, style
+from shoplens.reports.content import CURRENCY, Chart, Page, Table, esc, style
 from shoplens.reports.data import ReportData
 from shoplens.reports.pages import guarded, require_rows
 from shoplens.reports.stats import MIN_GROUP_SIZE
@@ -56,7 +56,9 @@ def monthly(data: ReportData) -> Chart:
                     },
                 },
                 customdata=index_text,
-                hovertemplate="%{x|%b %Y}: %{y:,.0f} (%{customdata})<extra></extra>",
+                hovertemplate="%{x|%b %Y}: %{y:,.0f} "
+                + CURRENCY
+                + " (%{customdata})<extra></extra>",
             ),
             go.Scatter(
                 name="orders",
@@ -70,7 +72,7 @@ def monthly(data: ReportData) -> Chart:
     )
     style(
         fig,
-        yaxis_title="revenue",
+        yaxis_title=f"revenue ({CURRENCY})",
         xaxis_title="month",
         xaxis_tickformat="%b %Y",
         yaxis2={
@@ -78,7 +80,7 @@ def monthly(data: ReportData) -> Chart:
             "overlaying": "y",
             "side": "right",
             "showgrid": False,
-            "tickmode": "sync",
+            "rangemode": "tozero",
         },
     )
     note = (
@@ -122,11 +124,11 @@ def popularity(data: ReportData) -> Chart:
         barmode="group",
         yaxis_title="purchases",
         yaxis2={
-            "title": "revenue",
+            "title": f"revenue ({CURRENCY})",
             "overlaying": "y",
             "side": "right",
             "showgrid": False,
-            "tickmode": "sync",
+            "rangemode": "tozero",
         },
     )
     return Chart(
@@ -297,7 +299,9 @@ def customer_value(data: ReportData) -> Chart:
                 x=labels,
                 y=frame["customers"],
                 customdata=frame["avg_lifetime_value"],
-                hovertemplate="%{x}: %{y} customers, mean spend %{customdata:,.2f}<extra></extra>",
+                hovertemplate="%{x}: %{y} customers, mean spend %{customdata:,.2f} "
+                + CURRENCY
+                + "<extra></extra>",
             ),
             go.Scatter(
                 name="share of all spend",
@@ -318,6 +322,7 @@ def customer_value(data: ReportData) -> Chart:
             "side": "right",
             "tickformat": ".0%",
             "showgrid": False,
+            "rangemode": "tozero",
         },
     )
     return Chart(
@@ -354,14 +359,15 @@ def price_bands(data: ReportData) -> Chart:
 def top_products(data: ReportData) -> Table:
     """The ten products with the most revenue."""
     frame = data.df(f"""
-        select product_name as product, brand, category, price_band, units_sold, revenue
+        select product_name as product, brand, category, price_band as "price band",
+               units_sold as "units sold", revenue as "revenue ({CURRENCY})"
         from {PRODUCTS} where revenue > 0 order by revenue desc, product_id limit 10""")
     require_rows(frame, f"no product in {PRODUCTS} has revenue yet")
     return Table.from_frame(
         "Top products by revenue",
         frame,
         f"From {PRODUCTS}.",
-        {"units_sold": ",.0f", "revenue": ",.2f"},
+        {"units sold": ",.0f", f"revenue ({CURRENCY})": ",.2f"},
     )
 
 
