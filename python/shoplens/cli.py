@@ -7,7 +7,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,7 +31,7 @@ class FiniteFloatRange(click.FloatRange):
     """A click.FloatRange that also refuses nan and infinity (they pass its bounds checks)."""
 
     def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
@@ -136,7 +136,7 @@ def generate(
     from shoplens.generate import generate_and_load
     from shoplens.generate.run import GenerateArgumentError, check_arguments, future_days
 
-    args = {"sessions": sessions, "seed": seed, "days": days, "end": end.date()}
+    args: dict[str, Any] = {"sessions": sessions, "seed": seed, "days": days, "end": end.date()}
     try:  # before anything is created: dates, days and sessions the machine can hold
         check_arguments(**args, defect_rate=defects)
     except GenerateArgumentError as exc:
@@ -432,7 +432,8 @@ def _sink_outcome(stats: SinkStats) -> None:
     failure = stats.failure()
     if failure:
         error = click.ClickException(failure)
-        error.exit_code = stats.exit_code
+        # click declares exit_code a ClassVar; main() reads this instance's.
+        error.exit_code = stats.exit_code  # type: ignore[misc]
         raise error
 
 

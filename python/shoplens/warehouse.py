@@ -426,7 +426,7 @@ def append(
 
 def start_run(con: duckdb.DuckDBPyConnection, kind: str, params: dict) -> int:
     """Record a load run and return its id (1, 2, ... per warehouse)."""
-    run_id = con.execute("select coalesce(max(run_id), 0) + 1 from raw.load_runs").fetchone()[0]
+    [(run_id,)] = con.execute("select coalesce(max(run_id), 0) + 1 from raw.load_runs").fetchall()
     con.execute(
         "insert into raw.load_runs values (?, ?, now()::timestamp, ?)",
         [run_id, kind, json.dumps(params, sort_keys=True)],

@@ -144,7 +144,8 @@ class GenerateSummary:
 
 
 def _max_id(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    return int(con.execute(sql).fetchone()[0] or 0)
+    [(value,)] = con.execute(sql).fetchall()
+    return int(value or 0)
 
 
 def _customers_with_defects(world: World, rng: np.random.Generator, defect_rate: float) -> pa.Table:
