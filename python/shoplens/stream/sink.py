@@ -733,7 +733,8 @@ class Sink:
             offsets = ask(sorted(partitions), timeout_ms=2000)
         except KafkaError:
             return {}
-        self.watch.contact()
+        if offsets:  # a client may answer with no partition instead of raising
+            self.watch.contact()
         return offsets
 
     def _unstick(self, idle: float) -> None:
