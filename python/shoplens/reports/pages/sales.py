@@ -81,6 +81,7 @@ def monthly(data: ReportData) -> Chart:
             "side": "right",
             "showgrid": False,
             "rangemode": "tozero",
+            "tickmode": "auto",  # not plotly's default "sync", which gives odd ticks
         },
     )
     note = (
@@ -129,6 +130,7 @@ def popularity(data: ReportData) -> Chart:
             "side": "right",
             "showgrid": False,
             "rangemode": "tozero",
+            "tickmode": "auto",  # not plotly's default "sync", which gives odd ticks
         },
     )
     return Chart(
@@ -323,6 +325,7 @@ def customer_value(data: ReportData) -> Chart:
             "tickformat": ".0%",
             "showgrid": False,
             "rangemode": "tozero",
+            "tickmode": "auto",  # not plotly's default "sync", which gives odd ticks
         },
     )
     return Chart(

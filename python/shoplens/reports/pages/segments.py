@@ -112,7 +112,13 @@ def k_selection(data: ReportData) -> Chart:
         xaxis_title="k (number of segments)",
         xaxis_dtick=1,
         yaxis_title="silhouette",
-        yaxis2={"title": "Davies-Bouldin", "overlaying": "y", "side": "right", "showgrid": False},
+        yaxis2={
+            "title": "Davies-Bouldin",
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "tickmode": "auto",
+        },
     )
     return Chart("Silhouette by k", fig, f"From {K_SELECTION}.")
 
