@@ -52,9 +52,10 @@ test: $(STAMP) sysdeps lint
 	$(BIN)/pytest
 
 # The inner loop (under a minute): every test needing no dbt-built warehouse, Kafka broker,
-# browser or Spark (markers set from fixtures in tests/conftest.py). No lint: run `make lint`.
+# browser or Spark (markers set from fixtures in tests/conftest.py), on every core (most of
+# its time is `shoplens` subprocesses). No lint: run `make lint`.
 test-fast: $(STAMP) sysdeps
-	$(BIN)/pytest -m "not warehouse and not kafka and not browser and not spark"
+	$(BIN)/pytest -n auto -m "not warehouse and not kafka and not browser and not spark"
 
 lint: $(STAMP)
 	$(BIN)/ruff check python tests bench
