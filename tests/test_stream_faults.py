@@ -326,7 +326,9 @@ def test_sigterm_is_honoured_within_seconds(
     holder = None
     if state == "start-up":
         proc = sink_cli(db, "127.0.0.1:1")
-        time.sleep(2)
+        # Its first line says it is waiting for Kafka (signals are handled from then on).
+        assert proc.stderr.readline().startswith("sink: connecting to Kafka at 127.0.0.1:1")
+        time.sleep(1)
     else:
         send(broker, world, 1_000, seed=8, sent=sent)
         proc = _running_sink(db, broker.bootstrap)

@@ -430,6 +430,10 @@ class Sink:
         partitions; False if stopped first. Raises KafkaUnavailable. Nothing touches the
         warehouse before this succeeds."""
         cfg = self.config
+        self.report(
+            f"sink: connecting to Kafka at {cfg.bootstrap} (giving up after "
+            f"{cfg.connect_timeout:g} s)"
+        )
         found = wait_for_topics(
             self.consumer,
             cfg.topics,
