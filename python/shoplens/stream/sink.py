@@ -1,6 +1,6 @@
 """The exactly-once Kafka → DuckDB sink.
 
-A kafka-python consumer reads every partition of `ecommerce_events` and
+A consumer (`clients.SinkConsumer`: confluent-kafka) reads every partition of `ecommerce_events` and
 `ecommerce_transactions` and micro-batches the raw payloads (by count and by time; while the
 writer thread is busy the next batch keeps growing, so batches adapt to the load). Each batch
 is validated in bulk (`contract.Validator`), then ONE DuckDB transaction writes the valid rows,
@@ -48,11 +48,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
-from shoplens.stream.clients import CONSUMER_FETCH_SETTINGS, KAFKA_API_VERSION
+from shoplens.stream.clients import SinkConsumer
 from shoplens.stream.contract import BATCH_SCHEMA, CONTRACTS, Validator
 from shoplens.stream.gaps import Gap, find_gap, insert_gaps
 from shoplens.stream.watchdog import (
@@ -412,15 +412,8 @@ class Sink:
         )
         self._schema_ready = False
         self._first_buffered: float | None = None
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=config.bootstrap,
-            api_version=KAFKA_API_VERSION,
-            group_id=None,  # offsets live in DuckDB; partitions are assigned below
-            client_id=f"{config.group}-consumer",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **CONSUMER_FETCH_SETTINGS,
-        )
+        # Offsets live in DuckDB; partitions are assigned by the sink (no consumer group).
+        self.consumer = SinkConsumer(config.bootstrap, client_id=f"{config.group}-consumer")
         self.writer = _Writer(self)
 
     # ---------------------------------------------------------------- partition bookkeeping
@@ -448,8 +441,8 @@ class Sink:
         return True
 
     def _assign_partitions(self) -> None:
-        """Own every partition the topics have (from the consumer's metadata cache, which
-        kafka-python refreshes every few minutes); new ones are held until their offsets are
+        """Own every partition the topics have (from the brokers' metadata, or the last known
+        partitions while they do not answer); new ones are held until their offsets are
         read. Nothing is given up: a topic missing from one metadata answer keeps its
         partitions."""
         owned = self.consumer.assignment()
@@ -744,7 +737,7 @@ class Sink:
     def _unstick(self, idle: float) -> None:
         """Re-seek partitions that are behind although nothing arrived for `idle` seconds.
 
-        kafka-python can stop fetching after a broker outage (positions stay, no new fetch);
+        A client can stop fetching after a broker outage (positions stay, no new fetch);
         seeking to the next expected offset restarts the fetch without skipping anything.
         """
         stuck = [tp for tp in self._behind if tp in self.expected]

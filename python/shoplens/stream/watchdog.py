@@ -1,11 +1,10 @@
 """Bounded waits on Kafka: the sink's start-up and its watch on a broker that stops answering.
 
-kafka-python waits without a deadline in some calls (its metadata fetch behind
-`partitions_for_topic` when a topic is not cached, `bootstrap()` once a bootstrap is under
-way), and a waiting main thread runs the SIGTERM handler but then keeps waiting. The sink
+A client call without a deadline (kafka-python's metadata fetch behind `partitions_for_topic`,
+for one) would keep a waiting main thread waiting after the SIGTERM handler ran. The sink
 therefore talks to Kafka only through calls that take a timeout (`beginning_offsets`,
-`end_offsets`, `poll`) in slices of at most `SLICE_SECONDS`, checking its stop event between
-them, and reads partition lists from the client's metadata cache, which never blocks.
+`end_offsets`, `poll`, `partitions_for_topic` of `clients.SinkConsumer`) in slices of at most
+`SLICE_SECONDS`, checking its stop event between them.
 """
 
 from __future__ import annotations
@@ -14,8 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
+
+from shoplens.stream.clients import SinkConsumer
 
 # Longest single wait on Kafka: a stop request is noticed within about this long.
 SLICE_SECONDS = 1.0
@@ -25,18 +26,14 @@ class KafkaUnavailable(Exception):
     """No broker answered within the configured time."""
 
 
-def cached_partitions(consumer: KafkaConsumer, topic: str) -> set[int]:
-    """Partitions of `topic` in the consumer's metadata cache (empty if not cached).
-
-    `KafkaConsumer.partitions_for_topic` fetches metadata without a deadline when the topic is
-    missing from the cache (one metadata answer with an error for the topic is enough); the
-    cache itself (`ClusterMetadata.partitions_for_topic`) never waits.
-    """
-    return consumer._cluster.partitions_for_topic(topic) or set()
+def cached_partitions(consumer: SinkConsumer, topic: str) -> set[int]:
+    """Partitions of `topic`: asked of the brokers for at most `SLICE_SECONDS`, else the last
+    known ones (empty if never known)."""
+    return consumer.partitions_for_topic(topic, timeout_ms=int(SLICE_SECONDS * 1000))
 
 
 def wait_for_topics(
-    consumer: KafkaConsumer,
+    consumer: SinkConsumer,
     topics: tuple[str, ...],
     *,
     bootstrap: str,
