@@ -30,6 +30,7 @@ from shoplens.stream.clients import KAFKA_API_VERSION
 from shoplens.stream.gaps import Gap, find_gap
 from shoplens.stream.producer import produce
 from shoplens.stream.sink import EXIT_GAPS, EXIT_KAFKA, Sink, SinkConfig
+from shoplens.warehouse import ensure_raw_schema
 
 pytestmark = pytest.mark.kafka
 
@@ -311,6 +312,15 @@ def test_start_with_no_broker_fails_within_the_connect_timeout(tmp_path: Path) -
     assert "no Kafka broker answered at 127.0.0.1:1 within 10 s" in last_error(err)
     assert summary["stopped"] == "kafka_unreachable" and summary["messages"] == 0
     assert not db.exists()  # a clean failure changes nothing
+    # Nor does it touch an existing warehouse (no load run recorded, not a byte changed).
+    with duckdb.connect(str(db)) as con:
+        ensure_raw_schema(con)
+    before = db.read_bytes()
+    proc = sink_cli(db, "127.0.0.1:1", "--connect-timeout", "1")
+    summary, err, waited = finish(proc, timeout=60)
+    assert proc.returncode == EXIT_KAFKA and waited < 10
+    assert "within 1 s (--connect-timeout)" in last_error(err)
+    assert db.read_bytes() == before
 
 
 def _running_sink(db: Path, bootstrap: str, *extra: str) -> subprocess.Popen:
