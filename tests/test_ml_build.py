@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ml_frames import session_frame
-from shoplens.ml import artifacts, build, intent, registry
+from shoplens.ml import artifacts, build, intent, registry, reuse
 
 TINY = build.Settings(seed=1, n_estimators=10, max_training_rows=1_000, n_jobs=1)
 
@@ -28,7 +28,7 @@ def test_untrainable_data_gives_empty_typed_tables() -> None:
     assert metrics.empty and list(metrics.columns) == list(artifacts.ARTIFACT_COLUMNS["metrics"])
     predictions = build.session_predictions(training, early, sessions)
     assert predictions.empty and "probability" in predictions.columns
-    assert build.registry_table([training], {}).empty
+    assert build.registry_table([training], set()).empty
 
 
 def test_training_rows_unpack_and_score_with_their_split() -> None:
@@ -64,14 +64,34 @@ def test_registry_versions_continue_per_model() -> None:
     frame = session_frame(800, seed=4)
     early, sessions = _split_frames(frame)
     training = build.intent_training(early, sessions, intent.EARLY_FEATURES.columns, TINY)
-    table = build.registry_table([training], {intent.DEPLOYED: 4})
-    versions = dict(zip(table["model_name"], table["version"], strict=True))
+    state = reuse.TrainingState({}, {intent.DEPLOYED: 4})
+    stamped = state.stamp(training, "f" * 64)
+    versions = dict(zip(stamped["model_name"], stamped["version"], strict=True))
     assert versions[intent.DEPLOYED] == 5 and versions[intent.STRATIFIED] == 1
-    assert list(table.columns) == registry.REGISTRY_COLUMNS
+    assert (stamped["training_fingerprint"] == "f" * 64).all()
+    # The registry appends the versions it lacks, and only those.
+    table = build.registry_table([stamped], {(intent.DEPLOYED, 5)})
+    assert intent.DEPLOYED not in set(table["model_name"]) and len(table) == len(stamped) - 1
+    assert list(table.columns) == [*registry.REGISTRY_COLUMNS, "training_fingerprint"]
+
+
+def test_models_are_reused_only_on_the_same_fingerprint() -> None:
+    state = reuse.TrainingState({intent.DEPLOYED: "a", intent.STRATIFIED: "a"}, {})
+    assert state.reusable("a", force=False)
+    assert not state.reusable("a", force=True)
+    assert not state.reusable("b", force=False)
+    assert not reuse.TrainingState({intent.DEPLOYED: "a", intent.STRATIFIED: None}, {}).reusable(
+        "a", force=False
+    )
+    assert not reuse.TrainingState().reusable("a", force=False)
 
 
 def test_settings_from_rendered_vars() -> None:
     settings = build.Settings.from_config("7", "50", "1000", "2")
     assert settings == build.Settings(seed=7, n_estimators=50, max_training_rows=1000, n_jobs=2)
+    assert build.Settings.from_config("7", "50", "1000", "2", "True").force_retrain
+    assert not build.Settings.from_config("7", "50", "1000", "2", "false").force_retrain
+    with pytest.raises(ValueError):
+        build.Settings.from_config("7", "50", "1000", "2", "maybe")
     with pytest.raises(ValueError):
         build.Settings.from_config("seven", "50", "1000", "2")

@@ -7,7 +7,6 @@ beats its majority baseline on the time-based hold-out.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -211,15 +210,3 @@ def test_same_data_and_seed_give_the_same_metrics(con: duckdb.DuckDBPyConnection
     assert runs[0]["pipeline_sha256"].tolist() == runs[1]["pipeline_sha256"].tolist()
     capped = runs[0].set_index("model_name")
     assert capped.loc[intent.DEPLOYED, "training_rows"] == 2_000
-
-
-def test_registry_versions_grow_per_build(built_warehouse: Path, tmp_path: Path, dbt) -> None:
-    db = tmp_path / "copy.duckdb"
-    shutil.copy(built_warehouse, db)
-    dbt(["run", "--select", "model_registry"], db, tmp_path)
-    with duckdb.connect(str(db), read_only=True) as copy:
-        versions = copy.execute(
-            "select model_name, max(version), count(*) from ml.model_registry group by 1"
-        ).fetchall()
-        assert {v for _, v, _ in versions} == {2} and {n for _, _, n in versions} == {2}
-        assert registry.load_latest(copy).version == 2

@@ -1,19 +1,24 @@
-"""The model registry: every model of every build, newest version per name is the live one.
+"""The model registry: every registered model version; the newest per name is the live one.
 
-Incremental: each build appends its models with version = previous version + 1.
+Incremental: a build appends the model versions it trained (none when every model was reused);
+the post-hook (macro ml_prune_registry) keeps the last ml_registry_keep_versions versions per
+model plus the ones the training tables hold.
 """
 
 
 def model(dbt, session):
-    dbt.config(materialized="incremental")
+    dbt.config(materialized="incremental", on_schema_change="append_new_columns")
+    from shoplens.ml.reuse import table_rows, unchanged, unregistered
+
+    registered = set()
+    if dbt.is_incremental:
+        registered = {(n, int(v)) for n, v in
+                      table_rows(session, f"select model_name, version from {dbt.this}")}
+    trainings = [dbt.ref("intent_training"), dbt.ref("category_training"),
+                 dbt.ref("segment_training")]
+    new = unregistered(trainings, registered)
+    if dbt.is_incremental and not new:
+        return unchanged(session, dbt.this)
     from shoplens.ml.build import registry_table
 
-    latest = {}
-    if dbt.is_incremental:
-        rows = session.sql(
-            f"select model_name, max(version) from {dbt.this} group by model_name"
-        ).fetchall()
-        latest = {name: int(version) for name, version in rows}
-    trainings = [dbt.ref("intent_training").df(), dbt.ref("category_training").df(),
-                 dbt.ref("segment_training").df()]
-    return registry_table(trainings, latest)
+    return registry_table(new, registered)

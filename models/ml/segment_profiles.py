@@ -1,8 +1,15 @@
-"""One row per segment: size, share and mean behaviour features."""
+"""One row per segment: size, share and mean behaviour features; kept as it is while the
+segmentation is (see shoplens.ml.reuse.is_current)."""
 
 
 def model(dbt, session):
-    dbt.config(materialized="table")
+    dbt.config(materialized="incremental", incremental_strategy="delete+insert",
+               unique_key="true", on_schema_change="append_new_columns")
+    from shoplens.ml.reuse import is_current, model_versions, unchanged
+
+    versions = model_versions([dbt.ref("segment_training")], {"customer_segments"})
+    if is_current(session, dbt.this, dbt.is_incremental, versions, by_name=False):
+        return unchanged(session, dbt.this)
     from shoplens.ml.build import segment_profiles
     from shoplens.ml.segments import customer_behaviour
 

@@ -17,7 +17,8 @@ import pandas as pd
 
 from shoplens.ml import registry
 
-# Columns of each unpacked table (also used to build correctly typed empty tables).
+# Columns of each unpacked table (also used to build correctly typed empty tables); every
+# table ends with model_version, the registry version of the model the row comes from.
 ARTIFACT_COLUMNS: dict[str, dict[str, str]] = {
     "metrics": {
         "model_name": "str",
@@ -29,6 +30,7 @@ ARTIFACT_COLUMNS: dict[str, dict[str, str]] = {
         "baseline_value": "float64",
         "beats_baseline": "bool",
         "n_rows": "int64",
+        "model_version": "int64",
     },
     "curves": {
         "model_name": "str",
@@ -38,6 +40,7 @@ ARTIFACT_COLUMNS: dict[str, dict[str, str]] = {
         "x": "float64",
         "y": "float64",
         "threshold": "float64",
+        "model_version": "int64",
     },
     "confusion": {
         "model_name": "str",
@@ -46,6 +49,7 @@ ARTIFACT_COLUMNS: dict[str, dict[str, str]] = {
         "actual": "str",
         "predicted": "str",
         "count": "int64",
+        "model_version": "int64",
     },
     "importances": {
         "model_name": "str",
@@ -54,6 +58,7 @@ ARTIFACT_COLUMNS: dict[str, dict[str, str]] = {
         "importance": "float64",
         "importance_std": "float64",
         "rank": "int64",
+        "model_version": "int64",
     },
     "leakage": {
         "feature_set": "str",
@@ -64,6 +69,7 @@ ARTIFACT_COLUMNS: dict[str, dict[str, str]] = {
         "in_replication": "bool",
         "in_no_leak_model": "bool",
         "in_early_intent_model": "bool",
+        "model_version": "int64",
     },
     "k_selection": {
         "k": "int64",
@@ -71,10 +77,19 @@ ARTIFACT_COLUMNS: dict[str, dict[str, str]] = {
         "silhouette": "float64",
         "davies_bouldin": "float64",
         "chosen": "bool",
+        "model_version": "int64",
     },
 }
 
-TRAINING_COLUMNS = [*registry.REGISTRY_COLUMNS, "evaluation", "split_params", "artifacts"]
+# The training tables: registry columns, the fingerprint the models were trained on (see
+# shoplens.ml.reuse), the evaluation scheme, split parameters and artifacts.
+TRAINING_COLUMNS = [
+    *registry.REGISTRY_COLUMNS,
+    "training_fingerprint",
+    "evaluation",
+    "split_params",
+    "artifacts",
+]
 
 
 def typed_frame(rows: list[dict[str, Any]], kind: str) -> pd.DataFrame:
@@ -121,14 +136,18 @@ def training_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = registry.registry_frame(rows)
     for col in ("evaluation", "split_params", "artifacts"):
         frame[col] = pd.Series([r[col] for r in rows], dtype=object)
+    frame["training_fingerprint"] = pd.Series(
+        [r.get("training_fingerprint") for r in rows], dtype=object
+    )
     return frame[TRAINING_COLUMNS]
 
 
 def unpack(training: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """All artifact rows of `kind` from one or more training tables, typed."""
+    """All artifact rows of `kind` from one or more training tables, typed, each with the
+    version of the model whose training row held it."""
     rows: list[dict] = []
-    for doc in training["artifacts"]:
-        rows += json.loads(doc).get(kind, [])
+    for doc, version in zip(training["artifacts"], training["version"], strict=True):
+        rows += [{**r, "model_version": int(version)} for r in json.loads(doc).get(kind, [])]
     return typed_frame(rows, kind)
 
 

@@ -7,42 +7,18 @@ from dbt vars through model config (`Settings.from_config`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from shoplens.ml import artifacts, category, intent, registry, segments
-from shoplens.ml.features import FeatureSet, ForestParams
+from shoplens.ml.features import FeatureSet
+from shoplens.ml.reuse import Settings
+
+__all__ = ["Settings"]
 
 MIN_ROWS = 50
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The ML controls (dbt vars ml_seed, ml_n_estimators, ml_max_training_rows, ml_n_jobs)."""
-
-    seed: int = 42
-    n_estimators: int = 100
-    max_training_rows: int = 50_000
-    n_jobs: int = 2
-
-    @classmethod
-    def from_config(
-        cls, seed: Any, n_estimators: Any, max_training_rows: Any, n_jobs: Any
-    ) -> Settings:
-        """The controls from dbt config values (rendered vars arrive as strings)."""
-        return cls(
-            seed=int(seed),
-            n_estimators=int(n_estimators),
-            max_training_rows=int(max_training_rows),
-            n_jobs=int(n_jobs),
-        )
-
-    def forest(self) -> ForestParams:
-        return ForestParams(seed=self.seed, n_estimators=self.n_estimators, n_jobs=self.n_jobs)
 
 
 # --- purchase intent ---------------------------------------------------------------------------
@@ -160,6 +136,7 @@ def session_predictions(
         "predicted",
         "purchase_made",
         "threshold",
+        "model_version",
     ]
     if training.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -188,6 +165,7 @@ def session_predictions(
                     "predicted": proba >= row.threshold,
                     "purchase_made": rows["purchase_made"].to_numpy(),
                     "threshold": row.threshold,
+                    "model_version": int(row.version),
                 }
             )
         )
@@ -241,6 +219,7 @@ def order_line_predictions(training: pd.DataFrame, lines: pd.DataFrame) -> pd.Da
         "predicted_category",
         "probability",
         "correct",
+        "model_version",
     ]
     if training.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
@@ -260,6 +239,7 @@ def order_line_predictions(training: pd.DataFrame, lines: pd.DataFrame) -> pd.Da
             "predicted_category": predicted,
             "probability": proba.max(axis=1),
             "correct": predicted == frame[category.TARGET].astype(str).to_numpy(),
+            "model_version": int(row.version),
         }
     )[columns]
 
@@ -320,11 +300,14 @@ def _segment_result(training: pd.DataFrame) -> segments.SegmentResult | None:
     pipes = artifacts.pipelines(training)
     seg_row = training[training["model_name"] == segments.MODEL].iloc[0]
     arte = json.loads(seg_row["artifacts"])
+    version = int(seg_row["version"])
     return segments.SegmentResult(
         pipeline=pipes[segments.MODEL],
         pca=pipes[segments.PCA_MODEL],
         k=int(json.loads(seg_row["params"])["k"]),
-        k_selection=artifacts.typed_frame(arte["k_selection"], "k_selection"),
+        k_selection=artifacts.typed_frame(
+            [{**r, "model_version": version} for r in arte["k_selection"]], "k_selection"
+        ),
         names={int(r["cluster"]): r["segment_name"] for r in arte["segment_names"]},
         training_rows=int(seg_row["training_rows"]),
         features=json.loads(seg_row["features"]),
@@ -332,7 +315,7 @@ def _segment_result(training: pd.DataFrame) -> segments.SegmentResult | None:
 
 
 def customer_segments(training: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """Every customer's segment and PCA coordinates."""
+    """Every customer's segment and PCA coordinates, with the segmentation's version."""
     result = _segment_result(training)
     if result is None:
         return pd.DataFrame(
@@ -342,37 +325,43 @@ def customer_segments(training: pd.DataFrame, customers: pd.DataFrame) -> pd.Dat
                 "segment_name": pd.Series(dtype=object),
                 "pc1": pd.Series(dtype="float64"),
                 "pc2": pd.Series(dtype="float64"),
+                "model_version": pd.Series(dtype="int64"),
             }
         )
     customers = customers.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    return result.assign(customers)
+    version = int(training.loc[training["model_name"] == segments.MODEL, "version"].iloc[0])
+    return result.assign(customers).assign(model_version=version)
 
 
 def segment_profiles(assigned: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """Segment sizes and mean behaviour features, from ml.customer_segments."""
+    """Segment sizes and mean behaviour features, from ml.customer_segments (with its
+    model_version)."""
     frame = customers.merge(assigned[["customer_id"]], on="customer_id", how="inner")
     ordered = assigned.merge(frame[["customer_id"]], on="customer_id").reset_index(drop=True)
     frame = frame.set_index("customer_id").loc[ordered["customer_id"]].reset_index()
-    return segments.profiles(ordered, frame)
+    profile = segments.profiles(ordered, frame)
+    version = int(assigned["model_version"].iloc[0]) if len(assigned) else 0
+    profile["model_version"] = np.full(len(profile), version, dtype="int64")
+    return profile
 
 
 # --- registry -------------------------------------------------------------------------------------
 
 
-def registry_table(
-    trainings: list[pd.DataFrame], latest_versions: dict[str, int], trained_at: Any = None
-) -> pd.DataFrame:
-    """New registry rows for this build: version = the model's latest version + 1."""
-    frame = (
-        pd.concat(
-            [t[registry.REGISTRY_COLUMNS] for t in trainings if not t.empty], ignore_index=True
-        )
-        if any(not t.empty for t in trainings)
-        else (registry.registry_frame([]))
-    )
-    frame["version"] = np.array(
-        [latest_versions.get(n, 0) + 1 for n in frame["model_name"]], dtype="int64"
-    )
-    if trained_at is not None:
-        frame["trained_at"] = pd.Timestamp(trained_at)
-    return frame
+REGISTRY_TABLE_COLUMNS = [*registry.REGISTRY_COLUMNS, "training_fingerprint"]
+
+
+def registry_table(trainings: list[pd.DataFrame], registered: set[tuple[str, int]]) -> pd.DataFrame:
+    """The training rows whose (model_name, version) is not in the registry yet: what a build
+    appends to ml.model_registry (versions are assigned when a model is trained)."""
+    parts = [t[REGISTRY_TABLE_COLUMNS] for t in trainings if not t.empty]
+    if not parts:
+        frame = registry.registry_frame([])
+        frame["training_fingerprint"] = pd.Series(dtype=object)
+        return frame
+    frame = pd.concat(parts, ignore_index=True)
+    new = [
+        (name, int(version)) not in registered
+        for name, version in zip(frame["model_name"], frame["version"], strict=True)
+    ]
+    return frame[new].reset_index(drop=True)

@@ -1,0 +1,195 @@
+"""Train only when something changed: fingerprints, model reuse across builds, registry pruning.
+
+The dbt tests share one copy of the built warehouse (fixture `built_warehouse`) and run in file
+order: a no-op `dbt build`, then one training row changed, then a forced retrain with a
+registry bounded to two versions per model.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from shoplens.ml import category, intent, registry, reuse, segments
+
+INTENT_MODELS = {
+    intent.DEPLOYED,
+    intent.STRATIFIED,
+    intent.REPLICATION,
+    intent.REPLICATION_NO_LEAK,
+}
+OTHER_MODELS = {"category_choice", segments.MODEL, segments.PCA_MODEL}
+ML = ["--select", "path:models/ml"]
+
+
+def _digest(rows: list[tuple], columns: str = "a, b") -> str:
+    con = duckdb.connect()
+    con.execute("create table t (a integer, b varchar)")
+    if rows:
+        con.executemany("insert into t values (?, ?)", rows)
+    return reuse.data_digest(con.table("t"), [c.strip() for c in columns.split(",")])
+
+
+def test_data_digest_ignores_order_and_sees_every_row() -> None:
+    rows = [(1, "x"), (2, "y"), (3, "z")]
+    base = _digest(rows)
+    assert _digest(list(reversed(rows))) == base
+    assert _digest([(1, "x"), (2, "y"), (3, "Z")]) != base  # one value changed
+    assert _digest([*rows, (2, "y")]) != base  # a duplicate row
+    assert _digest(rows[:2]) != base  # a row removed
+    assert _digest(rows, "a") != base  # other columns
+    assert _digest([]) == "0:0:0"
+
+
+def test_fingerprint_covers_parameters() -> None:
+    data = {"rows": "3:1:2"}
+    assert reuse.fingerprint(data, {"seed": 1}) == reuse.fingerprint(data, {"seed": 1})
+    assert reuse.fingerprint(data, {"seed": 1}) != reuse.fingerprint(data, {"seed": 2})
+    assert reuse.fingerprint(data, {"seed": 1}) != reuse.fingerprint({"rows": "3:1:3"}, {"seed": 1})
+
+
+def test_fingerprint_columns_are_the_training_columns() -> None:
+    assert intent.SESSION_STUDY_FEATURES.columns == reuse.INTENT_STUDY_COLUMNS
+    assert [
+        "transaction_id",
+        category.TARGET,
+        *category.CATEGORY_FEATURES.columns,
+    ] == reuse.CATEGORY_COLUMNS
+
+
+def _registry(db: Path) -> dict[tuple[str, int], tuple[str, object]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "select model_name, version, pipeline_sha256, trained_at from ml.model_registry"
+        ).fetchall()
+    return {(name, version): (sha, at) for name, version, sha, at in rows}
+
+
+def _scalar(db: Path, sql: str) -> object:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()[0][0]
+
+
+PREDICTIONS = (
+    "select count(*), sum(probability), min(model_version), max(model_version) "
+    "from ml.session_predictions"
+)
+
+
+@pytest.fixture(scope="module")
+def warehouse(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the built warehouse that this module's tests build on, in order."""
+    work = tmp_path_factory.mktemp("reuse")
+    db = work / "warehouse.duckdb"
+    shutil.copy(built_warehouse, db)
+    return db
+
+
+def test_a_build_without_new_data_reuses_every_model(warehouse: Path, dbt) -> None:
+    before = _registry(warehouse)
+    assert {v for _, v in before} == {1}
+    predictions = _scalar(warehouse, PREDICTIONS)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        deployed = registry.load_latest(con)
+        predictions = con.execute(PREDICTIONS).fetchall()[0]
+    size = warehouse.stat().st_size
+    dbt(["build"], warehouse, warehouse.parent)
+    assert _registry(warehouse) == before  # same ids, hashes and training times: no new version
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        again = registry.load_latest(con)
+        assert (again.version, again.sha256) == (deployed.version, deployed.sha256)
+        assert con.execute(PREDICTIONS).fetchall()[0] == predictions
+    assert abs(warehouse.stat().st_size - size) <= 1 << 20
+
+
+def test_one_changed_training_row_retrains_only_its_models(warehouse: Path, dbt) -> None:
+    before = _registry(warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update intermediate.int_sessions_early_featurized "
+            "set cart_value_so_far = cart_value_so_far + 1 where session_id = ("
+            "select min(session_id) from intermediate.int_sessions_early_featurized "
+            "where events_so_far > 0)"
+        )
+    dbt(["build", *ML], warehouse, warehouse.parent)
+    after = _registry(warehouse)
+    assert set(after) == set(before) | {(name, 2) for name in INTENT_MODELS}
+    assert all(after[key] == before[key] for key in before)  # earlier versions untouched
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert registry.load_latest(con).version == 2
+        scored = con.execute(
+            "select model_name, min(model_version), max(model_version) "
+            "from ml.session_predictions group by 1"
+        ).fetchall()
+        assert {(name, lo, hi) for name, lo, hi in scored} == {
+            (name, 2, 2) for name in INTENT_MODELS
+        }
+        kept = con.execute(
+            "select distinct model_version from ml.order_line_predictions union all "
+            "select distinct model_version from ml.customer_segments"
+        ).fetchall()
+        assert kept == [(1,), (1,)]
+
+
+def test_forced_retrain_adds_versions_and_pruning_keeps_the_last_n(warehouse: Path, dbt) -> None:
+    before = _registry(warehouse)
+    dbt(
+        ["build", *ML, "--vars", "{ml_force_retrain: true, ml_registry_keep_versions: 2}"],
+        warehouse,
+        warehouse.parent,
+    )
+    after = _registry(warehouse)
+    expected = {(name, v) for name in INTENT_MODELS for v in (2, 3)} | {
+        (name, v) for name in OTHER_MODELS for v in (1, 2)
+    }
+    assert set(after) == expected
+    assert all(after[key] == before[key] for key in before if key in after)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        # The deployed model is the newest version and is what the training table holds.
+        assert registry.load_latest(con).version == 3
+        held = con.execute(
+            "select model_name, version from ml.intent_training union all "
+            "select model_name, version from ml.category_training union all "
+            "select model_name, version from ml.segment_training"
+        ).fetchall()
+        assert set(held) == {(n, 3) for n in INTENT_MODELS} | {(n, 2) for n in OTHER_MODELS}
+        # The pruned versions' BLOBs are gone with their rows.
+        assert con.execute("select count(*) from ml.model_registry").fetchall() == [(14,)]
+
+
+def test_registry_refuses_keeping_no_version(warehouse: Path, dbt) -> None:
+    proc = dbt(
+        ["run", "--select", "model_registry", "--vars", "{ml_registry_keep_versions: 0}"],
+        warehouse,
+        warehouse.parent,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "ml_registry_keep_versions must be at least 1" in proc.stdout
+
+
+def test_training_state_reads_versions_from_registry_and_table() -> None:
+    con = duckdb.connect()
+    con.execute("create schema ml")
+    con.execute(
+        "create table ml.model_registry as select * from (values ('purchase_intent', 1), "
+        "('purchase_intent', 4), ('category_choice', 2)) t(model_name, version)"
+    )
+    con.execute(
+        "create table ml.intent_training as select 'purchase_intent' as model_name, "
+        "4 as version, 'abc' as training_fingerprint"
+    )
+
+    class This:
+        database, schema, identifier = "memory", "ml", "intent_training"
+
+        def __repr__(self) -> str:
+            return "memory.ml.intent_training"
+
+    state = reuse.TrainingState.read(con, This(), incremental=True)
+    assert state.versions == {"purchase_intent": 4, "category_choice": 2}
+    assert state.fingerprints == {"purchase_intent": "abc"}
+    assert reuse.TrainingState.read(con, This(), incremental=False).fingerprints == {}
