@@ -358,17 +358,29 @@ def main() -> None:
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
     command = f".venv/bin/python -m bench.bench_scale --sizes {','.join(map(str, sizes))}"
-    runs = [SizeRun(events_target=n) for n in sizes]
+    fresh = [SizeRun(events_target=n) for n in sizes]
+    # Sizes measured by an earlier run in the same --work folder stay in the section (a long
+    # size can then run on its own without dropping the figures of the short ones).
     results_json = work / "scale-results.json"
+    earlier = {}
+    if results_json.exists():
+        for old in json.loads(results_json.read_text()):
+            steps = {k: Step(**v) for k, v in old.pop("steps").items()}
+            earlier[old["events_target"]] = SizeRun(**old, steps=steps)
+    for n in sizes:
+        earlier.pop(n, None)
+    if earlier:
+        command += f" (sizes {', '.join(f'{n:,}' for n in earlier)}: an earlier run, same machine)"
 
     def save() -> None:
+        runs = sorted([*earlier.values(), *fresh], key=lambda r: r.events_target)
         write_section("scale", "A REES46-sized month on this machine", render(runs, command))
         results_json.write_text(json.dumps([asdict(r) for r in runs], indent=1))
 
     failed = False
     try:
         burst = burst_file(data, work / "bench.log")
-        for run in runs:
+        for run in fresh:
             size_dir = work / f"size-{run.events_target}"
             shutil.rmtree(size_dir, ignore_errors=True)
             size_dir.mkdir()
@@ -385,7 +397,7 @@ def main() -> None:
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(render(runs, command))
+    print(render(sorted([*earlier.values(), *fresh], key=lambda r: r.events_target), command))
     sys.exit(1 if failed else 0)
 
 
