@@ -63,11 +63,13 @@ def data_digest(relation: duckdb.DuckDBPyRelation, columns: list[str]) -> str:
     if not columns:
         raise ValueError("a data digest needs at least one column")
     hashed = ", ".join(_quote(c) for c in columns)
-    row = relation.query(
+    digest = relation.query(
         "fingerprint_input",
         "select count(*), coalesce(sum(h), 0), coalesce(bit_xor(h), 0) "
         f"from (select hash({hashed}) as h from fingerprint_input)",
-    ).fetchall()[0]
+    )
+    assert digest is not None  # query() gives None only for statements that return no rows
+    row = digest.fetchall()[0]
     return f"{row[0]}:{row[1]}:{row[2]}"
 
 
