@@ -205,7 +205,12 @@ RAW_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
                 "Page type for page views: home, search, category, cart, account, help",
             ),
             ("source", "VARCHAR", "Which loader wrote the row: generator, kafka or rees46"),
-            ("loaded_at", "TIMESTAMP", "When the row was written to the warehouse, UTC"),
+            (
+                "loaded_at",
+                "TIMESTAMP",
+                "When the row was written to the warehouse, UTC; drives source freshness and "
+                "incremental builds",
+            ),
         ],
     ),
     "raw.customers": (
@@ -286,8 +291,8 @@ RAW_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         "that move past them.",
         [
             ("consumer_group", "VARCHAR", "Sink name (consumer group) that found the gap"),
-            ("topic", "VARCHAR", "Topic"),
-            ("partition", "INTEGER", "Partition"),
+            ("topic", "VARCHAR", "Kafka topic"),
+            ("partition", "INTEGER", "Kafka partition"),
             ("first_offset", "BIGINT", "First missing offset"),
             ("last_offset", "BIGINT", "Last missing offset (inclusive)"),
             ("detected_at", "TIMESTAMP", "When the sink found the gap, UTC"),
