@@ -431,6 +431,24 @@ The mock broker returns one record batch per partition per fetch: on a trickle t
 fetch carries {TRICKLE_BATCH} messages per partition, so a client that waits for each fetch
 before sending the next is bound by round trips, not CPU.
 
+Where the time goes (py-spy on the sink, bulk fill, 4 partitions, load ~16): the sink is bound
+by its writer thread. About 58% of the writer's busy time is validation in DuckDB
+(`contract.Validator`): DuckDB 2.0 binds and plans the prepared statement again on every
+execution once it reads a table (25-40 ms per batch on a quiet machine, up to 150 ms under
+load), then runs it at about 3.5 µs per message; the rest is the insert into `raw.events`,
+opening the file and the checkpoint when it is released. The consumer thread (confluent-kafka)
+only polls and builds the Arrow batch. With other jobs on the 2 cores the sink's two threads
+got 0.3-0.6 of a core in all ("cores busy" above), so under load these ratios measure the
+machine's share as much as the code.
+
+Before the sink read through confluent-kafka (kafka-python consumer, commit 2ae150b), the same
+benchmark with `--per-partition 4000 --rounds 2`, run back to back with the switched sink on
+2026-11-30 at load 14-19, gave sink / kafka-python loop 28%, 38%, 66%, 61% and sink /
+confluent loop 42%, 10%, 47%, 16% (bulk 4, trickle 4, bulk 16, trickle 16 partitions); after
+the switch 112%, 347%, 103%, 175% and 77%, 60%, 42%, 64%. On a trickle topic kafka-python's
+consumer waits for a fetch per 5-message record batch per partition; librdkafka fetches ahead
+in its own thread.
+
 (b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable["events"]:,} events), seconds
 from the producer handing an event to kafka-python to the commit of the DuckDB transaction
 holding it (and, with `--score`, its session's score). Sink defaults: batches of up to
