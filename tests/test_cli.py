@@ -40,7 +40,16 @@ def test_help_lists_subcommands_with_one_line_help() -> None:
     assert proc.returncode == 0
     listing = proc.stdout.split("Commands:", 1)[1].strip().splitlines()
     helps = dict(line.split(None, 1) for line in listing)
-    assert set(helps) == {"broker", "generate", "load-events", "report", "sink", "sql", "stream"}
+    assert set(helps) == {
+        "audience",
+        "broker",
+        "generate",
+        "load-events",
+        "report",
+        "sink",
+        "sql",
+        "stream",
+    }
     # one complete line each: no wrapped continuation lines, no truncation
     assert len(listing) == len(helps)
     assert all(h.endswith(".") and "..." not in h for h in helps.values())

@@ -286,6 +286,61 @@ def report(db: Path, out: Path) -> None:
     click.echo(str(result.index.resolve()))
 
 
+@cli.group(short_help="List and export campaign audiences (marts/audiences).")
+def audience() -> None:
+    """Campaign audiences: dbt marts a campaign tool imports (see README, Audiences)."""
+
+
+@audience.command("list", short_help="Each audience with its size and what it holds.")
+@db_option
+def audience_list(db: Path) -> None:
+    """Print each audience's name, rows (or 'not built') and description (read-only)."""
+    from shoplens.audiences import AUDIENCES, audience_sizes
+
+    for name, rows in audience_sizes(db).items():
+        size = "not built" if rows is None else f"{rows:,} rows"
+        click.echo(f"{name}\t{size}\t{AUDIENCES[name].description}")
+
+
+@audience.command("export", short_help="Write an audience to a CSV or Parquet file.")
+@db_option
+@click.argument("name")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (.csv or .parquet unless --format); an existing file needs --force.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet"]),
+    default=None,
+    show_default="from the --out extension",
+    help="File format.",
+)
+@click.option(
+    "--with-personal-data",
+    is_flag=True,
+    help="Add the customers' age, gender, city, country... (ids only without it).",
+)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def audience_export(
+    db: Path, name: str, out: Path, fmt: str | None, with_personal_data: bool, force: bool
+) -> None:
+    """Export audience NAME (see `shoplens audience list`) from the warehouse, read-only."""
+    from shoplens.audiences import AudienceError, export_audience
+
+    try:
+        result = export_audience(
+            db, name, out, fmt=fmt, with_personal_data=with_personal_data, force=force
+        )
+    except AudienceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.summary())
+
+
 # ------------------------------------------------------------------------------ streaming
 
 

@@ -24,6 +24,14 @@ def type_timestamp() -> str:
     return "timestamp"
 
 
+def type_float() -> str:
+    return "double"
+
+
+def type_boolean() -> str:
+    return "boolean"
+
+
 def concat(fields: Sequence[str]) -> str:
     return " || ".join(fields)
 
@@ -42,3 +50,13 @@ def datediff(first_date: str, second_date: str, datepart: str) -> str:
 
 def split_part(string_text: str, delimiter_text: str, part_number: int) -> str:
     return f"split_part({string_text}, {delimiter_text}, {part_number})"
+
+
+def listagg(
+    measure: str,
+    delimiter_text: str = "','",
+    order_by_clause: str | None = None,
+    limit_num: int | None = None,
+) -> str:
+    order = f" {order_by_clause}" if order_by_clause else ""
+    return f"string_agg({measure}, {delimiter_text}{order})"
