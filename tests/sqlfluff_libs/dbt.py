@@ -60,3 +60,7 @@ def listagg(
 ) -> str:
     order = f" {order_by_clause}" if order_by_clause else ""
     return f"string_agg({measure}, {delimiter_text}{order})"
+
+
+def current_timestamp() -> str:
+    return "now()"
