@@ -22,7 +22,8 @@
             {%- elif status == 'skipped' -%}{%- set ns.skipped = ns.skipped + 1 -%}
             {%- elif status not in ('warn', 'no-op') -%}{%- set ns.failed = ns.failed + 1 -%}
             {%- endif -%}
-            {%- set execute_timing = result.timing | selectattr('name', 'equalto', 'execute') | list -%}
+            {%- set execute_timing = result.timing
+                | selectattr('name', 'equalto', 'execute') | list -%}
             {%- set started = execute_timing[0].started_at if execute_timing else none -%}
             {%- set completed = execute_timing[0].completed_at if execute_timing else none -%}
             {%- do ns.nodes.append('(' ~ [

@@ -14,7 +14,7 @@ days as (
         min(session_date) as first_day,
         least(
             max(session_date),
-            cast({{ dbt.dateadd('day', -1, dbt.current_timestamp()) }} as date)
+            cast({{ dbt.dateadd('day', -1, 'current_date') }} as date)
         ) as last_day
     from sessions
 ),
@@ -34,7 +34,9 @@ weeks as (
         weeks_to,
         case
             when weeks_to > weeks_from
-                then cast({{ dbt.datediff('weeks_from', 'weeks_to', 'day') }} / 7 as {{ dbt.type_int() }})
+                then cast(
+                    {{ dbt.datediff('weeks_from', 'weeks_to', 'day') }} / 7 as {{ dbt.type_int() }}
+                )
             else 0
         end as complete_weeks
     from bounds
