@@ -23,6 +23,11 @@ import pytest
 
 from shoplens import warehouse
 from shoplens.audiences import AUDIENCES, PERSONAL_COLUMNS, AudienceError, export_audience
+from shoplens.reports.content import Bullets, Notice, Page, Table
+from shoplens.reports.data import BuildInfo, open_report_data
+from shoplens.reports.pages import audiences as audiences_page
+from shoplens.reports.pages import overview
+from shoplens.reports.site import build_site
 from shoplens.stream.scorer import SCORES_DDL, SCORES_TABLE
 
 pytestmark = pytest.mark.warehouse
@@ -488,3 +493,85 @@ def test_cli_lists_audiences_with_sizes(scored: Path) -> None:
         "segment_members": "3 rows",
         "time_promotions": "0 rows",
     }
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def test_audiences_page_lists_each_audience_with_its_size(scored: Path, tmp_path: Path) -> None:
+    with open_report_data(scored) as data:
+        page = audiences_page.build(data)
+    summary = page.sections[0]
+    assert isinstance(summary, Table)
+    assert [row[0] for row in summary.rows] == [
+        "Cart abandoners",
+        "Segment audiences",
+        "Time-targeted promotions",
+    ]
+    assert [row[2] for row in summary.rows] == ["3", "3", "0"]
+    abandoners, segments, promotions = page.sections[1:]
+    assert isinstance(abandoners, Table) and abandoners.anchor == "audience-cart_abandoners"
+    assert [row[0] for row in abandoners.rows] == ["1", "3", "7"]  # most valuable first
+    assert "3 customers left $355.00 in carts" in abandoners.note
+    assert "1 of their latest abandoning sessions scored at or above" in abandoners.note
+    assert isinstance(segments, Table)
+    assert [row[:2] for row in segments.rows] == [
+        ["Browsers", "1"],
+        ["Cart Abandoners", "1"],
+        ["Regulars 2", "1"],
+    ]
+    assert isinstance(promotions, Notice) and "minimum support" in promotions.message
+    site = tmp_path / "site"
+    build_site(scored, site)
+    html = (site / "audiences.html").read_text()
+    assert 'id="audience-cart_abandoners"' in html and 'id="audience-segment_members"' in html
+
+
+def test_without_audience_marts_the_page_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "raw_only.duckdb"
+    with warehouse.connect(db) as con:
+        warehouse.ensure_raw_schema(con)
+    with open_report_data(db) as data:
+        page = audiences_page.build(data)
+    assert [row[2] for row in page.sections[0].rows] == ["not built (run `dbt build`)"] * 3
+    assert all(isinstance(s, Notice) for s in page.sections[1:])
+
+
+def test_overview_recommendations_link_to_the_audience_they_act_on(tmp_path: Path) -> None:
+    db = tmp_path / "funnel.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create schema marts")
+        con.execute(
+            "create table marts.mart_funnel_daily (activity_date date, category varchar, "
+            "viewing_sessions bigint, cart_sessions bigint, abandoned_cart_sessions bigint, "
+            "purchase_sessions bigint, revenue double)"
+        )
+        con.execute(
+            "insert into marts.mart_funnel_daily values "
+            "('2026-10-31', 'Grocery', 400, 100, 60, 40, 400.0), "
+            "('2026-10-31', 'Electronics', 400, 50, 30, 20, 10000.0)"
+        )
+    with open_report_data(db) as data:
+        section = overview.recommendations(data)
+    assert isinstance(section, Bullets)
+    assert section.items[0].startswith("Most revenue is lost in abandoned carts")
+    assert [link.href if link else None for link in section.links] == [
+        "audiences.html#audience-cart_abandoners",
+        "audiences.html#audience-cart_abandoners",
+        "audiences.html#audience-segment_members",
+    ]
+    html = _render_bullets(section)
+    assert html.count('<a class="action" href="audiences.html#audience-cart_abandoners">') == 2
+
+
+def _render_bullets(section: Bullets) -> str:
+    """The section as the site's template renders it."""
+    from shoplens.reports.site import _environment
+
+    page = Page("index", "Overview", "", [section])
+    info = BuildInfo(None, "", None, "")
+    return (
+        _environment()
+        .get_template("base.html")
+        .render(page=page, nav=[], info=info, generated_at=None, db_name="x")
+    )

@@ -44,6 +44,7 @@ PAGE_FILES = [
     "sales.html",
     "models.html",
     "segments.html",
+    "audiences.html",
     "quality.html",
 ]
 HOSTILE = [
@@ -176,6 +177,7 @@ MIN_CHARTS = {
     "sales.html": 8,
     "models.html": 7,
     "segments.html": 3,
+    "audiences.html": 0,
     "quality.html": 1,
 }
 

@@ -125,17 +125,23 @@ class Chart:
 
 @dataclass
 class Table:
-    """A small table (columns and rows are rendered escaped)."""
+    """A small table (columns and rows are rendered escaped); `anchor` is its element id."""
 
     title: str
     columns: list[str]
     rows: list[list[Any]]
     note: str = ""
+    anchor: str = ""
     kind: str = field(default="table", init=False)
 
     @classmethod
     def from_frame(
-        cls, title: str, frame: pd.DataFrame, note: str = "", formats: dict[str, str] | None = None
+        cls,
+        title: str,
+        frame: pd.DataFrame,
+        note: str = "",
+        formats: dict[str, str] | None = None,
+        anchor: str = "",
     ) -> Table:
         """Build from a DataFrame, formatting columns with `formats` ({column: format spec})."""
         formats = formats or {}
@@ -143,7 +149,7 @@ class Table:
             [_cell(v, formats.get(c)) for c, v in zip(frame.columns, rec, strict=True)]
             for rec in frame.itertuples(index=False)
         ]
-        return cls(title, [str(c) for c in frame.columns], rows, note)
+        return cls(title, [str(c) for c in frame.columns], rows, note, anchor)
 
 
 def _cell(value: Any, spec: str | None) -> str:
@@ -212,13 +218,22 @@ class Tiles:
     kind: str = field(default="tiles", init=False)
 
 
+@dataclass(frozen=True)
+class Link:
+    """A link from a finding to what acts on it (another page, or a section of one)."""
+
+    label: str
+    href: str
+
+
 @dataclass
 class Bullets:
-    """A list of findings in plain words."""
+    """A list of findings in plain words; `links[i]`, when there, follows item i."""
 
     title: str
     items: list[str]
     note: str = ""
+    links: list[Link | None] = field(default_factory=list)
     kind: str = field(default="bullets", init=False)
 
 

@@ -1,4 +1,5 @@
-"""Build the static report site: one shared layout, six pages, plotly.js shipped once."""
+"""Build the static report site: one shared layout, one page per module in pages/, plotly.js
+shipped once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import plotly
 
 from shoplens.reports.content import Page, chart_count, site_template
 from shoplens.reports.data import ReportData, open_report_data
-from shoplens.reports.pages import behaviour, models, overview, quality, sales, segments
+from shoplens.reports.pages import (
+    audiences,
+    behaviour,
+    models,
+    overview,
+    quality,
+    sales,
+    segments,
+)
 from shoplens.reports.publish import check_site_folder, new_site
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -27,6 +36,7 @@ PAGES: list[tuple[str, str, PageBuilder]] = [
     ("sales", "Sales", sales.build),
     ("models", "Models", models.build),
     ("segments", "Segments", segments.build),
+    ("audiences", "Audiences", audiences.build),
     ("quality", "Data quality", quality.build),
 ]
 

@@ -14,6 +14,7 @@ from shoplens.reports.content import (
     CURRENCY_SYMBOL,
     Bullets,
     Chart,
+    Link,
     Notice,
     Page,
     Section,
@@ -23,6 +24,7 @@ from shoplens.reports.content import (
 )
 from shoplens.reports.data import ReportData
 from shoplens.reports.pages import guarded, require_rows
+from shoplens.reports.pages.audiences import audience_link
 from shoplens.reports.stats import MIN_SUPPORT, rate_with_interval, wilson
 
 PERIOD_DAYS = 30
@@ -246,13 +248,18 @@ def recommendations(data: ReportData) -> Section:
     supported = frame[frame["carts"] >= MIN_SUPPORT]
     small = sorted(frame.loc[(frame["carts"] > 0) & (frame["carts"] < MIN_SUPPORT), "category"])
     viewing = frame[frame["viewing"] >= MIN_SUPPORT]
+    # Each finding links to the campaign audience that acts on it (the Audiences page).
     items: list[str] = []
+    links: list[Link | None] = []
     if not supported.empty:
         items.append(lost_carts(supported))
+        links.append(audience_link("cart_abandoners"))
     if len(supported) >= 2:
         items.append(highest_abandonment(supported))
+        links.append(audience_link("cart_abandoners"))
     if len(viewing) >= 2:
         items.append(cart_rates(viewing))
+        links.append(audience_link("segment_members"))
     source = (
         f"From {FUNNEL}, {current:%Y-%m-%d} to {end - dt.timedelta(days=1):%Y-%m-%d} (the last "
         f"{PERIOD_DAYS} complete days). Lost revenue: abandoned carts times "
@@ -268,6 +275,7 @@ def recommendations(data: ReportData) -> Section:
         slot = timing(data)
         if slot:
             items.append(slot)
+            links.append(audience_link("time_promotions"))
             source += f"; timing from {ACTIVITY}, complete weeks"
     if not items:
         return Notice(
@@ -275,7 +283,7 @@ def recommendations(data: ReportData) -> Section:
             f"Too little data to recommend anything: no category had {MIN_SUPPORT} or more "
             f"viewing sessions in the last {PERIOD_DAYS} days.",
         )
-    return Bullets("Recommendations", items, source + ".")
+    return Bullets("Recommendations", items, source + ".", links)
 
 
 def timing(data: ReportData) -> str | None:
