@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shoplens.config import EVENTS_TOPIC, HIGH_INTENT_TOPIC, TRANSACTIONS_TOPIC
+from shoplens.config import (
+    EVENTS_TOPIC,
+    HIGH_INTENT_TOPIC,
+    RECOMMENDATIONS_TOPIC,
+    TRANSACTIONS_TOPIC,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -56,7 +61,7 @@ def test_kafka_is_a_single_kraft_node(config: dict) -> None:
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert "healthcheck" in kafka
     topics = config["services"]["topics"]["command"][0]
-    for topic in (EVENTS_TOPIC, TRANSACTIONS_TOPIC, HIGH_INTENT_TOPIC):
+    for topic in (EVENTS_TOPIC, TRANSACTIONS_TOPIC, HIGH_INTENT_TOPIC, RECOMMENDATIONS_TOPIC):
         assert topic in topics
 
 

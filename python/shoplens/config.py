@@ -12,6 +12,7 @@ KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 EVENTS_TOPIC = "ecommerce_events"
 TRANSACTIONS_TOPIC = "ecommerce_transactions"
 HIGH_INTENT_TOPIC = "ecommerce_high_intent"
+RECOMMENDATIONS_TOPIC = "ecommerce_recommendations"
 
 
 def default_db_path() -> Path:

@@ -24,9 +24,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from shoplens.config import EVENTS_TOPIC, HIGH_INTENT_TOPIC, TRANSACTIONS_TOPIC
+from shoplens.config import (
+    EVENTS_TOPIC,
+    HIGH_INTENT_TOPIC,
+    RECOMMENDATIONS_TOPIC,
+    TRANSACTIONS_TOPIC,
+)
 
-DEFAULT_TOPICS = (EVENTS_TOPIC, TRANSACTIONS_TOPIC, HIGH_INTENT_TOPIC)
+DEFAULT_TOPICS = (EVENTS_TOPIC, TRANSACTIONS_TOPIC, HIGH_INTENT_TOPIC, RECOMMENDATIONS_TOPIC)
 # 16 partitions keep about 200,000 events per topic (see above); the sink reads them all.
 DEFAULT_PARTITIONS = 16
 

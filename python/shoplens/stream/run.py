@@ -20,6 +20,7 @@ from shoplens.warehouse import WarehouseError, connect
 EMBEDDED_GROUP = "shoplens-sink-embedded"
 
 if TYPE_CHECKING:
+    from shoplens.stream.recommender import LiveRecommender
     from shoplens.stream.scorer import LiveScorer
 
 
@@ -39,14 +40,19 @@ def warehouse_world(db: Path) -> World:
 
 def make_hook(
     db: Path, bootstrap: str | None, score: bool, report: Callable[[str], None]
-) -> LiveScorer | None:
-    """The live scorer as a sink hook when `score` is set (it loads and checks the model;
-    with `bootstrap` None it publishes no alerts until `publish_to` is called)."""
+) -> LiveRecommender | LiveScorer | None:
+    """The live scorer with the category recommender as a sink hook when `score` is set (they
+    load and check their models; with `bootstrap` None nothing is published until
+    `publish_to` is called). A warehouse without a category model gets the scorer alone."""
     if not score:
         return None
+    from shoplens.stream.recommender import LiveRecommender, category_model_registered
     from shoplens.stream.scorer import LiveScorer
 
-    return LiveScorer.from_warehouse(db, bootstrap=bootstrap, report=report)
+    if not category_model_registered(db):
+        report("live recommender off: no category model in the registry (too few order lines?)")
+        return LiveScorer.from_warehouse(db, bootstrap=bootstrap, report=report)
+    return LiveRecommender.from_warehouse(db, bootstrap=bootstrap, report=report)
 
 
 def forget_offsets(db: Path, group: str) -> None:

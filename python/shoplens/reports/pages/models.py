@@ -25,6 +25,12 @@ CONFUSION = "ml.confusion_matrices"
 IMPORTANCES = "ml.feature_importances"
 LEAKAGE = "ml.leakage_comparison"
 SCORES = "live.session_scores"
+RECOMMENDATION_EVAL = "ml.recommendation_evaluation"
+RECOMMENDATION_COLS = ["history_cut", "method", "k", "hit_rate", "sessions", "is_baseline"]
+CUT_LABELS = {
+    "before_checkout": "up to the first checkout (what the live recommender sees)",
+    "browsing": "while browsing (before the first cart add)",
+}
 
 DEPLOYED = "purchase_intent"
 DEPLOYED_EVAL = "time_holdout"
@@ -347,6 +353,77 @@ def class_report(data: ReportData) -> Table:
     )
 
 
+def _hit_rates(data: ReportData) -> dict[tuple[str, str, int], tuple[float, int]]:
+    frame = data.df(f"select history_cut, method, k, hit_rate, sessions from {RECOMMENDATION_EVAL}")
+    require_rows(frame, f"no rows in {RECOMMENDATION_EVAL}")
+    return {
+        (r.history_cut, r.method, int(r.k)): (r.hit_rate, r.sessions) for r in frame.itertuples()
+    }
+
+
+def recommendation_verdict(data: ReportData) -> Bullets:
+    """Whether session history (and the category model) add anything over the baselines, per
+    history cut, computed from the hold-out hit rates."""
+    rates = _hit_rates(data)
+    items = []
+    for cut in sorted({c for c, _, _ in rates}):
+        label = CUT_LABELS.get(cut, cut)
+        parts = []
+        for k in (1, 3):
+            best = max(rates[(cut, m, k)][0] for m in ("most_popular", "customer_most_viewed"))
+            rec, hist = rates[(cut, "recommender", k)][0], rates[(cut, "session_history", k)][0]
+            parts.append((k, rec, best, hist))
+        sessions = rates[(cut, "recommender", 1)][1]
+        gains = [
+            f"{(rec - best) * 100:+.1f} points at hit@{k} ({rec:.1%} vs {best:.1%})"
+            for k, rec, best, _ in parts
+        ]
+        if all(rec <= best for _, rec, best, _ in parts):
+            items.append(
+                f"{label}: session history adds NOTHING over the best baseline "
+                f"({'; '.join(gains)}; {sessions:,} held-out sessions)."
+            )
+        else:
+            items.append(
+                f"{label}: the recommender against the best baseline: {'; '.join(gains)} "
+                f"({sessions:,} held-out sessions)."
+            )
+        if all(rec <= hist for _, rec, _, hist in parts):
+            items.append(
+                f"{label}: the category model adds nothing over session history alone "
+                f"(hit@1 {parts[0][1]:.1%} with it, {parts[0][3]:.1%} without)."
+            )
+    return Bullets(
+        "Session recommendations against the baselines",
+        items,
+        f"From {RECOMMENDATION_EVAL}: a time hold-out (the latest 20% of sessions with a "
+        "purchase); the category model retrained on order lines before the cut-off. A hit: a "
+        "category the session bought is among the top k.",
+    )
+
+
+def recommendation_table(data: ReportData) -> Table:
+    """Hit rate at 1 and 3 of each method, baselines first."""
+    frame = data.df(
+        f"""
+        select history_cut as history, description as method,
+               max(hit_rate) filter (where k = 1) as hit_at_1,
+               max(hit_rate) filter (where k = 3) as hit_at_3,
+               any_value(sessions) as sessions
+        from {RECOMMENDATION_EVAL}
+        group by history_cut, method, description, is_baseline
+        order by history_cut, is_baseline desc, method"""
+    )
+    require_rows(frame, f"no rows in {RECOMMENDATION_EVAL}")
+    return Table.from_frame(
+        "Recommendation hit rates",
+        frame,
+        f"From {RECOMMENDATION_EVAL}; before_checkout is what the live recommender publishes "
+        "to ecommerce_recommendations and live.session_recommendations.",
+        {"hit_at_1": ".3f", "hit_at_3": ".3f", "sessions": ",d"},
+    )
+
+
 def live_scores(data: ReportData) -> Table:
     """How many sessions the live scorer rated, how many it flagged, with which model."""
     row = data.df(f"""
@@ -515,6 +592,18 @@ def build(data: ReportData) -> Page:
             "Feature importances (category model)",
             {IMPORTANCES: ["model_name", "kind", "feature", "importance", "rank"]},
             lambda: importances(data, CATEGORY, "Feature importances (category model)"),
+        ),
+        guarded(
+            data,
+            "Session recommendations against the baselines",
+            {RECOMMENDATION_EVAL: RECOMMENDATION_COLS},
+            lambda: recommendation_verdict(data),
+        ),
+        guarded(
+            data,
+            "Recommendation hit rates",
+            {RECOMMENDATION_EVAL: [*RECOMMENDATION_COLS, "description"]},
+            lambda: recommendation_table(data),
         ),
         guarded(
             data,
