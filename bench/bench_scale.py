@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -74,6 +77,22 @@ BARE_READ_CSV = (
     "con.execute('create table events as select * from read_csv(?)', [sys.argv[2]])\n"
     "print(con.execute('select count(*) from events').fetchone()[0])\n"
 )
+
+
+# --stop-at: a step still running then is interrupted (SIGINT, then SIGKILL) and recorded as
+# stopped, with the figures measured so far; the later steps of that size are not run.
+STOP_AT: list[float] = []
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_DBT_DONE = re.compile(
+    r"\d+ of \d+ (?:OK created .*? model|OK loaded seed file|PASS|FAIL|WARN) (\S+) "
+    r".*?in ([0-9.]+)s\]"
+)
+
+
+class StepFailed(RuntimeError):
+    def __init__(self, step: Step, message: str) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass
@@ -122,7 +141,9 @@ def run_step(cmd: list[str], *, db: Path | None, env: dict | None = None, log: P
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
         def poll() -> None:
             try:
@@ -138,6 +159,13 @@ def run_step(cmd: list[str], *, db: Path | None, env: dict | None = None, log: P
                     pass
                 if temp is not None and temp.exists():
                     step.temp_mib = max(step.temp_mib, _dir_bytes(temp) / 2**20)
+                if STOP_AT and time.time() >= STOP_AT[0] and not step.note:
+                    step.note = "stopped by --stop-at"
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, signal.SIGINT)
+                    killer = threading.Timer(30, lambda: os.killpg(proc.pid, signal.SIGKILL))
+                    killer.daemon = True
+                    killer.start()
                 stop.wait(0.25)
 
         watcher = threading.Thread(target=poll, daemon=True)
@@ -153,8 +181,10 @@ def run_step(cmd: list[str], *, db: Path | None, env: dict | None = None, log: P
     if db is not None:
         step.file_mib = _db_bytes(db) / 2**20
     if proc.returncode != 0:
+        step.note = step.note or f"exit {proc.returncode}"
         tail = log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{cmd[0]} {' '.join(cmd[1:3])} exited {proc.returncode}:\n{tail}")
+        name = f"{Path(cmd[0]).name} {' '.join(cmd[1:3])}"
+        raise StepFailed(step, f"{name}: {step.note} after {step.wall:.0f} s:\n{tail}")
     return step
 
 
@@ -193,10 +223,17 @@ def burst_file(data: Path, log: Path) -> Path:
     return path
 
 
-def slowest_nodes(target: Path, n: int = 8) -> list[tuple[str, float]]:
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    ranked = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:n]
-    return [(r["unique_id"].split(".", 1)[1], r["execution_time"]) for r in ranked]
+def slowest_nodes(target: Path, log: Path, since: float, n: int = 8) -> list[tuple[str, float]]:
+    """dbt's slowest nodes of the last build: from run_results.json, or (a build that did not
+    finish) from the nodes its log reports done."""
+    results_file = target / "run_results.json"
+    if results_file.exists() and results_file.stat().st_mtime >= since:
+        results = json.loads(results_file.read_text())["results"]
+        done = [(r["unique_id"].split(".", 1)[1], r["execution_time"]) for r in results]
+    else:
+        text = _ANSI.sub("", log.read_text(errors="replace")).rsplit("\n$ ", 1)[-1]
+        done = [(m[1], float(m[2])) for m in _DBT_DONE.finditer(text)]
+    return sorted(done, key=lambda r: r[1], reverse=True)[:n]
 
 
 def run_size(run: SizeRun, data: Path, work: Path, burst: Path, save) -> None:
@@ -207,9 +244,13 @@ def run_size(run: SizeRun, data: Path, work: Path, burst: Path, save) -> None:
         run.events = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b"")) - 1
     save()
     bare = work / "bare.duckdb"
-    run.steps["read_csv"] = run_step(
-        [sys.executable, "-c", BARE_READ_CSV, str(bare), str(src)], db=bare, log=log
-    )
+    try:
+        run.steps["read_csv"] = run_step(
+            [sys.executable, "-c", BARE_READ_CSV, str(bare), str(src)], db=bare, log=log
+        )
+    except StepFailed as failed:
+        run.steps["read_csv"] = failed.step
+        raise
     for leftover in (bare, Path(f"{bare}.wal")):
         leftover.unlink(missing_ok=True)
     save()
@@ -228,14 +269,23 @@ def run_size(run: SizeRun, data: Path, work: Path, burst: Path, save) -> None:
     ]
     for name, cmd in steps:
         print(f"[{run.events_target:,}] {name} ...", flush=True)
-        run.steps[name] = run_step(cmd, db=db, env=env, log=log)
-        if name == "build":
-            run.slowest = slowest_nodes(target)
+        began = time.time()
+        try:
+            run.steps[name] = run_step(cmd, db=db, env=env, log=log)
+        except StepFailed as failed:
+            run.steps[name] = failed.step
+            raise
+        finally:
+            if name == "build":
+                run.slowest = slowest_nodes(target, log, began)
         print(f"[{run.events_target:,}] {name}: {asdict(run.steps[name])}", flush=True)
         save()
 
 
-def _verdict(ok: bool) -> str:
+def _verdict(ok: bool, *steps: Step) -> str:
+    stopped = [st.note for st in steps if st.note]
+    if stopped:
+        return f"FAIL ({stopped[0]}, unfinished)"
     return "PASS" if ok else "FAIL"
 
 
@@ -244,18 +294,19 @@ def goal_lines(run: SizeRun) -> list[str]:
     out = []
     if "import" in s and "read_csv" in s:
         imp, bare = s["import"].wall, s["read_csv"].wall
+        ok = imp <= GOALS["import_s"] and imp <= GOALS["import_ratio"] * bare
         out.append(
             f"- Import <= {GOALS['import_s']:.0f} s and <= {GOALS['import_ratio']:.0f}x a bare "
             f"`read_csv`: {imp:.1f} s wall ({s['import'].cpu:.1f} s CPU) against {bare:.1f} s "
             f"({s['read_csv'].cpu:.1f} s CPU), {imp / bare:.1f}x wall, "
             f"{s['import'].cpu / max(s['read_csv'].cpu, 1e-9):.1f}x CPU: "
-            f"{_verdict(imp <= GOALS['import_s'] and imp <= GOALS['import_ratio'] * bare)}."
+            f"{_verdict(ok, s['import'], s['read_csv'])}."
         )
     if "build" in s:
         b = s["build"]
         out.append(
             f"- Full `dbt build` with ml <= {GOALS['build_s'] / 60:.0f} min: {b.wall:.0f} s wall "
-            f"({b.cpu:.0f} s CPU): {_verdict(b.wall <= GOALS['build_s'])}."
+            f"({b.cpu:.0f} s CPU): {_verdict(b.wall <= GOALS['build_s'], b)}."
         )
     if s:
         worst = max(s.items(), key=lambda kv: kv[1].rss_mib)
@@ -269,13 +320,13 @@ def goal_lines(run: SizeRun) -> list[str]:
         out.append(
             f"- After-burst refresh <= {GOALS['refresh_s']:.0f} s: {r.wall:.1f} s wall "
             f"({r.cpu:.1f} s CPU; the import of the 10,000 events before it "
-            f"{s['burst_import'].wall:.1f} s): {_verdict(r.wall <= GOALS['refresh_s'])}."
+            f"{s['burst_import'].wall:.1f} s): {_verdict(r.wall <= GOALS['refresh_s'], r)}."
         )
     if "report" in s:
         r = s["report"]
         out.append(
             f"- Report <= {GOALS['report_s']:.0f} s: {r.wall:.1f} s wall ({r.cpu:.1f} s CPU): "
-            f"{_verdict(r.wall <= GOALS['report_s'])}."
+            f"{_verdict(r.wall <= GOALS['report_s'], r)}."
         )
     return out
 
@@ -295,7 +346,7 @@ def render(runs: list[SizeRun], command: str) -> str:
                 [
                     label,
                     title,
-                    f"{st.wall:.1f}",
+                    f"{st.wall:.1f}" + (f" ({st.note})" if st.note else ""),
                     f"{st.cpu:.1f}",
                     f"{st.rss_mib:,.0f}",
                     f"{st.tree_mib:,.0f}",
@@ -351,31 +402,53 @@ def main() -> None:
         help="scratch folder (default: a new temporary folder, removed after the run); "
         "the generated files are kept in and reused from WORK/data",
     )
+    parser.add_argument(
+        "--stop-at",
+        metavar="HH:MM",
+        help="interrupt the step running at this UTC time and record what was measured",
+    )
     parser.add_argument("--keep", action="store_true", help="keep each size's warehouse and site")
     args = parser.parse_args()
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    if args.stop_at:
+        now = dt.datetime.now(dt.UTC)
+        hour, minute = map(int, args.stop_at.split(":"))
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        STOP_AT.append((at if at > now else at + dt.timedelta(days=1)).timestamp())
     work = args.work or Path(tempfile.mkdtemp(prefix="shoplens-bench-scale-"))
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
     command = f".venv/bin/python -m bench.bench_scale --sizes {','.join(map(str, sizes))}"
     fresh = [SizeRun(events_target=n) for n in sizes]
-    # Sizes measured by an earlier run in the same --work folder stay in the section (a long
-    # size can then run on its own without dropping the figures of the short ones).
+    # Sizes measured by another run in the same --work folder (earlier, or at the same time)
+    # stay in the section: a long size can run on its own without dropping the short ones.
     results_json = work / "scale-results.json"
-    earlier = {}
-    if results_json.exists():
-        for old in json.loads(results_json.read_text()):
-            steps = {k: Step(**v) for k, v in old.pop("steps").items()}
-            earlier[old["events_target"]] = SizeRun(**old, steps=steps)
-    for n in sizes:
-        earlier.pop(n, None)
-    if earlier:
-        command += f" (sizes {', '.join(f'{n:,}' for n in earlier)}: an earlier run, same machine)"
+
+    def others() -> list[SizeRun]:
+        try:
+            saved = json.loads(results_json.read_text())
+        except (OSError, ValueError):
+            return []
+        out = []
+        for old in saved:
+            if old["events_target"] not in sizes:
+                steps = {k: Step(**v) for k, v in old.pop("steps").items()}
+                out.append(SizeRun(**old, steps=steps))
+        return out
+
+    def everything() -> tuple[list[SizeRun], str]:
+        other = others()
+        note = command
+        if other:
+            note += f"; {', '.join(f'{r.events_target:,}' for r in other)} by another run"
+        return sorted([*other, *fresh], key=lambda r: r.events_target), note
 
     def save() -> None:
-        runs = sorted([*earlier.values(), *fresh], key=lambda r: r.events_target)
-        write_section("scale", "A REES46-sized month on this machine", render(runs, command))
-        results_json.write_text(json.dumps([asdict(r) for r in runs], indent=1))
+        runs, note = everything()
+        write_section("scale", "A REES46-sized month on this machine", render(runs, note))
+        part = results_json.with_suffix(".part")
+        part.write_text(json.dumps([asdict(r) for r in runs], indent=1))
+        part.replace(results_json)
 
     failed = False
     try:
@@ -386,7 +459,7 @@ def main() -> None:
             size_dir.mkdir()
             try:
                 run_size(run, data, size_dir, burst, save)
-            except (RuntimeError, OSError) as exc:
+            except (StepFailed, RuntimeError, OSError) as exc:
                 run.error = str(exc).splitlines()[0]
                 failed = True
                 print(exc, file=sys.stderr, flush=True)
@@ -397,7 +470,7 @@ def main() -> None:
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(render(sorted([*earlier.values(), *fresh], key=lambda r: r.events_target), command))
+    print(render(*everything()))
     sys.exit(1 if failed else 0)
 
 
