@@ -17,11 +17,14 @@ Public API (signatures are stable; other parts of shoplens build on them):
 - ``load_world(con) -> World``: the world of the customers and products already in a
   warehouse (raw.customers, raw.products, ground_truth.customer_personas).
 - ``simulate_sessions(world, n_sessions, start: datetime, end: datetime, seed, id_prefix,
-  defect_rate=0.0, source="generator") -> (events: pa.Table, transactions: pa.Table)``: new
-  sessions of the world's customers starting in [start, end) (naive UTC), in the raw contract's
-  column names without ``loaded_at``; ids are ``<id_prefix>e<n>`` (events), ``<id_prefix>s<n>``
-  (sessions), ``<id_prefix>o<n>`` / ``<id_prefix>t<n>`` (orders / order lines), unique per
-  prefix. Event rows come in arrival order (roughly event_time order).
+  defect_rate=0.0, source="generator", shift=None) -> (events: pa.Table, transactions:
+  pa.Table)``: new sessions of the world's customers starting in [start, end) (naive UTC), in
+  the raw contract's column names without ``loaded_at``; ids are ``<id_prefix>e<n>`` (events),
+  ``<id_prefix>s<n>`` (sessions), ``<id_prefix>o<n>`` / ``<id_prefix>t<n>`` (orders / order
+  lines), unique per prefix. Event rows come in arrival order (roughly event_time order).
+  ``shift=WorldShift(after, traffic_source="social", traffic_share=0.6, price_factor=1.5)``
+  changes the world for sessions starting at or after ``after`` (a traffic mix and price change,
+  to show drift monitoring at work); the sessions before it are the same as without.
 
 Constants describing the design (personas, categories, curves, defect mix) are in
 ``shoplens.generate.world`` and ``shoplens.generate.simulate``.
@@ -33,6 +36,7 @@ from shoplens.generate.simulate import (
     EVENT_DEFECT_MIX,
     EVENT_TYPES,
     TRANSACTION_DEFECT_MIX,
+    WorldShift,
     simulate_sessions,
 )
 from shoplens.generate.world import (
@@ -54,6 +58,7 @@ __all__ = [
     "TRANSACTION_DEFECT_MIX",
     "GenerateSummary",
     "World",
+    "WorldShift",
     "build_world",
     "generate_and_load",
     "load_world",

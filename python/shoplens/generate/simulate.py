@@ -120,6 +120,24 @@ def allocate_customers(rng: np.random.Generator, world: World, n: int) -> np.nda
     return rng.permutation(np.concatenate([fixed, rest]))
 
 
+@dataclass(frozen=True)
+class WorldShift:
+    """A change of the world from `after` on (naive UTC), for drift monitoring: a session that
+    starts then comes from `traffic_source` with probability `traffic_share` (else from its
+    usual source), and sees every price times `price_factor` (its events and order lines)."""
+
+    after: dt.datetime
+    traffic_source: str = "social"
+    traffic_share: float = 0.6
+    price_factor: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.traffic_source not in TRAFFIC_SOURCES:
+            raise ValueError(f"unknown traffic source {self.traffic_source!r}")
+        if not (0.0 <= self.traffic_share <= 1.0 and self.price_factor > 0):
+            raise ValueError("traffic_share must be in [0, 1] and price_factor above 0")
+
+
 @dataclass
 class Block:
     """One simulated batch of sessions: raw.events and raw.transactions rows (no loaded_at),
@@ -194,8 +212,12 @@ def simulate_block(
     transaction_base: int = 0,
     defect_rate: float = 0.0,
     source: str = "generator",
+    shift: WorldShift | None = None,
 ) -> Block:
     """Simulate the sessions of customers `cust` (world indices) starting at `start_us`.
+
+    With `shift`, sessions starting at or after `shift.after` follow the shifted world (its
+    draws come from a stream of their own, so the other sessions are the same as without).
 
     Ids: events `<prefix>e<n>`, sessions `<prefix>s<n>`, orders `<prefix>o<n>` (one per
     checkout, numbered like its session), order lines `<prefix>t<n>`; numbering starts at the
@@ -208,6 +230,13 @@ def simulate_block(
     # --- per session: device, traffic, category focus, funnel counts ---
     device = np.where(rng.random(n) < 0.8, world.device[cust], rng.integers(0, 3, n))
     traffic = rng.choice(len(TRAFFIC_SOURCES), n, p=TRAFFIC_SHARE)
+    price_factor = np.ones(n)
+    if shift is not None:
+        shifted = start_us >= to_us(shift.after)
+        (shift_rng,) = rng.spawn(1)  # leaves rng's own stream untouched
+        moved = shifted & (shift_rng.random(n) < shift.traffic_share)
+        traffic = np.where(moved, TRAFFIC_SOURCES.index(shift.traffic_source), traffic)
+        price_factor[shifted] = shift.price_factor
     focus = _gumbel_argmax(rng, world.category_logit[cust] + MONTH_LOGIT[month] + HOUR_LOGIT[hour])
     extra = rng.poisson(PERSONA.extra_pages[persona])
     views = 1 + rng.poisson(PERSONA.views[persona] - 1)
@@ -331,13 +360,15 @@ def simulate_block(
         "event_no": event_no[purchases],
         "customer": cust[sess[purchases]],
         "product": t_prod,
-        "price": world.product_price[t_prod],
+        "price": world.product_price[t_prod] * price_factor[sess[purchases]],
         "quantity": qty[purchases],
         "time": time[purchases],
     }
 
     # --- defects ---
-    price = np.where(prod >= 0, world.product_price[np.maximum(prod, 0)], np.nan)
+    price = np.where(
+        prod >= 0, world.product_price[np.maximum(prod, 0)] * price_factor[sess], np.nan
+    )
     has_qty = qty >= 0
     time_clean = time.copy()
     event_defects: dict[str, np.ndarray] = {}
@@ -477,11 +508,13 @@ def simulate_sessions(
     id_prefix: str,
     defect_rate: float = 0.0,
     source: str = "generator",
+    shift: WorldShift | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Simulate `n_sessions` new sessions of the world's customers starting in [start, end).
 
     Returns (events, transactions) in the raw contract's column names (without loaded_at).
-    Ids start with `id_prefix` and are unique per prefix.
+    Ids start with `id_prefix` and are unique per prefix. `shift` changes the world from its
+    date on (see WorldShift); without it nothing changes.
     """
     rng = np.random.default_rng([seed, 2])
     cust = allocate_customers(rng, world, n_sessions)
@@ -494,5 +527,6 @@ def simulate_sessions(
         id_prefix=id_prefix,
         defect_rate=defect_rate,
         source=source,
+        shift=shift,
     )
     return block.events, block.transactions
