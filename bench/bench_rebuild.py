@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -44,8 +45,9 @@ def _cpu_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_dbt(args: list[str], db: Path, work: Path) -> dict[str, float]:
-    """Run dbt on `db`; wall and CPU seconds, and execution seconds of the ml nodes."""
+def run_dbt(args: list[str], db: Path, work: Path) -> dict[str, Any]:
+    """Run dbt on `db`; wall and CPU seconds, execution seconds of the ml models, and the
+    nodes that errored or failed (the run is measured either way)."""
     env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
     cmd = [
         DBT,
@@ -60,9 +62,10 @@ def run_dbt(args: list[str], db: Path, work: Path) -> dict[str, float]:
     cpu, began = _cpu_children(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - began, _cpu_children() - cpu
-    if proc.returncode != 0:
+    results_file = work / "target" / "run_results.json"
+    if proc.returncode != 0 and not results_file.exists():
         raise SystemExit(f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}")
-    results = json.loads((work / "target" / "run_results.json").read_text())["results"]
+    results = json.loads(results_file.read_text())["results"]
     manifest = json.loads((work / "target" / "manifest.json").read_text())["nodes"]
     ml = sum(
         r["execution_time"]
@@ -70,7 +73,10 @@ def run_dbt(args: list[str], db: Path, work: Path) -> dict[str, float]:
         if manifest.get(r["unique_id"], {}).get("original_file_path", "").startswith(ML_PATH)
         and r["unique_id"].startswith("model.")
     )
-    return {"wall": wall, "cpu": cpu, "ml": ml}
+    failed = sorted(
+        r["unique_id"].split(".")[-1] for r in results if r["status"] in {"error", "fail"}
+    )
+    return {"wall": wall, "cpu": cpu, "ml": ml, "failed": failed}
 
 
 def registry_state(db: Path) -> list[tuple]:
@@ -175,6 +181,9 @@ def main() -> None:
             "- Training-set fingerprints (DuckDB, count + sum and xor of row hashes over the "
             "columns each model reads): "
             + ", ".join(f"{name} {ms:.0f} ms" for name, ms in fingerprints.items())
+            + ".",
+            "- Nodes that errored or failed (each build is measured anyway): "
+            + "; ".join(f"{label}: {', '.join(f['failed']) or 'none'}" for label, f, _ in builds)
             + ".",
             f"- Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/"
             f"{load_before[2]:.1f}, after: {load_after[0]:.1f}/{load_after[1]:.1f}/"

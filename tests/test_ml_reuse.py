@@ -23,6 +23,23 @@ INTENT_MODELS = {
 }
 OTHER_MODELS = {"category_choice", segments.MODEL, segments.PCA_MODEL}
 ML = ["--select", "path:models/ml"]
+# The ml tables the training, unpacking, scoring and registry models write.
+ML_TABLES = (
+    "intent_training",
+    "category_training",
+    "segment_training",
+    "model_registry",
+    "model_metrics",
+    "model_curves",
+    "confusion_matrices",
+    "feature_importances",
+    "leakage_comparison",
+    "session_predictions",
+    "order_line_predictions",
+    "customer_segments",
+    "segment_profiles",
+    "segment_k_selection",
+)
 
 
 def _digest(rows: list[tuple], columns: str = "a, b") -> str:
@@ -68,11 +85,6 @@ def _registry(db: Path) -> dict[tuple[str, int], tuple[str, object]]:
     return {(name, version): (sha, at) for name, version, sha, at in rows}
 
 
-def _scalar(db: Path, sql: str) -> object:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql).fetchall()[0][0]
-
-
 PREDICTIONS = (
     "select count(*), sum(probability), min(model_version), max(model_version) "
     "from ml.session_predictions"
@@ -88,21 +100,40 @@ def warehouse(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -
     return db
 
 
+def _ml_blocks(con: duckdb.DuckDBPyConnection) -> dict[str, set[int]]:
+    """The storage blocks of every ml table the models write (a rewritten table gets new ones)."""
+    return {
+        name: {
+            block
+            for (block,) in con.execute(
+                f"select distinct block_id from pragma_storage_info('ml.{name}') "
+                "where block_id >= 0"
+            ).fetchall()
+        }
+        for name in ML_TABLES
+    }
+
+
 def test_a_build_without_new_data_reuses_every_model(warehouse: Path, dbt) -> None:
     before = _registry(warehouse)
     assert {v for _, v in before} == {1}
-    predictions = _scalar(warehouse, PREDICTIONS)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         deployed = registry.load_latest(con)
         predictions = con.execute(PREDICTIONS).fetchall()[0]
-    size = warehouse.stat().st_size
+        blocks = _ml_blocks(con)
+    assert len(blocks) == 14 and all(blocks.values())
     dbt(["build"], warehouse, warehouse.parent)
     assert _registry(warehouse) == before  # same ids, hashes and training times: no new version
     with duckdb.connect(str(warehouse), read_only=True) as con:
         again = registry.load_latest(con)
         assert (again.version, again.sha256) == (deployed.version, deployed.sha256)
         assert con.execute(PREDICTIONS).fetchall()[0] == predictions
-    assert abs(warehouse.stat().st_size - size) <= 1 << 20
+        # No ml table was rewritten, and no frame of a Python model was left behind.
+        assert _ml_blocks(con) == blocks
+        leftovers = con.execute(
+            "select table_name from duckdb_tables() where table_name like '%dbt_tmp%'"
+        ).fetchall()
+        assert leftovers == []
 
 
 def test_one_changed_training_row_retrains_only_its_models(warehouse: Path, dbt) -> None:
