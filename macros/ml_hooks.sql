@@ -5,7 +5,10 @@
 {% macro ml_prune_registry(registry, trainings) -%}
   {%- set keep = var('ml_registry_keep_versions') | int -%}
   {%- if keep < 1 -%}
-    {{ exceptions.raise_compiler_error("var ml_registry_keep_versions must be at least 1, got " ~ var('ml_registry_keep_versions')) }}
+    {{ exceptions.raise_compiler_error(
+        "var ml_registry_keep_versions must be at least 1, got "
+        ~ var('ml_registry_keep_versions')
+    ) }}
   {%- endif -%}
   delete from {{ registry }} as old
   where old.version <= (
