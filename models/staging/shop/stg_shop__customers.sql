@@ -6,7 +6,9 @@ with source as (
 ranked as (
     select
         *,
-        row_number() over (partition by customer_id order by loaded_at desc, signup_date) as copy_number
+        row_number() over (
+            partition by customer_id order by loaded_at desc, signup_date asc
+        ) as copy_number
     from source
     where customer_id is not null
 )

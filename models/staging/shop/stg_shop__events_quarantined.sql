@@ -4,8 +4,9 @@ with classified as (
 )
 
 select
-    {{ dbt.concat(["coalesce(event_id, '(missing)')", "'#'", "cast(copy_number as " ~ dbt.type_string() ~ ")"]) }}
-        as quarantine_id,
+    {{ dbt.concat([
+        "coalesce(event_id, '(missing)')", "'#'", "cast(copy_number as " ~ dbt.type_string() ~ ")"
+    ]) }} as quarantine_id,
     event_id,
     copy_number,
     quarantine_reason,

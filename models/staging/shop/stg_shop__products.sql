@@ -6,7 +6,10 @@ with source as (
 ranked as (
     select
         *,
-        row_number() over (partition by product_id order by loaded_at desc, price) as copy_number
+        {{ dbt.split_part('lower(trim(category_code))', "'.'", 1) }} as category_top_level,
+        row_number() over (
+            partition by product_id order by loaded_at desc, price asc
+        ) as copy_number
     from source
     where product_id is not null
 ),
@@ -27,6 +30,5 @@ select
     ranked.loaded_at
 from ranked
 left join categories
-    on categories.category_top_level
-        = {{ dbt.split_part('lower(trim(ranked.category_code))', "'.'", 1) }}
+    on categories.category_top_level = ranked.category_top_level
 where ranked.copy_number = 1

@@ -4,8 +4,11 @@ with classified as (
 )
 
 select
-    {{ dbt.concat(["coalesce(transaction_id, '(missing)')", "'#'", "cast(copy_number as " ~ dbt.type_string() ~ ")"]) }}
-        as quarantine_id,
+    {{ dbt.concat([
+        "coalesce(transaction_id, '(missing)')",
+        "'#'",
+        "cast(copy_number as " ~ dbt.type_string() ~ ")",
+    ]) }} as quarantine_id,
     transaction_id,
     copy_number,
     quarantine_reason,
