@@ -42,14 +42,19 @@ select
     per_customer.first_session_start,
     per_customer.last_session_start,
     per_customer.last_purchase_start,
-    {{ dbt.datediff('per_customer.last_session_start', 'as_of.as_of_time', 'day') }} as recency_days,
+    {{ dbt.datediff('per_customer.last_session_start', 'as_of.as_of_time', 'day') }}
+        as recency_days,
     {{ dbt.datediff('per_customer.last_purchase_start', 'as_of.as_of_time', 'day') }}
         as purchase_recency_days,
     per_customer.purchase_sessions as frequency,
-    coalesce(per_customer.lifetime_value / nullif(per_customer.purchase_sessions, 0), 0) as monetary,
+    coalesce(per_customer.lifetime_value / nullif(per_customer.purchase_sessions, 0), 0)
+        as monetary,
     per_customer.lifetime_value,
-    {{ dbt.datediff('coalesce(customers.signup_date, cast(per_customer.first_session_start as date))',
-                    'as_of.as_of_time', 'day') }} as tenure_days,
+    {{ dbt.datediff(
+        'coalesce(customers.signup_date, cast(per_customer.first_session_start as date))',
+        'as_of.as_of_time',
+        'day'
+    ) }} as tenure_days,
     per_customer.sessions,
     per_customer.purchase_sessions,
     per_customer.cart_sessions,

@@ -53,7 +53,8 @@ select
     {{ hour_of_day('categorised.transaction_time') }} as transaction_hour,
     {{ day_of_week_iso('categorised.transaction_time') }} as transaction_weekday,
     {{ month_of_year('categorised.transaction_time') }} as transaction_month,
-    cast({{ dbt.date_trunc('month', 'categorised.transaction_time') }} as date) as transaction_month_start,
+    cast({{ dbt.date_trunc('month', 'categorised.transaction_time') }} as date)
+        as transaction_month_start,
     coalesce(price_bands.price_band, 'Unbanded') as price_band,
     customers.age,
     coalesce(age_bands.age_band, 'unknown') as age_band,
@@ -65,8 +66,8 @@ select
 from categorised
 left join price_bands
     on price_bands.category_name = categorised.line_category
-    and categorised.price >= price_bands.min_price
-    and categorised.price < price_bands.max_price
+    and price_bands.min_price <= categorised.price
+    and price_bands.max_price > categorised.price
 left join customers
     on customers.customer_id = categorised.customer_id
 left join age_bands

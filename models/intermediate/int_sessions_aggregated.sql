@@ -17,10 +17,16 @@
 {% if is_incremental() %}
 with events as (
     select * from {{ ref('int_events_sessionized') }}
-    where sessionization_key in (
-        select sessionization_key from {{ ref('int_events_sessionized') }}
-        where loaded_at > (select coalesce(max(max_loaded_at), {{ epoch_start() }}) from {{ this }})
-    )
+    where
+        sessionization_key in (
+            select touched.sessionization_key
+            from {{ ref('int_events_sessionized') }} as touched
+            where
+                touched.loaded_at > (
+                    select coalesce(max(built.max_loaded_at), {{ epoch_start() }})
+                    from {{ this }} as built
+                )
+        )
 ),
 {% set events = 'events' %}
 {% else %}
@@ -52,7 +58,7 @@ session_categories as (
             category,
             view_or_cart_events,
             row_number() over (
-                partition by session_id order by category_events desc, category
+                partition by session_id order by category_events desc, category asc
             ) as category_rank
         from category_counts
     ) as ranked
@@ -74,13 +80,17 @@ sessions as (
         count(distinct case when event_type = 'product_view' then product_id end)
             as distinct_products_viewed,
         count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
-        cast(coalesce(sum(case when event_type = 'add_to_cart' then quantity end), 0)
-            as {{ dbt.type_bigint() }}) as cart_units,
+        cast(
+            coalesce(sum(case when event_type = 'add_to_cart' then quantity end), 0)
+            as {{ dbt.type_bigint() }}
+        ) as cart_units,
         count(case when event_type = 'remove_from_cart' then 1 end) as cart_removals,
         count(case when event_type = 'checkout' then 1 end) as checkouts,
         count(case when event_type = 'purchase' then 1 end) as purchases,
-        cast(coalesce(sum(case when event_type = 'purchase' then quantity end), 0)
-            as {{ dbt.type_bigint() }}) as units_purchased,
+        cast(
+            coalesce(sum(case when event_type = 'purchase' then quantity end), 0)
+            as {{ dbt.type_bigint() }}
+        ) as units_purchased,
         coalesce(sum(purchase_revenue), 0) as revenue,
         coalesce(min(case when device <> 'unknown' then device end), 'unknown') as device,
         coalesce(min(case when traffic_source <> 'unknown' then traffic_source end), 'unknown')
@@ -112,9 +122,12 @@ select
     sessions.units_purchased,
     sessions.revenue,
     sessions.page_views + sessions.product_views as pages_visited,
-    {{ seconds_between('sessions.session_start', 'sessions.session_end') }} as session_duration_seconds,
-    {{ seconds_between('sessions.session_start', 'sessions.session_end') }} * 1.0
-        / nullif(sessions.page_views + sessions.product_views, 0) as time_per_page_seconds,
+    {{ seconds_between('sessions.session_start', 'sessions.session_end') }}
+        as session_duration_seconds,
+    (
+        {{ seconds_between('sessions.session_start', 'sessions.session_end') }} * 1.0
+        / nullif(sessions.page_views + sessions.product_views, 0)
+    ) as time_per_page_seconds,
     coalesce(session_categories.dominant_category, 'None') as dominant_category,
     sessions.device,
     sessions.traffic_source,

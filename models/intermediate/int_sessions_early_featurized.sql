@@ -20,17 +20,23 @@ with sessions as (
         max_loaded_at
     from {{ ref('int_sessions_aggregated') }}
     {% if is_incremental() %}
-    where sessionization_key in (
-        select sessionization_key from {{ ref('int_sessions_aggregated') }}
-        where max_loaded_at > (select coalesce(max(max_loaded_at), {{ epoch_start() }}) from {{ this }})
-    )
+    where
+        sessionization_key in (
+            select touched.sessionization_key
+            from {{ ref('int_sessions_aggregated') }} as touched
+            where
+                touched.max_loaded_at > (
+                    select coalesce(max(built.max_loaded_at), {{ epoch_start() }})
+                    from {{ this }} as built
+                )
+        )
     {% endif %}
 ),
 
 {% if is_incremental() %}
 events as (
     select * from {{ ref('int_events_sessionized') }}
-    where sessionization_key in (select sessionization_key from sessions)
+    where sessionization_key in (select sessions.sessionization_key from sessions)
 ),
 {% set events = 'events' %}
 {% else %}
