@@ -52,9 +52,10 @@ combined as (
 select
     combined.*,
     coalesce(price_bands.price_band, 'Unbanded') as price_band,
-    coalesce(combined.cart_additions * 1.0 / nullif(combined.product_views, 0), 0) as view_to_cart_rate
+    coalesce(combined.cart_additions * 1.0 / nullif(combined.product_views, 0), 0)
+        as view_to_cart_rate
 from combined
 left join price_bands
     on price_bands.category_name = combined.category
-    and combined.list_price >= price_bands.min_price
-    and combined.list_price < price_bands.max_price
+    and price_bands.min_price <= combined.list_price
+    and price_bands.max_price > combined.list_price

@@ -6,8 +6,10 @@ with events as (
         count(case when event_type = 'product_view' then 1 end) as product_views,
         count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
         count(case when event_type = 'purchase' then 1 end) as purchases,
-        cast(coalesce(sum(case when event_type = 'purchase' then quantity end), 0)
-            as {{ dbt.type_bigint() }}) as units_purchased,
+        cast(
+            coalesce(sum(case when event_type = 'purchase' then quantity end), 0)
+            as {{ dbt.type_bigint() }}
+        ) as units_purchased,
         coalesce(sum(purchase_revenue), 0) as event_revenue,
         count(distinct case when event_type = 'purchase' then customer_id end) as buyers
     from {{ ref('int_events_sessionized') }}
@@ -36,10 +38,12 @@ select
     coalesce(lines.order_lines, 0) as order_lines,
     coalesce(lines.order_line_units, 0) as order_line_units,
     coalesce(lines.order_line_revenue, 0) as order_line_revenue,
-    coalesce(events.event_revenue / nullif(sum(events.event_revenue) over (), 0), 0) as revenue_share,
+    coalesce(events.event_revenue / nullif(sum(events.event_revenue) over (), 0), 0)
+        as revenue_share,
     coalesce(events.purchases * 1.0 / nullif(events.product_views, 0), 0) as view_to_purchase_rate,
-    row_number() over (order by events.purchases desc, events.event_revenue desc, events.category)
-        as popularity_rank
+    row_number() over (
+        order by events.purchases desc, events.event_revenue desc, events.category asc
+    ) as popularity_rank
 from events
 left join lines
     on lines.category = events.category

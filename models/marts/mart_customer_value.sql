@@ -27,7 +27,8 @@ select
     avg(lifetime_value) as avg_lifetime_value,
     max(lifetime_value) as max_lifetime_value,
     sum(lifetime_value) as total_lifetime_value,
-    coalesce(sum(lifetime_value) / nullif(sum(sum(lifetime_value)) over (), 0), 0) as share_of_value,
+    coalesce(sum(lifetime_value) / nullif(sum(sum(lifetime_value)) over (), 0), 0)
+        as share_of_value,
     avg(frequency) as avg_frequency,
     avg(sessions) as avg_sessions,
     avg(recency_days) as avg_recency_days

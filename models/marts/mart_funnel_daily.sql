@@ -20,10 +20,16 @@
 with touched_dates as (
     select distinct event_date
     from {{ all_events }}
-    where sessionization_key in (
-        select sessionization_key from {{ all_events }}
-        where loaded_at > (select coalesce(max(max_loaded_at), {{ epoch_start() }}) from {{ this }})
-    )
+    where
+        sessionization_key in (
+            select touched.sessionization_key
+            from {{ all_events }} as touched
+            where
+                touched.loaded_at > (
+                    select coalesce(max(built.max_loaded_at), {{ epoch_start() }})
+                    from {{ this }} as built
+                )
+        )
 ),
 
 -- every session with an event on a touched day spans that day
@@ -34,8 +40,8 @@ candidate_sessions as (
         cast(sessions.session_end as date) as end_date
     from {{ ref('int_sessions_aggregated') }} as sessions
     inner join touched_dates
-        on touched_dates.event_date between sessions.session_date
-            and cast(sessions.session_end as date)
+        on touched_dates.event_date
+        between sessions.session_date and cast(sessions.session_end as date)
 ),
 
 -- the days those sessions span (touched days can be months apart: a min-max range over all of
@@ -48,8 +54,8 @@ candidate_days as (
 events as (
     select * from {{ all_events }}
     where category is not null
-        and event_date in (select event_date from candidate_days)
-        and session_id in (select session_id from candidate_sessions)
+        and event_date in (select candidate_days.event_date from candidate_days)
+        and session_id in (select candidate_sessions.session_id from candidate_sessions)
 ),
 {% else %}
 with events as (
@@ -86,7 +92,7 @@ flagged as (
     inner join sessions
         on sessions.session_id = session_category.session_id
     {% if is_incremental() %}
-    where session_category.activity_date in (select event_date from touched_dates)
+    where session_category.activity_date in (select touched_dates.event_date from touched_dates)
     {% endif %}
 )
 
@@ -105,12 +111,15 @@ select
     cast(sum(units_purchased) as {{ dbt.type_bigint() }}) as units_purchased,
     sum(revenue) as revenue,
     count(case when cart_additions > 0 and purchases = 0 then 1 end) as abandoned_cart_sessions,
-    count(case when cart_additions > 0 and purchases = 0 then 1 end) * 1.0
-        / nullif(count(case when cart_additions > 0 then 1 end), 0) as cart_abandonment_rate,
-    count(case when cart_additions > 0 then 1 end) * 1.0
-        / nullif(count(case when product_views > 0 then 1 end), 0) as view_to_cart_rate,
-    count(case when purchases > 0 then 1 end) * 1.0
-        / nullif(count(*), 0) as conversion_rate,
+    (
+        count(case when cart_additions > 0 and purchases = 0 then 1 end) * 1.0
+        / nullif(count(case when cart_additions > 0 then 1 end), 0)
+    ) as cart_abandonment_rate,
+    (
+        count(case when cart_additions > 0 then 1 end) * 1.0
+        / nullif(count(case when product_views > 0 then 1 end), 0)
+    ) as view_to_cart_rate,
+    count(case when purchases > 0 then 1 end) * 1.0 / nullif(count(*), 0) as conversion_rate,
     max(max_loaded_at) as max_loaded_at
 from flagged
 group by activity_date, category
