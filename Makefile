@@ -33,17 +33,19 @@ sysdeps:
 
 demo: $(STAMP)
 	rm -f $(SHOPLENS_DB) $(SHOPLENS_DB).wal
-	# History up to yesterday, so the streamed bursts (timestamped now) continue it.
+	# History up to a week ago: the streamed bursts continue it on a simulated clock, at its own
+	# pace and time-of-day curve (--timestamps simulated), up to the present.
 	$(BIN)/shoplens generate --sessions $(DEMO_SESSIONS) --seed 42 --days 365 \
-		--end $$($(BIN)/python -c 'import datetime as d; print(d.date.today() - d.timedelta(days=1))')
+		--end $$($(BIN)/python -c 'import datetime as d; print(d.date.today() - d.timedelta(days=7))')
 	$(BIN)/dbt seed --quiet
 	# A burst through the embedded Kafka broker into raw.* (exactly once), before the build...
-	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink
+	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink --timestamps simulated
 	$(BIN)/dbt build
 	# Source freshness for the Data quality page (dbt writes target/sources.json).
 	$(BIN)/dbt source freshness
-	# ...and one after it, scored live by the model the build trained (live.session_scores).
-	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink --score
+	# ...and one after it, scored live by the model the build trained (live.session_scores); it
+	# stops early once its simulated clock reaches the present.
+	$(BIN)/shoplens stream --embedded --rate 500 --duration 30 --sink --score --timestamps simulated
 	# The refresh after a burst: incremental models and their tests (selectors.yml).
 	$(BIN)/dbt build --selector after_burst
 	$(BIN)/shoplens report --out reports

@@ -453,6 +453,15 @@ def stream(
     defects: float,
     embedded: bool,
     with_sink: bool,
+@click.option(
+    "--timestamps",
+    type=click.Choice(["now", "simulated"]),
+    default="now",
+    show_default=True,
+    help="now: sessions start while they are sent (wall clock). simulated: they continue the "
+    "warehouse's history at its own pace (sessions a day of its last 28 days, the shop's hour, "
+    "weekday and month curves) on a fast simulated clock that stops at the present.",
+)
     score: bool,
 ) -> None:
     """Stream new sessions of the warehouse's customers to Kafka as JSON events."""
@@ -463,6 +472,7 @@ def stream(
         raise click.UsageError(
             "--embedded needs --sink: the embedded broker lives only as long as this command"
         )
+    timestamps: str,
     if score and not with_sink:
         raise click.UsageError("--score needs --sink (or run `shoplens sink --score`)")
     result = run_stream(
@@ -484,6 +494,7 @@ def stream(
 
 def _sink_outcome(stats: SinkStats) -> None:
     """Fail with the sink's exit code (3 gaps, 4 Kafka unavailable) and one line, if it failed."""
+        timestamps=timestamps,
     failure = stats.failure()
     if failure:
         error = click.ClickException(failure)

@@ -5,6 +5,10 @@ order); each order line goes to `ecommerce_transactions` keyed by customer id, r
 purchase event. Messages follow the topic contracts in `contract.py` (naive UTC timestamps as
 ISO strings). The kafka-python producer is idempotent with `acks=all` and unbounded retries,
 so a broker that drops out for a while delays messages but neither loses nor duplicates them.
+
+Event times are either the wall clock (sessions start while they are sent: what the latency
+benchmark measures) or simulated (`replay.Replay`: the sessions continue the warehouse's
+history at its own pace, following the shop's time-of-day curve).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
 from shoplens.generate import World, simulate_sessions
 from shoplens.stream.clients import KAFKA_API_VERSION
 from shoplens.stream.contract import EVENTS, TRANSACTIONS
+from shoplens.stream.replay import Replay
 
 # Sessions simulated per chunk are sized from this guess of events per session, then topped up.
 EVENTS_PER_SESSION_GUESS = 6
@@ -40,6 +45,7 @@ class ProduceStats:
     sessions: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    last_event_time: dt.datetime | None = None
 
     @property
     def elapsed(self) -> float:
@@ -69,6 +75,17 @@ def _rows(table: pa.Table, columns: list[str]) -> list[dict[str, Any]]:
     return table.select(columns).to_pylist()
 
 
+def _paired(
+    events: pa.Table, transactions: pa.Table, limit: int
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """The first `limit` events, each with its order lines."""
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for line in _rows(transactions, TRANSACTIONS.columns):
+        lines.setdefault(line["event_id"], []).append(line)
+    for event in _rows(events.slice(0, limit), EVENTS.columns):
+        yield event, lines.get(event["event_id"], [])
+
+
 def session_stream(
     world: World,
     n_events: int,
@@ -96,13 +113,40 @@ def session_stream(
             id_prefix=f"{id_prefix}c{chunk}-",
             defect_rate=defect_rate,
         )
-        lines: dict[str, list[dict[str, Any]]] = {}
-        for line in _rows(transactions, TRANSACTIONS.columns):
-            lines.setdefault(line["event_id"], []).append(line)
-        for event in _rows(events.slice(0, need), EVENTS.columns):
-            yield event, lines.get(event["event_id"], [])
+        yield from _paired(events, transactions, need)
         sent += min(need, events.num_rows)
         chunk += 1
+
+
+def replay_stream(
+    world: World,
+    n_events: int,
+    replay: Replay,
+    seed: int,
+    id_prefix: str,
+    defect_rate: float = 0.0,
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Like `session_stream`, on `replay`'s simulated clock: each chunk of sessions starts
+    where the previous one ended, at the history's pace; stops after `n_events` events or when
+    the clock reaches `replay.until`."""
+    sent, chunk, clock = 0, 0, replay.start
+    while sent < n_events:
+        need = n_events - sent
+        end, sessions = replay.advance(clock, max(10, math.ceil(need / EVENTS_PER_SESSION_GUESS)))
+        if sessions == 0 or end <= clock:
+            return
+        events, transactions = simulate_sessions(
+            world,
+            sessions,
+            clock,
+            end,
+            seed=seed + chunk,
+            id_prefix=f"{id_prefix}c{chunk}-",
+            defect_rate=defect_rate,
+        )
+        yield from _paired(events, transactions, need)
+        sent += min(need, events.num_rows)
+        chunk, clock = chunk + 1, end
 
 
 def make_producer(bootstrap: str) -> KafkaProducer:
@@ -131,11 +175,14 @@ def produce(
     progress_every: float = 2.0,
     stop: threading.Event | None = None,
     on_sent: Callable[[dict[str, Any]], None] | None = None,
+    replay: Replay | None = None,
 ) -> ProduceStats:
     """Stream `rate * duration` events at `rate` events/s; returns what was sent.
 
-    Raises RuntimeError when some messages could not be delivered (after the producer's own
-    retries). `on_sent` sees every event as it is handed to the client.
+    Sessions start at the wall clock, or on `replay`'s simulated clock (then the stream ends
+    early if that clock catches up with the present). Raises RuntimeError when some messages
+    could not be delivered (after the producer's own retries). `on_sent` sees every event as
+    it is handed to the client.
     """
     report = report or (lambda line: None)
     stop = stop or threading.Event()
@@ -152,15 +199,23 @@ def produce(
     producer = make_producer(bootstrap)
     try:
         last_progress = time.monotonic()
-        stream = session_stream(
-            world,
-            n_events,
-            now,
-            dt.timedelta(seconds=max(duration, 1.0)),
-            seed,
-            prefix,
-            defect_rate,
-        )
+        if replay is None:
+            stream = session_stream(
+                world,
+                n_events,
+                now,
+                dt.timedelta(seconds=max(duration, 1.0)),
+                seed,
+                prefix,
+                defect_rate,
+            )
+        else:
+            report(
+                f"simulated time from {replay.start:%Y-%m-%d %H:%M} at the history's pace "
+                f"(about {replay.sessions_per_day(replay.start.date()):,.0f} sessions a day), "
+                f"never past {replay.until:%Y-%m-%d %H:%M} UTC"
+            )
+            stream = replay_stream(world, n_events, replay, seed, prefix, defect_rate)
         for i, (event, lines) in enumerate(stream):
             if stop.is_set():
                 break
@@ -175,6 +230,9 @@ def produce(
             ).add_errback(failed)
             stats.events += 1
             stats.sessions.add(event["user_session"])
+            stats.last_event_time = max(
+                stats.last_event_time or event["event_time"], event["event_time"]
+            )
             for line in lines:
                 producer.send(
                     TRANSACTIONS_TOPIC, key=str(line["customer_id"]).encode(), value=encode(line)
@@ -190,6 +248,11 @@ def produce(
         producer.close()
     stats.finished = time.monotonic()
     report(stats.line())
+    if replay is not None and stats.last_event_time is not None:
+        caught_up = (
+            " (caught up with the present)" if stats.events < n_events and not stop.is_set() else ""
+        )
+        report(f"simulated time reached {stats.last_event_time:%Y-%m-%d %H:%M}{caught_up}")
     if errors:
         raise RuntimeError(f"{stats.failed} message(s) were not delivered: {errors[0]}")
     return stats

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from shoplens.generate import World, load_world
 from shoplens.stream.broker import EmbeddedBroker
 from shoplens.stream.producer import ProduceStats, produce
+from shoplens.stream.replay import Replay, history_replay
 from shoplens.stream.sink import Sink, SinkConfig, SinkStats
 from shoplens.warehouse import WarehouseError, connect
 
@@ -36,6 +38,16 @@ def warehouse_world(db: Path) -> World:
     if world.n_customers == 0 or world.n_products == 0:
         raise WarehouseError(f"no customers or products in {db}: run `shoplens generate` first")
     return world
+
+
+def warehouse_replay(db: Path) -> Replay:
+    """A simulated clock continuing the warehouse's events, up to now (read-only)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with connect(db, read_only=True) as con:
+        try:
+            return history_replay(con, until=now)
+        except ValueError as exc:
+            raise WarehouseError(f"cannot continue the history of {db}: {exc}") from exc
 
 
 def make_hook(
@@ -80,13 +92,17 @@ def stream(
     with_sink: bool,
     score: bool,
     report: Callable[[str], None],
+    timestamps: str = "now",
 ) -> StreamRun:
     """Produce a burst; with `with_sink`, land it in `db` in the same process.
 
     With `bootstrap` None an embedded broker lives for the duration of the call. The sink
-    runs in a thread and stops once everything produced is in the warehouse.
+    runs in a thread and stops once everything produced is in the warehouse. `timestamps`
+    "simulated" continues the warehouse's history on a simulated clock (`replay.Replay`),
+    "now" stamps sessions with the wall clock.
     """
     world = warehouse_world(db)
+    replay = warehouse_replay(db) if timestamps == "simulated" else None
     # Load (and verify) the model before anything is streamed.
     hook = make_hook(db, bootstrap, score and with_sink, report)
     with ExitStack() as stack:
@@ -126,6 +142,7 @@ def stream(
                 seed=seed,
                 defect_rate=defect_rate,
                 report=report,
+                replay=replay,
             )
         finally:
             if sink is not None and thread is not None:
