@@ -13,7 +13,7 @@
 {%- set rendered -%}{{ early_intent_features(placeholder) }}{%- endset -%}
 {%- set category_rendered -%}{{ session_category_features(placeholder, customers) }}{%- endset -%}
 {%- set staging -%}
-    {{ shop_events_staged(raw_placeholder, categories_relation=categories_placeholder) }}
+{{ shop_events_staged(raw_placeholder, categories_relation=categories_placeholder) }}
 {%- endset -%}
 -- depends_on: {{ ref('categories') }}
 
