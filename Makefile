@@ -11,7 +11,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export SHOPLENS_DB ?= $(CURDIR)/warehouse.duckdb
 DEMO_SESSIONS ?= 50000
 
-.PHONY: demo test test-fast lint bench sysdeps clean
+.PHONY: demo test test-fast lint bench notebook sysdeps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,7 +48,18 @@ demo: $(STAMP)
 	$(BIN)/shoplens stream --embedded --rate 500 --duration 30 --sink --score --timestamps simulated
 	# The refresh after a burst: incremental models and their tests (selectors.yml).
 	$(BIN)/dbt build --selector after_burst
-	$(BIN)/shoplens report --out reports
+	# The pages, and the analysts' notebook executed on the warehouse as the Notebook page.
+	$(BIN)/shoplens report --out reports --with-notebook
+
+# JupyterLab on the analysts' notebook, reading $(SHOPLENS_DB) (read-only); on loopback only,
+# and it fetches nothing: no update check, no news feed, no extension catalogue.
+NOTEBOOK_PORT ?= 8888
+notebook: $(STAMP)
+	$(BIN)/jupyter lab notebooks/eda.ipynb --ServerApp.ip=127.0.0.1 \
+		--ServerApp.port=$(NOTEBOOK_PORT) \
+		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+		--LabApp.news_url=None --LabApp.extension_manager=readonly \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test: $(STAMP) sysdeps lint
 	$(BIN)/pytest
@@ -63,6 +74,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
 	$(BIN)/mypy
+	$(BIN)/sqlfluff lint models macros tests/dbt --processes 0
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

@@ -487,3 +487,35 @@ def test_warehouse_without_orders_or_demographics(
     assert sum("has no order lines" in n for n in notices["sales.html"]) == 2
     assert sum("category_choice" in n for n in notices["models.html"]) == 3
     assert notices["behaviour.html"] == [] and notices["segments.html"] == []
+
+
+@pytest.fixture(scope="module")
+def notebook_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site with the executed notebook as its Notebook page (`--with-notebook`)."""
+    out = tmp_path_factory.mktemp("notebook-site")
+    build_site(built_warehouse, out, with_notebook=True)
+    return out
+
+
+def test_notebook_page_renders_its_charts_offline(
+    browser: BrowserContext, notebook_site: Path
+) -> None:
+    seen = visit(browser, notebook_site / "notebook.html")
+    page = seen.page
+    figures = page.locator(".plotly-graph-div").count()
+    assert figures >= 9
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.plotly-graph-div')].every("
+        "d => d.querySelector('.main-svg') && d.querySelector('.plot-container'))",
+        timeout=30_000,
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "notebook.png"), full_page=True)
+    assert_clean(seen)  # no errors, nothing fetched beyond file://
+    assert page.evaluate("() => typeof window.Plotly") == "object"
+    assert page.inner_text("header nav a.current") == "Notebook"
+    assert page.locator(".jp-CodeCell").count() >= 10  # the code is shown with its outputs
+    page.click("header nav a[href='index.html']")
+    page.wait_for_load_state("load")
+    assert page.inner_text("header nav a[href='notebook.html']") == "Notebook"
+    page.close()

@@ -263,18 +263,27 @@ def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
     help="Folder to write the site to: a new or empty folder, or an earlier shoplens site "
     "(replaced whole).",
 )
-def report(db: Path, out: Path) -> None:
+@click.option(
+    "--with-notebook",
+    is_flag=True,
+    help="Also execute notebooks/eda.ipynb on the warehouse (read-only) and publish it as the "
+    "Notebook page (a kernel start and the notebook's queries: about 20 s).",
+)
+def report(db: Path, out: Path, with_notebook: bool) -> None:
     """Build the static report site from the marts (read-only); print the index.html path.
 
     dbt's test results and source freshness come from the warehouse itself (ops.*, written by
     dbt's on-run-end hook), so a site never shows another warehouse's build.
     """
     from shoplens.reports import build_site
+    from shoplens.reports.notebook import NotebookError
     from shoplens.reports.publish import SiteFolderError
 
     try:
-        result = build_site(db, out)
+        result = build_site(db, out, with_notebook=with_notebook)
     except SiteFolderError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except NotebookError as exc:
         raise click.ClickException(str(exc)) from exc
     charts = sum(result.charts.values())
     notices = sum(result.notices.values())
@@ -444,15 +453,6 @@ def broker(partitions: int) -> None:
     help="Also run the sink in this process until everything streamed is landed.",
 )
 @click.option("--score", is_flag=True, help="With --sink: score sessions live.")
-def stream(
-    db: Path,
-    bootstrap: str | None,
-    rate: float,
-    duration: float,
-    seed: int,
-    defects: float,
-    embedded: bool,
-    with_sink: bool,
 @click.option(
     "--timestamps",
     type=click.Choice(["now", "simulated"]),
@@ -462,7 +462,17 @@ def stream(
     "warehouse's history at its own pace (sessions a day of its last 28 days, the shop's hour, "
     "weekday and month curves) on a fast simulated clock that stops at the present.",
 )
+def stream(
+    db: Path,
+    bootstrap: str | None,
+    rate: float,
+    duration: float,
+    seed: int,
+    defects: float,
+    embedded: bool,
+    with_sink: bool,
     score: bool,
+    timestamps: str,
 ) -> None:
     """Stream new sessions of the warehouse's customers to Kafka as JSON events."""
     from shoplens.stream.run import stream as run_stream
@@ -472,7 +482,6 @@ def stream(
         raise click.UsageError(
             "--embedded needs --sink: the embedded broker lives only as long as this command"
         )
-    timestamps: str,
     if score and not with_sink:
         raise click.UsageError("--score needs --sink (or run `shoplens sink --score`)")
     result = run_stream(
@@ -485,6 +494,7 @@ def stream(
         with_sink=with_sink,
         score=score,
         report=_err,
+        timestamps=timestamps,
     )
     if result.sunk is not None:
         _sink_outcome(result.sunk)
@@ -494,7 +504,6 @@ def stream(
 
 def _sink_outcome(stats: SinkStats) -> None:
     """Fail with the sink's exit code (3 gaps, 4 Kafka unavailable) and one line, if it failed."""
-        timestamps=timestamps,
     failure = stats.failure()
     if failure:
         error = click.ClickException(failure)
