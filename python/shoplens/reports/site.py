@@ -29,8 +29,8 @@ from shoplens.reports.publish import check_site_folder, new_site
 
 TEMPLATES = Path(__file__).with_name("templates")
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
 NOTEBOOK_PAGE = "notebook.html"
+
 PageBuilder = Callable[[ReportData], Page]
 PAGES: list[tuple[str, str, PageBuilder]] = [
     ("index", "Overview", overview.build),
@@ -81,21 +81,21 @@ def _environment() -> jinja2.Environment:
 def build_site(db: Path, out: Path, *, with_notebook: bool = False) -> SiteResult:
     """Read the warehouse (read-only) and write the site to `out`; return what was written.
 
-    `out` must be new, empty or an earlier shoplens site (`publish.check_site_folder`); the
-    site is built beside it and then takes its place, so nothing is written through a
     `with_notebook` also executes notebooks/eda.ipynb against the warehouse and adds it as the
     Notebook page (`notebook.notebook_page`: a kernel start and every query, about 20 s).
 
+    `out` must be new, empty or an earlier shoplens site (`publish.check_site_folder`); the
+    site is built beside it and then takes its place, so nothing is written through a
     symbolic link and a failed build leaves `out` as it was.
     """
     started = time.perf_counter()
     check_site_folder(out)
     template = _environment().get_template("base.html")
     nav = [NavItem(slug, title) for slug, title, _ in PAGES]
-    generated_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    charts: dict[str, int] = {}
     if with_notebook:
         nav.append(NavItem("notebook", "Notebook"))
+    generated_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    charts: dict[str, int] = {}
     notices: dict[str, int] = {}
     with open_report_data(db) as data, site_template(), new_site(out) as staging:
         info = data.build_info()
@@ -111,8 +111,8 @@ def build_site(db: Path, out: Path, *, with_notebook: bool = False) -> SiteResul
             (staging / page.filename).write_text(html, encoding="utf-8")
             charts[page.filename] = chart_count(page.sections)
             notices[page.filename] = sum(1 for s in page.sections if s.kind == "notice")
-    return SiteResult(out / "index.html", charts, notices, time.perf_counter() - started)
         if with_notebook:
             html, charts[NOTEBOOK_PAGE] = notebook_page(db, nav)
             (staging / NOTEBOOK_PAGE).write_text(html, encoding="utf-8")
             notices[NOTEBOOK_PAGE] = 0
+    return SiteResult(out / "index.html", charts, notices, time.perf_counter() - started)
