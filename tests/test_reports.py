@@ -23,6 +23,7 @@ PAGE_FILES = [
     "models.html",
     "segments.html",
     "audiences.html",
+    "monitoring.html",
     "quality.html",
 ]
 
@@ -145,7 +146,7 @@ def test_cli_report_prints_index_path(raw_only_warehouse: Path, tmp_path: Path) 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str((out / "index.html").resolve())
-    assert "7 pages, 0 charts" in proc.stderr
+    assert "8 pages, 0 charts" in proc.stderr
 
 
 def test_cli_report_refuses_a_file_as_out(raw_only_warehouse: Path, tmp_path: Path) -> None:

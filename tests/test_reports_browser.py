@@ -45,6 +45,7 @@ PAGE_FILES = [
     "models.html",
     "segments.html",
     "audiences.html",
+    "monitoring.html",
     "quality.html",
 ]
 HOSTILE = [
@@ -178,6 +179,7 @@ MIN_CHARTS = {
     "models.html": 7,
     "segments.html": 3,
     "audiences.html": 0,
+    "monitoring.html": 0,
     "quality.html": 1,
 }
 

@@ -20,6 +20,7 @@ from shoplens.reports.pages import (
     audiences,
     behaviour,
     models,
+    monitoring,
     overview,
     quality,
     sales,
@@ -39,6 +40,7 @@ PAGES: list[tuple[str, str, PageBuilder]] = [
     ("models", "Models", models.build),
     ("segments", "Segments", segments.build),
     ("audiences", "Audiences", audiences.build),
+    ("monitoring", "Monitoring", monitoring.build),
     ("quality", "Data quality", quality.build),
 ]
 
