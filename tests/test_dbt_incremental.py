@@ -175,6 +175,7 @@ def test_incremental_run_took_the_incremental_path(incremental_and_full) -> None
         "int_events_sessionized",
         "int_sessions_aggregated",
         "int_sessions_early_featurized",
+        "int_sessions_category_featurized",
     ):
         path = Path("shoplens", "models", "intermediate", f"{model}.sql")
         compiled = (target / "compiled" / path).read_text()

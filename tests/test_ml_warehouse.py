@@ -53,7 +53,9 @@ def test_registry_holds_every_model_once_per_build(con: duckdb.DuckDBPyConnectio
 
 def test_deployed_model_loads_and_scores_like_the_build(con: duckdb.DuckDBPyConnection) -> None:
     model = registry.load_latest(con, "purchase_intent")
-    definition = _df(con, "select feature_columns from ml.feature_definitions")
+    definition = _df(
+        con, "select feature_columns from ml.feature_definitions where feature_set = 'early_intent'"
+    )
     assert sorted(model.features) == sorted(definition["feature_columns"].iloc[0].split(","))
     features = _df(
         con,
@@ -203,7 +205,9 @@ def test_segments_recover_the_designed_personas(con: duckdb.DuckDBPyConnection) 
 def test_same_data_and_seed_give_the_same_metrics(con: duckdb.DuckDBPyConnection) -> None:
     early = _df(con, "select * from intermediate.int_sessions_early_featurized")
     sessions = _df(con, "select * from marts.fct_sessions")
-    columns = _df(con, "select feature_columns from ml.feature_definitions").iloc[0, 0]
+    columns = _df(
+        con, "select feature_columns from ml.feature_definitions where feature_set = 'early_intent'"
+    ).iloc[0, 0]
     settings = build.Settings(seed=3, n_estimators=15, max_training_rows=2_000, n_jobs=1)
     runs = [build.intent_training(early, sessions, columns.split(","), settings) for _ in range(2)]
     assert runs[0]["metrics"].tolist() == runs[1]["metrics"].tolist()

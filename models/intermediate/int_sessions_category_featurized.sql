@@ -4,26 +4,75 @@
     (events before the first checkout or purchase: what the live recommender sees, and the input
     of ml.session_recommendations) and 'browsing' (events before the first cart add, for the
     offline evaluation). The same macro renders the SQL the live recommender runs
-    (ml.feature_definitions, feature_set session_category).
+    (ml.feature_definitions, feature_set session_category). Incremental like
+    int_sessions_early_featurized: a build recomputes the sessions new events touched.
 -#}
-with before_checkout as (
-    {{ session_category_features(ref('int_events_sessionized'), ref('stg_shop__customers')) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='sessionization_key',
+    on_schema_change='fail'
+) }}
+
+with sessions as (
+    select
+        session_id,
+        sessionization_key,
+        max_loaded_at
+    from {{ ref('int_sessions_aggregated') }}
+    {% if is_incremental() %}
+    where sessionization_key in (
+            select fresh.sessionization_key
+            from {{ ref('int_sessions_aggregated') }} as fresh
+            where fresh.max_loaded_at > (
+                    select coalesce(max(built.max_loaded_at), {{ epoch_start() }})
+                    from {{ this }} as built
+                )
+        )
+    {% endif %}
+),
+
+{% if is_incremental() %}
+events as (
+    select touched.*
+    from {{ ref('int_events_sessionized') }} as touched
+    where touched.sessionization_key in (select sessions.sessionization_key from sessions)
+),
+{% set events = 'events' %}
+{% else %}
+{#- a full build hands the table itself to the macro: a CTE over all of it would be copied -#}
+{% set events = ref('int_events_sessionized') %}
+{% endif %}
+
+before_checkout as (
+    {{ session_category_features(events, ref('stg_shop__customers')) }}
 ),
 
 browsing as (
     {{ session_category_features(
-        ref('int_events_sessionized'),
+        events,
         ref('stg_shop__customers'),
         ['add_to_cart', 'checkout', 'purchase']
     ) }}
+),
+
+features as (
+    select
+        'before_checkout' as history_cut,
+        *
+    from before_checkout
+    union all
+    select
+        'browsing' as history_cut,
+        *
+    from browsing
 )
 
 select
-    'before_checkout' as history_cut,
-    *
-from before_checkout
-union all
-select
-    'browsing' as history_cut,
-    *
-from browsing
+    features.*,
+    sessions.sessionization_key,
+    sessions.max_loaded_at,
+    {{ this_run_started_at() }} as built_at
+from sessions
+inner join features
+    on features.session_id = sessions.session_id

@@ -114,15 +114,26 @@ def _empty(columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
 
 
-def model_probabilities(pipeline: Any, context: pd.DataFrame) -> np.ndarray:
+def model_probabilities(
+    pipeline: Any, context: pd.DataFrame, cache: dict[tuple, np.ndarray] | None = None
+) -> np.ndarray:
     """Class probabilities of the category model per row of `context` (one row per session
-    with the model's input columns); each distinct input is predicted once."""
+    with the model's input columns). Each distinct input is predicted once; with `cache` (the
+    live recommender's, kept across batches) inputs predicted before are not predicted again."""
     matrix = CATEGORY_FEATURES.matrix(context)
     if matrix.empty:
         return np.zeros((0, len(pipeline.classes_)))
-    groups = matrix.groupby(list(matrix.columns), dropna=False, sort=False).ngroup().to_numpy()
-    first = pd.Series(np.arange(len(groups))).groupby(groups).first().sort_index().to_numpy()
-    return np.asarray(pipeline.predict_proba(matrix.iloc[first]))[groups]
+    columns = [[None if v != v else v for v in matrix[c].tolist()] for c in matrix.columns]
+    keys = list(zip(*columns, strict=True))
+    known = {} if cache is None else cache
+    todo: dict[tuple, int] = {}
+    for i, key in enumerate(keys):
+        if key not in known and key not in todo:
+            todo[key] = i
+    if todo:
+        proba = np.asarray(pipeline.predict_proba(matrix.iloc[list(todo.values())]))
+        known.update(zip(todo, proba, strict=True))
+    return np.stack([known[key] for key in keys])
 
 
 def blend(prior: np.ndarray, evidence: np.ndarray) -> np.ndarray:
@@ -139,9 +150,15 @@ def top_k(scores: np.ndarray, categories: list[str], k: int) -> np.ndarray:
     return order[:, : min(k, len(categories))]
 
 
-def recommend(rows: pd.DataFrame, pipeline: Any, k: int = TOP_K) -> pd.DataFrame:
+def recommend(
+    rows: pd.DataFrame,
+    pipeline: Any,
+    k: int = TOP_K,
+    cache: dict[tuple, np.ndarray] | None = None,
+) -> pd.DataFrame:
     """Top-k categories per session from rows of the session-category feature SQL, scored by
-    `pipeline` (the category_choice model) blended with the session's history."""
+    `pipeline` (the category_choice model, predictions kept in `cache` when given) blended with
+    the session's history."""
     if rows.empty:
         return _empty(RECOMMENDATION_COLUMNS)
     context = rows.drop_duplicates("session_id").sort_values("session_id", kind="stable")
@@ -151,7 +168,7 @@ def recommend(rows: pd.DataFrame, pipeline: Any, k: int = TOP_K) -> pd.DataFrame
     seen = rows["category"].dropna().astype(str).unique().tolist()
     categories = classes + sorted(set(seen) - set(classes))
     prior = np.zeros((len(context), len(categories)))
-    prior[:, : len(classes)] = model_probabilities(pipeline, context)
+    prior[:, : len(classes)] = model_probabilities(pipeline, context, cache)
     hist = rows.dropna(subset=["category"])
     views = _counts(hist, sessions, categories, "views_so_far")
     carts = _counts(hist, sessions, categories, "carts_so_far")
@@ -191,18 +208,53 @@ def _counts(
 # --- batch -----------------------------------------------------------------------------------
 
 
+def changed_rows(
+    con: duckdb.DuckDBPyConnection,
+    this: Any,
+    incremental: bool,
+    features: duckdb.DuckDBPyRelation,
+    model_version: int,
+) -> pd.DataFrame:
+    """The rows of `features` (int_sessions_category_featurized) to recommend for: those built
+    after the newest features_built_at of table `this` when every row there comes from
+    `model_version`, else all of them."""
+    if incremental:
+        try:
+            stored = con.execute(
+                f"select min(model_version), max(model_version), max(features_built_at) from {this}"
+            ).fetchall()[0]
+        except duckdb.BinderException:  # a table from before features_built_at existed
+            stored = (None, None, None)
+        if stored[0] == stored[1] == model_version and stored[2] is not None:
+            newer = features.filter(f"built_at > '{pd.Timestamp(stored[2]).isoformat()}'")
+            return newer.df()
+    return features.df()
+
+
 def session_recommendations(
     pipeline: Any | None, model_version: int, rows: pd.DataFrame
 ) -> pd.DataFrame:
     """Recommendations for every session of `rows` (int_sessions_category_featurized, the
     live cut) by the deployed category model, with its name and version; empty without a
     model."""
-    columns = {**RECOMMENDATION_COLUMNS, "model_name": "str", "model_version": "int64"}
-    rows = rows[rows["history_cut"] == LIVE_CUT].drop(columns="history_cut")
+    columns = {
+        **RECOMMENDATION_COLUMNS,
+        "model_name": "str",
+        "model_version": "int64",
+        "sessionization_key": "str",
+        "features_built_at": "datetime64[us]",
+    }
+    rows = rows[rows["history_cut"] == LIVE_CUT]
     if pipeline is None or rows.empty:
         return _empty(columns)
-    recs = recommend(rows, pipeline)
-    return recs.assign(model_name=MODEL, model_version=int(model_version)).astype(columns)
+    recs = recommend(rows.drop(columns="history_cut"), pipeline)
+    keys = rows.drop_duplicates("session_id").set_index("session_id")
+    return recs.assign(
+        model_name=MODEL,
+        model_version=int(model_version),
+        sessionization_key=keys["sessionization_key"].reindex(recs["session_id"]).to_numpy(),
+        features_built_at=keys["built_at"].reindex(recs["session_id"]).to_numpy(),
+    ).astype(columns)
 
 
 # --- offline evaluation ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -40,6 +41,7 @@ RECOMMENDATIONS_TABLE = "live.session_recommendations"
 CUSTOMERS = "live_customers"
 # Above this many remembered publications, those of evicted sessions are forgotten.
 MAX_PUBLISHED = 50_000
+MAX_CACHED = 100_000
 
 RECOMMENDATIONS_DDL = f"""
 create schema if not exists live;
@@ -92,12 +94,19 @@ class LiveRecommender(BatchHook):
             )
         self.scorer = scorer
         self.model = model
+        # A batch's new inputs are a few dozen rows: one thread predicts them faster than a
+        # pool starts (the sink's writer thread runs beside it).
+        if hasattr(model.pipeline, "set_params") and "forest" in model.pipeline.named_steps:
+            model.pipeline.set_params(forest__n_jobs=1)
         self.mem = scorer.mem
         self.mem.register("_customers", customers)
         self.mem.execute(f"create table {CUSTOMERS} as select * from _customers")
         self.mem.unregister("_customers")
         self._sql = sql_template
         self.published: dict[str, tuple[str, ...]] = {}
+        # The category model's probabilities per distinct input (customer and time parts):
+        # sessions are rescored with every batch and mostly keep their input.
+        self._cache: dict[tuple, np.ndarray] = {}
         self._table_ready = False
 
     @classmethod
@@ -137,28 +146,37 @@ class LiveRecommender(BatchHook):
             return recommend.recommend(pd.DataFrame(), self.model.pipeline)
         rows = self.mem.execute(self._sql).df()
         rows = rows[rows["session_id"].isin(sessions)]
-        return recommend.recommend(rows, self.model.pipeline)
+        if len(self._cache) > MAX_CACHED:
+            self._cache.clear()
+        return recommend.recommend(rows, self.model.pipeline, cache=self._cache)
 
     def _messages(self, recs: pd.DataFrame, now: dt.datetime) -> list[dict[str, Any]]:
+        """One message per session whose top categories differ from those last published
+        (`recs` as `recommend` returns them: the same number of ranks per session, in order)."""
+        if recs.empty:
+            return []
+        k = int(recs["rank"].max())
+        sessions = recs["session_id"].tolist()[::k]
+        customers = recs["customer_id"].tolist()[::k]
+        events = recs["events_so_far"].tolist()[::k]
+        categories = recs["category"].tolist()
+        scores = recs["score"].tolist()
         out = []
-        for session_id, group in recs.groupby("session_id", sort=True):
-            top = tuple(group.sort_values("rank")["category"])
-            if self.published.get(str(session_id)) == top:
+        for i, session_id in enumerate(sessions):
+            top = tuple(categories[i * k : (i + 1) * k])
+            if self.published.get(session_id) == top:
                 continue
-            first = group.iloc[0]
             out.append(
                 {
-                    "session_id": str(session_id),
-                    "customer_id": None
-                    if pd.isna(first["customer_id"])
-                    else int(first["customer_id"]),
+                    "session_id": session_id,
+                    "customer_id": None if pd.isna(customers[i]) else int(customers[i]),
                     "categories": [
-                        {"category": c, "score": float(s)}
-                        for c, s in zip(group["category"], group["score"], strict=True)
+                        {"category": c, "score": float(v)}
+                        for c, v in zip(top, scores[i * k : (i + 1) * k], strict=True)
                     ],
                     "model_name": self.model.name,
                     "model_version": self.model.version,
-                    "events_so_far": int(first["events_so_far"]),
+                    "events_so_far": int(events[i]),
                     "recommended_at": now.isoformat(),
                 }
             )
