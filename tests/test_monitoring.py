@@ -24,6 +24,9 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from shoplens import warehouse
 from shoplens.generate import WorldShift, load_world, simulate_sessions
+from shoplens.reports.content import Chart, Notice
+from shoplens.reports.data import open_report_data
+from shoplens.reports.pages import monitoring
 from shoplens.stream.scorer import LiveScorer
 
 # The day after the test warehouse's history ends (conftest.SMALL_END, 2026-10-31).
@@ -171,3 +174,27 @@ def test_no_drift_on_an_unchanged_world(steady: Path) -> None:
     assert not drift["drifted"].any(), drift.sort_values("psi").tail(3)
     assert drift["psi"].max() < 0.25
     assert _psi_test_status(steady) == "pass"
+
+
+def test_monitoring_page_draws_the_series_and_names_the_drift(shifted: Path) -> None:
+    with open_report_data(shifted) as data:
+        page = monitoring.build(data)
+    titles = [s.title for s in page.sections]
+    assert titles[:3] == [
+        "Live model quality per day",
+        "Reliability of the live scores",
+        "Feature drift",
+    ]
+    assert titles[3].startswith("The most shifted feature: ")
+    assert all(isinstance(s, Chart) for s in page.sections)
+    verdict = page.sections[2].note.split("Above the limit: ")[1]
+    assert "traffic_source" in verdict and "device" not in verdict
+    daily = page.sections[0].figure
+    assert {t.name for t in daily.data} >= {"ROC AUC", "PR AUC", "Brier score"}
+
+
+def test_monitoring_page_without_live_scores_says_so(built_warehouse: Path) -> None:
+    with open_report_data(built_warehouse) as data:
+        page = monitoring.build(data)
+    first = page.sections[0]
+    assert isinstance(first, Notice) and "nothing scored live has ended yet" in first.message
