@@ -62,8 +62,9 @@ def make_hook(
     from shoplens.stream.scorer import LiveScorer
 
     if not category_model_registered(db):
+        scorer = LiveScorer.from_warehouse(db, bootstrap=bootstrap, report=report)
         report("live recommender off: no category model in the registry (too few order lines?)")
-        return LiveScorer.from_warehouse(db, bootstrap=bootstrap, report=report)
+        return scorer
     return LiveRecommender.from_warehouse(db, bootstrap=bootstrap, report=report)
 
 
