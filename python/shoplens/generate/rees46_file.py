@@ -56,18 +56,8 @@ from shoplens.generate.world import (
     n_customers_for,
     n_products_for,
 )
+from shoplens.rees46 import REES46_COLUMNS
 
-REES46_COLUMNS: tuple[str, ...] = (
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-)
 # Simulator event type code -> REES46 event type (page views and checkouts are not written).
 REES46_TYPES: dict[int, str] = {
     PRODUCT_VIEW: "view",
