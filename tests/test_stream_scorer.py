@@ -15,6 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from shoplens.config import HIGH_INTENT_TOPIC
 from shoplens.generate import load_world
+from shoplens.ml.intent import EARLY_FEATURES
 from shoplens.ml.registry import RegistryError
 from shoplens.stream.broker import EmbeddedBroker
 from shoplens.stream.clients import KAFKA_API_VERSION
@@ -22,27 +23,7 @@ from shoplens.stream.producer import produce
 from shoplens.stream.scorer import SCORES_TABLE, LiveScorer
 from shoplens.stream.sink import Sink, SinkConfig
 
-FEATURES = [
-    "events_so_far",
-    "page_views_so_far",
-    "product_views_so_far",
-    "distinct_products_viewed_so_far",
-    "distinct_categories_so_far",
-    "cart_adds_so_far",
-    "cart_removes_so_far",
-    "cart_units_so_far",
-    "cart_value_so_far",
-    "duration_seconds_so_far",
-    "pages_so_far",
-    "seconds_per_page_so_far",
-    "mean_price_viewed_so_far",
-    "max_price_viewed_so_far",
-    "device",
-    "traffic_source",
-    "start_hour",
-    "start_weekday",
-    "start_month",
-]
+FEATURES = EARLY_FEATURES.columns
 
 
 def test_live_path_gives_the_batch_features_and_scores(built_warehouse: Path) -> None:
