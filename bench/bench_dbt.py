@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,11 +24,10 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 
-from bench.common import ROOT, markdown_table, peak_rss_mib, write_section
+from bench.common import ROOT, dbt_command, markdown_table, peak_rss_mib, write_section
 from shoplens import warehouse
 from shoplens.generate import generate_and_load, load_world, simulate_sessions
 
-DBT = str(Path(sys.executable).with_name("dbt"))
 SQL_ONLY = ["--exclude", "path:models/ml"]
 # What README gives to run after a burst: the `after_burst` selector of selectors.yml.
 AFTER_BURST = ["--selector", "after_burst"]
@@ -44,17 +42,7 @@ END = dt.date(2026, 10, 31)
 def dbt(args: list[str], db: Path, work: Path) -> tuple[float, dict[str, float]]:
     """Run dbt; return wall seconds and execution seconds summed per node type (and over the
     tests tagged full_scan, as "full_scan")."""
-    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
-    cmd = [
-        DBT,
-        *args,
-        "--project-dir",
-        str(ROOT),
-        "--target-path",
-        str(work / "target"),
-        "--log-path",
-        str(work / "logs"),
-    ]
+    cmd, env = dbt_command(args, db, work)
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,29 +24,19 @@ import duckdb
 import yaml
 from sklearn.metrics import adjusted_rand_score
 
-from bench.common import ROOT, markdown_table, peak_rss_mib, write_section
+from bench.common import ROOT, dbt_command, markdown_table, peak_rss_mib, write_section
 
 TARGET_SESSIONS = 1_000_000
 TARGET_SECONDS = 300.0
-DBT = str(Path(sys.executable).with_name("dbt"))
 ML_MODELS = {p.stem for p in (ROOT / "models" / "ml").iterdir() if p.suffix in {".py", ".sql"}}
 
 
 def run_dbt(args: list[str], db: Path, work: Path) -> float:
     """Run dbt on `db` with its own target/log folders; return wall seconds."""
-    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
+    cmd, env = dbt_command(args, db, work)
     began = time.perf_counter()
     subprocess.run(
-        [
-            DBT,
-            *args,
-            "--project-dir",
-            str(ROOT),
-            "--target-path",
-            str(work / "target"),
-            "--log-path",
-            str(work / "logs"),
-        ],
+        cmd,
         env=env,
         cwd=ROOT,
         check=True,

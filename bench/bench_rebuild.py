@@ -20,7 +20,6 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +27,10 @@ from typing import Any
 
 import duckdb
 
-from bench.common import ROOT, markdown_table, write_section
+from bench.common import ROOT, dbt_command, markdown_table, write_section
 from shoplens.generate import generate_and_load
 from shoplens.ml import reuse
 
-DBT = str(Path(sys.executable).with_name("dbt"))
 SESSIONS = 50_000
 NOOP_TARGET_S = 15.0
 SIZE_TOLERANCE = 1 << 20
@@ -48,17 +46,7 @@ def _cpu_children() -> float:
 def run_dbt(args: list[str], db: Path, work: Path) -> dict[str, Any]:
     """Run dbt on `db`; wall and CPU seconds, execution seconds of the ml models, and the
     nodes that errored or failed (the run is measured either way)."""
-    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
-    cmd = [
-        DBT,
-        *args,
-        "--project-dir",
-        str(ROOT),
-        "--target-path",
-        str(work / "target"),
-        "--log-path",
-        str(work / "logs"),
-    ]
+    cmd, env = dbt_command(args, db, work)
     cpu, began = _cpu_children(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - began, _cpu_children() - cpu

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, markdown_table, peak_rss_mib, write_section
+from bench.common import ROOT, dbt_command, markdown_table, peak_rss_mib, write_section
 from shoplens.reports import build_site
 from shoplens.warehouse import connect
 
 TARGET_SECONDS = 10.0
 OUT = ROOT / "bench" / "out" / "report"
-DBT = str(Path(sys.executable).with_name("dbt"))
 
 
 def prepare(sessions: int) -> tuple[Path, float]:
@@ -37,20 +34,11 @@ def prepare(sessions: int) -> tuple[Path, float]:
     generate_and_load(
         db, sessions=sessions, seed=42, days=365, end=dt.date(2026, 10, 31), progress=False
     )
-    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
     started = time.perf_counter()
     for args in (["seed"], ["build"]):
+        cmd, env = dbt_command(args, db, OUT)
         subprocess.run(
-            [
-                DBT,
-                *args,
-                "--project-dir",
-                str(ROOT),
-                "--target-path",
-                str(OUT / "target"),
-                "--log-path",
-                str(OUT / "logs"),
-            ],
+            cmd,
             env=env,
             cwd=ROOT,
             check=True,

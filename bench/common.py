@@ -7,12 +7,31 @@ import os
 import platform
 import re
 import resource
+import sys
 from pathlib import Path
 
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DOC = ROOT / "docs" / "benchmarks.md"
+DBT = str(Path(sys.executable).with_name("dbt"))
+
+
+def dbt_command(args: list[str], db: Path, work: Path) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run `dbt *args` on the warehouse `db` from the
+    project root, with its own target and log folders under `work`."""
+    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT)}
+    cmd = [
+        DBT,
+        *args,
+        "--project-dir",
+        str(ROOT),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+    ]
+    return cmd, env
 
 
 def machine() -> str:
