@@ -10,22 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from report_support import PAGE_FILES
 from shoplens.reports import PAGES, build_site
 from shoplens.reports.content import Tile, format_value
 from shoplens.reports.pages.overview import PERIOD_DAYS, periods
 from shoplens.warehouse import connect, ensure_raw_schema
 
 SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
-PAGE_FILES = [
-    "index.html",
-    "behaviour.html",
-    "sales.html",
-    "models.html",
-    "segments.html",
-    "audiences.html",
-    "monitoring.html",
-    "quality.html",
-]
 
 
 @pytest.fixture()

@@ -17,6 +17,7 @@ import duckdb
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
+from report_support import PAGE_FILES
 from shoplens.reports import build_site
 from shoplens.reports.content import format_value
 from shoplens.reports.data import open_report_data
@@ -37,16 +38,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-]
-PAGE_FILES = [
-    "index.html",
-    "behaviour.html",
-    "sales.html",
-    "models.html",
-    "segments.html",
-    "audiences.html",
-    "monitoring.html",
-    "quality.html",
 ]
 HOSTILE = [
     "<script>alert(1)</script>",
