@@ -6,28 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from shoplens.config import RECOMMENDATIONS_TOPIC
-from shoplens.generate import load_world
 from shoplens.ml import recommend
 from shoplens.ml.features import ForestParams
 from shoplens.ml.registry import RegistryError
 from shoplens.reports.data import ReportData
 from shoplens.reports.pages import models as models_page
-from shoplens.stream.broker import EmbeddedBroker
-from shoplens.stream.clients import KAFKA_API_VERSION
-from shoplens.stream.producer import produce
 from shoplens.stream.recommender import RECOMMENDATIONS_TABLE, LiveRecommender
 from shoplens.stream.scorer import SCORES_TABLE
-from shoplens.stream.sink import Sink, SinkConfig
+from stream_support import stream_through_hook
 
 CONTEXT = {
     "customer_id": 1,
@@ -348,33 +342,13 @@ def test_streamed_sessions_get_recommendations_on_the_topic_and_in_the_table(
     built_warehouse: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "w.duckdb"
-    shutil.copy(built_warehouse, db)
-    with duckdb.connect(str(db), read_only=True) as con:
-        world = load_world(con)
-    with EmbeddedBroker() as broker:
-        hook = LiveRecommender.from_warehouse(db, bootstrap=broker.bootstrap)
-        sink = Sink(SinkConfig(db=db, bootstrap=broker.bootstrap, batch_interval=0.2), hook=hook)
-        stop = threading.Event()
-        thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-        thread.start()
-        produced = produce(broker.bootstrap, world, rate=2_000, duration=3, seed=9)
-        sink.config.stop_when_idle = 2.0
-        thread.join(120)
-        assert not thread.is_alive()
-        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=KAFKA_API_VERSION)
-        parts = [
-            TopicPartition(RECOMMENDATIONS_TOPIC, p)
-            for p in consumer.partitions_for_topic(RECOMMENDATIONS_TOPIC)
-        ]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        messages = []
-        while sum(consumer.position(tp) for tp in parts) < sum(
-            consumer.end_offsets(parts).values()
-        ):
-            for msgs in consumer.poll(timeout_ms=500).values():
-                messages += [(m.key.decode(), json.loads(m.value)) for m in msgs]
-        consumer.close()
+    produced, records = stream_through_hook(
+        built_warehouse,
+        db,
+        lambda db, bootstrap: LiveRecommender.from_warehouse(db, bootstrap=bootstrap),
+        RECOMMENDATIONS_TOPIC,
+    )
+    messages = [(m.key.decode(), json.loads(m.value)) for m in records]
     with duckdb.connect(str(db), read_only=True) as con:
         recs = con.execute(f"select * from {RECOMMENDATIONS_TABLE}").df()
         per_score = con.execute(

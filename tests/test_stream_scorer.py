@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from shoplens.config import HIGH_INTENT_TOPIC
-from shoplens.generate import load_world
 from shoplens.ml.intent import EARLY_FEATURES
 from shoplens.ml.registry import RegistryError
-from shoplens.stream.broker import EmbeddedBroker
-from shoplens.stream.clients import KAFKA_API_VERSION
-from shoplens.stream.producer import produce
 from shoplens.stream.scorer import SCORES_TABLE, LiveScorer
-from shoplens.stream.sink import Sink, SinkConfig
+from stream_support import stream_through_hook
 
 FEATURES = EARLY_FEATURES.columns
 
@@ -135,33 +129,13 @@ def test_sink_scores_streamed_sessions_and_alerts_high_intent(
     built_warehouse: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "w.duckdb"
-    shutil.copy(built_warehouse, db)
-    with duckdb.connect(str(db), read_only=True) as con:
-        world = load_world(con)
-    with EmbeddedBroker() as broker:
-        scorer = LiveScorer.from_warehouse(db, bootstrap=broker.bootstrap)
-        sink = Sink(SinkConfig(db=db, bootstrap=broker.bootstrap, batch_interval=0.2), hook=scorer)
-        stop = threading.Event()
-        thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
-        thread.start()
-        produced = produce(broker.bootstrap, world, rate=2_000, duration=3, seed=9)
-        sink.config.stop_when_idle = 2.0
-        thread.join(120)
-        assert not thread.is_alive()
-        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=KAFKA_API_VERSION)
-        parts = [
-            TopicPartition(HIGH_INTENT_TOPIC, p)
-            for p in consumer.partitions_for_topic(HIGH_INTENT_TOPIC)
-        ]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        alerts = []
-        while sum(consumer.position(tp) for tp in parts) < sum(
-            consumer.end_offsets(parts).values()
-        ):
-            for msgs in consumer.poll(timeout_ms=500).values():
-                alerts += [json.loads(m.value) for m in msgs]
-        consumer.close()
+    produced, records = stream_through_hook(
+        built_warehouse,
+        db,
+        lambda db, bootstrap: LiveScorer.from_warehouse(db, bootstrap=bootstrap),
+        HIGH_INTENT_TOPIC,
+    )
+    alerts = [json.loads(m.value) for m in records]
     with duckdb.connect(str(db), read_only=True) as con:
         scored = con.execute(
             f"select count(*), count(distinct session_id) from {SCORES_TABLE}"
