@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,17 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
+from cli_support import run_shoplens
 
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [SHOPLENS, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+run = run_shoplens
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

@@ -7,15 +7,14 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 from click.testing import CliRunner
 
+from cli_support import run_shoplens
 from shoplens.cli import cli
 from shoplens.generate import generate_and_load
 from shoplens.generate.run import (
@@ -35,18 +34,10 @@ from shoplens.reports.publish import (
     new_site,
 )
 
-SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
-
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The installed `shoplens` script, as a user runs it (a hang fails the test)."""
-    return subprocess.run(
-        [SHOPLENS, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+    return run_shoplens(*args, env=env, timeout=60)
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
