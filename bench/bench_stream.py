@@ -449,13 +449,20 @@ fetch carries {TRICKLE_BATCH} messages per partition, so a client that waits for
 before sending the next is bound by round trips, not CPU.
 
 Where the time goes (py-spy on the sink, bulk fill, 4 partitions, load ~16): the sink is bound
-by its writer thread. About 58% of the writer's busy time is validation in DuckDB
-(`contract.Validator`): DuckDB 2.0 binds and plans the prepared statement again on every
-execution once it reads a table (25-40 ms per batch on a quiet machine, up to 150 ms under
-load), then runs it at about 3.5 µs per message; the rest is the insert into `raw.events`,
-opening the file and the checkpoint when it is released. The consumer thread (confluent-kafka)
-only polls and builds the Arrow batch. With other jobs on the 2 cores the sink's two threads
-got 0.3-0.6 of a core in all ("cores busy" above), so under load these ratios measure the
+by its writer thread. Validation in DuckDB (`contract.Validator`) was 58% of the writer's busy
+time: DuckDB 2.0 binds and plans a prepared statement again at every execution when it reads
+a table (40-60 ms CPU per batch for the validation query, whatever the batch's size). The
+statement now reads a registered Arrow source that yields the current batch, which DuckDB
+plans once: per 5,000-message batch validation went from 58 to 32 ms CPU and the writer's
+CPU per message from 14.2 to 9.3 µs (500-message batches: 106 to 41 µs). Back to back at
+`--per-partition 3000 --rounds 2` (load 10-11), the sink's CPU per message went from 39, 50,
+22, 27 µs to 28, 37, 18, 18 µs (bulk 4, trickle 4, bulk 16, trickle 16). What remains of
+the writer's time: running the validation (about 5 µs per message), the inserts into
+`raw.events` and `raw.sink_offsets` (about 7 ms of planning per batch plus 1 µs per message)
+and the checkpoint when the file is released (about 45 ms, at most once a second while a
+backlog lasts). The consumer thread (confluent-kafka) polls and builds the Arrow batch in
+Python (a few µs per message). With other jobs on the 2 cores the sink's two threads got
+0.3-0.6 of a core in all ("cores busy" above), so under load these ratios measure the
 machine's share as much as the code.
 
 Before the sink read through confluent-kafka (kafka-python consumer, commit 2ae150b), the same

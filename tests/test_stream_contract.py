@@ -172,6 +172,18 @@ STRICT: list[tuple[bytes, str]] = [
 ]
 
 
+def test_one_validator_sees_each_batch_on_its_own(events: Validator) -> None:
+    # The statement is prepared once over a source that yields the current batch.
+    first, _ = events.validate(batch([event(event_id="a1"), event(event_id="a2")]))
+    second, rejects = events.validate(batch([b"{", event(event_id="b1")]))
+    third, none = events.validate(batch([]))
+    assert first["event_id"].to_pylist() == ["a1", "a2"]
+    assert second["event_id"].to_pylist() == ["b1"]
+    assert rejects["kafka_offset"].to_pylist() == [100]
+    assert rejects["reason"].to_pylist() == ["not valid JSON"]
+    assert third.num_rows == 0 and none.num_rows == 0
+
+
 def test_each_poison_message_is_rejected_with_its_reason(events: Validator) -> None:
     payloads = [p for p, _ in POISON]
     valid, rejects = events.validate(batch([event(), *payloads, event(event_id="k1-e2")]))
