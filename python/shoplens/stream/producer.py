@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from kafka import KafkaProducer
 
 from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
@@ -144,9 +145,24 @@ def replay_stream(
             id_prefix=f"{id_prefix}c{chunk}-",
             defect_rate=defect_rate,
         )
+        events = events.filter(pc.invert(_not_yet_happened(events["event_time"], replay.until)))
         yield from _paired(events, transactions, need)
         sent += min(need, events.num_rows)
         chunk, clock = chunk + 1, end
+
+
+def _not_yet_happened(times: pa.ChunkedArray, now: dt.datetime) -> pa.ChunkedArray:
+    """True for the events of sessions still under way at `now`: after it, by less than a day.
+
+    A session that starts just before the present has later events that have not happened yet;
+    they are not sent. Defective events planted years ahead (`defect_rate`) are kept.
+    """
+    ahead = pc.subtract(times, pa.scalar(now, times.type))
+    under_way = pc.and_(
+        pc.greater(ahead, pa.scalar(dt.timedelta(0), ahead.type)),
+        pc.less_equal(ahead, pa.scalar(dt.timedelta(days=1), ahead.type)),
+    )
+    return pc.fill_null(under_way, False)  # a missing time (a planted defect) is sent as it is
 
 
 def make_producer(bootstrap: str) -> KafkaProducer:
