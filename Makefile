@@ -41,7 +41,7 @@ demo: $(STAMP)
 	# A burst through the embedded Kafka broker into raw.* (exactly once), before the build...
 	$(BIN)/shoplens stream --embedded --rate 500 --duration 10 --sink --timestamps simulated
 	$(BIN)/dbt build
-	# Source freshness for the Data quality page (dbt writes target/sources.json).
+	# Source freshness for the Data quality page (the on-run-end hook stores it in ops.dbt_source_freshness).
 	$(BIN)/dbt source freshness
 	# ...and one after it, scored live by the model the build trained (live.session_scores); it
 	# stops early once its simulated clock reaches the present.
