@@ -59,7 +59,8 @@
         } -%}
         {%- set is_full = (not selection.select and not selection.exclude and not selection.selector
                            and not selection.resource_types) -%}
-        create schema if not exists ops;
+        {%- set statements = ['create schema if not exists ops'] -%}
+        {%- set sql -%}
         create table if not exists ops.dbt_runs (
             invocation_id {{ dbt.type_string() }},
             command {{ dbt.type_string() }},
@@ -76,7 +77,10 @@
             passed integer,
             failed integer,
             skipped integer
-        );
+        )
+        {%- endset -%}
+        {%- do statements.append(sql) -%}
+        {%- set sql -%}
         create table if not exists ops.dbt_node_results (
             invocation_id {{ dbt.type_string() }},
             unique_id {{ dbt.type_string() }},
@@ -88,7 +92,10 @@
             started_at {{ dbt.type_timestamp() }},
             completed_at {{ dbt.type_timestamp() }},
             message {{ dbt.type_string() }}
-        );
+        )
+        {%- endset -%}
+        {%- do statements.append(sql) -%}
+        {%- set sql -%}
         create table if not exists ops.dbt_source_freshness (
             invocation_id {{ dbt.type_string() }},
             source_name {{ dbt.type_string() }},
@@ -96,7 +103,10 @@
             max_loaded_at {{ dbt.type_timestamp() }},
             snapshotted_at {{ dbt.type_timestamp() }},
             age_seconds double
-        );
+        )
+        {%- endset -%}
+        {%- do statements.append(sql) -%}
+        {%- set sql -%}
         insert into ops.dbt_runs values (
             {{ shoplens_sql_literal(invocation_id) }},
             {{ shoplens_sql_literal(args.get('which')) }},
@@ -113,25 +123,35 @@
             {{ ns.passed }},
             {{ ns.failed }},
             {{ ns.skipped }}
-        );
-        {%- if ns.nodes %}
-        insert into ops.dbt_node_results values
-            {{ ns.nodes | join(',\n            ') }};
-        {%- endif %}
-        {%- if ns.freshness %}
-        insert into ops.dbt_source_freshness values
-            {{ ns.freshness | join(',\n            ') }};
-        {%- endif %}
+        )
+        {%- endset -%}
+        {%- do statements.append(sql) -%}
+        {%- if ns.nodes -%}
+            {%- do statements.append('insert into ops.dbt_node_results values\n            '
+                ~ ns.nodes | join(',\n            ')) -%}
+        {%- endif -%}
+        {%- if ns.freshness -%}
+            {%- do statements.append('insert into ops.dbt_source_freshness values\n            '
+                ~ ns.freshness | join(',\n            ')) -%}
+        {%- endif -%}
+        {#- Spark SQL runs one statement at a time -#}
+        {%- if target.type == 'spark' -%}
+            {%- for statement in statements -%}{%- do run_query(statement) -%}{%- endfor -%}
+        {%- else -%}
+            {{ statements | join(';\n') }};
+        {%- endif -%}
     {%- endif -%}
 {% endmacro %}
 
-{#- A value as a SQL literal: null, a number, a UTC timestamp or a quoted string. -#}
+{#- A value as a SQL literal: null, a number, a UTC timestamp or a quoted string (Spark's
+    string literals take backslash escapes; two quotes there are two adjacent literals). -#}
 {% macro shoplens_sql_literal(value, kind='string') %}
     {%- if value is none -%}null
     {%- elif kind == 'number' -%}{{ value }}
     {%- elif kind == 'timestamp' -%}
         {%- set utc = value.astimezone(modules.pytz.utc) if value.tzinfo else value -%}
         cast('{{ utc.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+    {%- elif target.type == 'spark' -%}'{{ value | string | replace("\\", "\\\\") | replace("'", "\\'") }}'
     {%- else -%}'{{ value | string | replace("'", "''") }}'
     {%- endif -%}
 {% endmacro %}
