@@ -97,6 +97,12 @@ class LiveScorer(BatchHook):
         report: Callable[[str], None] | None = None,
     ) -> None:
         self.model = model
+        # One thread predicts a batch's few hundred sessions with less CPU than a pool of two
+        # (measured on 584 sessions: 14 against 21 ms of process CPU), and the sink's other
+        # threads need the cores.
+        pipeline = model.pipeline
+        if hasattr(pipeline, "named_steps") and "forest" in pipeline.named_steps:
+            pipeline.set_params(forest__n_jobs=1)
         self.threshold = 0.5 if model.threshold is None else model.threshold
         self.producer = producer
         self.report = report or (lambda line: None)
@@ -206,7 +212,13 @@ class LiveScorer(BatchHook):
     def score(self, sessions: list[str]) -> ScoredBatch:
         """Features and scores of those `sessions` still in progress (no checkout yet)."""
         self.mem.execute("delete from touched")
-        self.mem.executemany("insert into touched values (?)", [[s] for s in sessions])
+        # One insert from Arrow: executemany runs a statement per session (measured: 106 ms
+        # CPU for the ~600 sessions a 1,000-event batch touches, against 2 ms).
+        self.mem.register("_touched", pa.table({"session_id": pa.array(sessions, pa.string())}))
+        try:
+            self.mem.execute("insert into touched select session_id from _touched")
+        finally:
+            self.mem.unregister("_touched")
         features = self.mem.execute(
             f"with f as ({self._features_sql}), "
             "ctx as (select session_id, any_value(customer_id) as customer_id, "
