@@ -77,6 +77,36 @@ def test_sample_loads_every_row_with_content_and_line_ids(tmp_path: Path) -> Non
     }
 
 
+def test_line_ids_hold_across_parallel_reads(tmp_path: Path) -> None:
+    """A file larger than DuckDB's CSV read buffers (read by several threads, in file order):
+    every event's id names its own line, with blank lines, a line the reader refuses and a row
+    that does not convert spread over the file, and rows = loaded + rejected."""
+    path = tmp_path / "big.csv"
+    lines = [HEADER.encode()]
+    for n in range(2, 720_002):  # product_id = the line's number
+        if n % 100_000 == 0:
+            lines.append(b"")
+        elif n == 650_000:
+            lines.append(b"2019-10-01 00:00:00 UTC,view,\xff,1,,,1,1,s")
+        elif n == 420_000:
+            lines.append(b"2019-10-01 00:00:00 UTC,view,not-a-number,1,,,1,1,s")
+        else:
+            lines.append(b"2019-10-01 00:00:00 UTC,view,%d,1,,,1.5,7,s" % n)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert path.stat().st_size > 32 * 2**20  # more than one of DuckDB's 32 MiB buffers
+    db = tmp_path / "w.duckdb"
+    summary = load_rees46(db, [path])
+    assert (summary.rows, summary.loaded, summary.rejected) == (719_993, 719_991, 2)
+    misplaced = _rows(
+        db,
+        "select count(*), count(*) filter (where cast(split_part(event_id, ':', 3) as bigint) "
+        "<> product_id) from raw.events",
+    )
+    assert misplaced == [(719_991, 0)]
+    rejected = _rows(db, "select kafka_offset from raw.rejects order by 1")
+    assert rejected == [(420_000,), (650_000,)]
+
+
 def test_uncastable_rows_go_to_rejects_with_reason(tmp_path: Path) -> None:
     path = tmp_path / "oct.csv"
     path.write_text(

@@ -42,15 +42,18 @@ corrupt `.gz`, a file that is not Parquet. The import is one transaction: a fail
 warehouse as it was.
 
 How: DuckDB reads each CSV line as a single text field (its CSV reader with quoting off and a
-delimiter that cannot occur, so every line, valid or not, is one record it numbers with
-`row_number() over ()`); lines its reader refuses (bad UTF-8, too long) come back from its
-rejects table with their line numbers, and an ASOF join moves the other lines' numbers past
-them. SQL splits the fields (a regex only for lines with quotes) and converts them. A first,
-cheap pass over each file (no splitting) counts the rows and finds the reader's rejects and
-unreadable files, before the transaction; the second pass, inside it, inserts the good rows;
-only when fewer rows loaded than were read does a third pass write the rejects. The digests are
-computed in a thread meanwhile (SHA-256 streamed in 1 MiB chunks: 0.08 s for a 100 MB file
-here, about 1.4 GB/s).
+delimiter that cannot occur, so every line, valid or not, is one record) into a temp table, in
+file order on every core (preserve_insertion_order), so the table's rowid numbers the records
+(`row_number() over ()` would run the whole read on one thread); lines its reader refuses
+(bad UTF-8, too long) come back from its rejects table with their line numbers, and an ASOF
+join moves the other lines' numbers past them. SQL splits the fields (a regex only for lines
+with quotes) and converts them. A first pass over each file reads it into that table (no
+splitting), counts the rows and finds the reader's rejects and unreadable files, before the
+transaction; the second pass, inside it, inserts the good rows from the table; only when fewer
+rows loaded than were read does a third pass write the rejects. The table holds the file's text
+until the import ends (DuckDB spills it to its temp directory past its memory limit). The
+digests are computed in a thread meanwhile (SHA-256 streamed in 1 MiB chunks: 0.08 s for a
+100 MB file here, about 1.4 GB/s).
 """
 
 from __future__ import annotations
@@ -282,31 +285,33 @@ def _value(expr: str) -> str:
     return f"nullif(trim({expr}), '')"
 
 
-def _csv_lines_sql(path: str, gz: bool, *, store_rejects: str | None) -> str:
-    """One row per non-blank line after the header: k (record number, the header is 1) and l
-    (the line's text). With `store_rejects`, the lines DuckDB refuses go to temp tables
-    `<store_rejects>_errors`/`_scans`; otherwise they are skipped (the same ones)."""
-    rejects = (
-        f"store_rejects = true, rejects_table = '{store_rejects}_errors', "
-        f"rejects_scan = '{store_rejects}_scans'"
-        if store_rejects
-        else "ignore_errors = true"
-    )
+def _csv_read_sql(path: str, gz: bool, rejects: str) -> str:
+    """Every record of a CSV file as one text field `l`, in file order (the header and blank
+    lines included: a blank line is a null `l`); the lines DuckDB's reader refuses go to temp
+    tables `<rejects>_errors`/`_scans`."""
     return f"""
-select k, l
-from (
-    select row_number() over () as k, l
-    from read_csv({_sql_text(path)}, columns = {{'l': 'VARCHAR'}}, header = false,
-                  auto_detect = false, delim = '{_LINE_DELIM}', quote = '', escape = '',
-                  strict_mode = true, null_padding = false, all_varchar = true,
-                  compression = '{"gzip" if gz else "none"}', {rejects})
-)
-where k > 1 and l is not null
+select l
+from read_csv({_sql_text(path)}, columns = {{'l': 'VARCHAR'}}, header = false,
+              auto_detect = false, delim = '{_LINE_DELIM}', quote = '', escape = '',
+              strict_mode = true, null_padding = false, all_varchar = true,
+              compression = '{"gzip" if gz else "none"}', store_rejects = true,
+              rejects_table = '{rejects}_errors', rejects_scan = '{rejects}_scans')
+"""
+
+
+def _csv_lines_sql(lines_table: str) -> str:
+    """One row per non-blank line after the header: k (record number, the header is 1) and l
+    (the line's text), from the table `_csv_read_sql` filled (its rowid is the record's place
+    in the file, 0-based: the table is filled in read order)."""
+    return f"""
+select rowid + 1 as k, l
+from {lines_table}
+where rowid > 0 and l is not null
     and case when strlen(l) > 8 then true else trim(replace(l, chr(9), ' ')) <> '' end
 """
 
 
-def _csv_source_sql(path: str, names: Sequence[str], gz: bool) -> str:
+def _csv_source_sql(lines_table: str, names: Sequence[str]) -> str:
     """The lines of `_csv_lines_sql` split: k, l, v_<col> (the REES46 fields as values) and
     parse_reason (null when the line split into as many fields as the header has)."""
     positions = {name: i + 1 for i, name in enumerate(names)}
@@ -342,7 +347,7 @@ from (
                     then list_transform(string_split(l, ','), {_UNQUOTE})
                 else list_transform(regexp_extract_all(',' || l, ',({_FIELD})', 1), {_UNQUOTE})
             end as l_fields
-        from ({_csv_lines_sql(path, gz, store_rejects=None)})
+        from ({_csv_lines_sql(lines_table)})
     )
 )
 """
@@ -498,9 +503,13 @@ def _scan(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
         return
     names = _csv_header(plan.path)
     gz = _is_gzip(plan.path)
-    plan.source = _csv_source_sql(plan.duck_path, names, gz)
-    lines = _csv_lines_sql(plan.duck_path, gz, store_rejects=name)
-    plan.records = _scalar(con, f"select count(*) from ({lines})")
+    plan.source = _csv_source_sql(f"{name}_lines", names)
+    # One read of the file, on every core: the lines go to a temp table in file order, so
+    # its rowid numbers them (row_number() over () would keep the read on one thread).
+    con.execute(
+        f"create or replace temp table {name}_lines as {_csv_read_sql(plan.duck_path, gz, name)}"
+    )
+    plan.records = _scalar(con, f"select count(*) from ({_csv_lines_sql(f'{name}_lines')})")
     con.execute(
         f"""create or replace temp table {name}_reader as
         select line, string_agg(distinct error_type, '; ' order by error_type) as types,
@@ -594,6 +603,8 @@ def _load_file(con: duckdb.DuckDBPyConnection, plan: _Plan, loaded_at: object) -
             {"loaded_at": loaded_at, "topic": str(plan.path)},
         )
     plan.rejected = bad + plan.reader_rejects
+    if plan.kind == "csv":  # the file's text is no longer needed: free it before the next file
+        con.execute(f"drop table {plan.name}_lines")
 
 
 def _duck_error(path: Path, exc: duckdb.Error) -> Rees46FormatError:
