@@ -7,8 +7,10 @@ Generates the sessions (seed 42, 365 days, 1 % defects) into a fresh warehouse i
 folder, runs `dbt seed`, then `dbt build` three times with no new data in between: the first
 build trains every model, the next two should reuse them (shoplens.ml.reuse). Records wall and
 CPU seconds of each dbt process (CPU time does not grow with the machine's load; wall time
-does), the warehouse file size, the registry (rows, versions, pipeline hashes) and the cost of
-the training-set fingerprints computed in DuckDB.
+does), the warehouse file size, the registry (rows, versions, pipeline hashes), the cost of
+the training-set fingerprints computed in DuckDB, where a no-op build's time goes (dbt's summed
+execution seconds by kind of node) and the floor: dbt's own cost for a project of trivial nodes
+in the same numbers (seeds, models, data tests, unit tests), built twice like the real one.
 """
 
 from __future__ import annotations
@@ -43,17 +45,32 @@ def _cpu_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_dbt(args: list[str], db: Path, work: Path) -> dict[str, Any]:
-    """Run dbt on `db`; wall and CPU seconds, execution seconds of the ml models, and the
-    nodes that errored or failed (the run is measured either way)."""
+def node_kind(unique_id: str, manifest: dict[str, Any]) -> str:
+    """The kind of a run_results node: data test, unit test, SQL or Python model, seed, hook."""
+    resource = unique_id.split(".")[0]
+    if resource == "model":
+        return f"{manifest.get(unique_id, {}).get('language', 'sql')} model"
+    return {"test": "data test", "unit_test": "unit test", "operation": "hook"}.get(
+        resource, resource
+    )
+
+
+def run_dbt(args: list[str], db: Path, work: Path, project: Path = ROOT) -> dict[str, Any]:
+    """Run dbt on `db`; wall and CPU seconds, dbt's elapsed seconds, execution seconds of the
+    ml models and summed by kind of node with the node counts, and the nodes that errored or
+    failed (the run is measured either way)."""
     cmd, env = dbt_command(args, db, work)
+    if project != ROOT:
+        cmd[cmd.index("--project-dir") + 1] = str(project)
+        env["DBT_PROFILES_DIR"] = str(project)
     cpu, began = _cpu_children(), time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, cwd=project, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - began, _cpu_children() - cpu
     results_file = work / "target" / "run_results.json"
     if proc.returncode != 0 and not results_file.exists():
         raise SystemExit(f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}")
-    results = json.loads(results_file.read_text())["results"]
+    run_results = json.loads(results_file.read_text())
+    results = run_results["results"]
     manifest = json.loads((work / "target" / "manifest.json").read_text())["nodes"]
     ml = sum(
         r["execution_time"]
@@ -61,10 +78,80 @@ def run_dbt(args: list[str], db: Path, work: Path) -> dict[str, Any]:
         if manifest.get(r["unique_id"], {}).get("original_file_path", "").startswith(ML_PATH)
         and r["unique_id"].startswith("model.")
     )
+    kinds: dict[str, list[float]] = {}
+    for r in results:
+        entry = kinds.setdefault(node_kind(r["unique_id"], manifest), [0, 0.0])
+        entry[0] += 1
+        entry[1] += r["execution_time"]
     failed = sorted(
         r["unique_id"].split(".")[-1] for r in results if r["status"] in {"error", "fail"}
     )
-    return {"wall": wall, "cpu": cpu, "ml": ml, "failed": failed}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "elapsed": run_results["elapsed_time"],
+        "ml": ml,
+        "kinds": kinds,
+        "failed": failed,
+    }
+
+
+def floor_project(root: Path, kinds: dict[str, list[float]]) -> None:
+    """Write a dbt project of trivial nodes in the numbers `kinds` counts (seeds, models, data
+    tests, unit tests): two chains of one-row tables, unique and not_null tests spread over
+    their columns, unit tests on the chained models. What it costs is dbt's own."""
+    seeds = max(int(kinds.get("seed", [1])[0]), 1)
+    models = max(int(sum(n for k, (n, _) in kinds.items() if k.endswith("model"))), 3)
+    tests = int(kinds.get("data test", [0])[0])
+    units = min(int(kinds.get("unit test", [0])[0]), models - 2)
+    columns = max(-(-tests // models), 1)
+    (root / "models").mkdir(parents=True)
+    (root / "seeds").mkdir()
+    (root / "dbt_project.yml").write_text(
+        "name: floor\nversion: '0.1.0'\nconfig-version: 2\nprofile: floor\n"
+        "flags:\n  send_anonymous_usage_stats: false\n  partial_parse: true\n"
+        "models:\n  floor:\n    +materialized: table\n"
+    )
+    (root / "profiles.yml").write_text(
+        "floor:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        "      path: \"{{ env_var('SHOPLENS_DB') }}\"\n      threads: 2\n"
+    )
+    header = ",".join(f"c{c}" for c in range(columns))
+    for s in range(seeds):
+        (root / "seeds" / f"seed_{s}.csv").write_text(
+            header + "\n" + ",".join("1" * columns) + "\n"
+        )
+    yml = ["models:"]
+    for m in range(models):
+        upstream = f"ref('m_{m - 2}')" if m >= 2 else f"ref('seed_{m % seeds}')"
+        (root / "models" / f"m_{m}.sql").write_text(f"select * from {{{{ {upstream} }}}}\n")
+        yml += [f"  - name: m_{m}", "    columns:"]
+        for c in range(columns):
+            index = c * models + m
+            if index < tests:
+                test = "unique" if index % 2 == 0 else "not_null"
+                yml += [f"      - name: c{c}", f"        data_tests: [{test}]"]
+    yml.append("unit_tests:" if units else "")
+    row = "{" + ", ".join(f"c{c}: 1" for c in range(columns)) + "}"
+    for u in range(units):
+        yml += [
+            f"  - name: unit_{u}",
+            f"    model: m_{u + 2}",
+            "    given:",
+            f"      - input: ref('m_{u}')",
+            f"        rows: [{row}]",
+            "    expect:",
+            f"      rows: [{row}]",
+        ]
+    (root / "models" / "_models.yml").write_text("\n".join(yml) + "\n")
+
+
+def floor_build(kinds: dict[str, list[float]], work: Path) -> dict[str, Any]:
+    """The second of two `dbt build`s of floor_project (the first parses from scratch)."""
+    project, db = work / "floor", work / "floor.duckdb"
+    floor_project(project, kinds)
+    run_dbt(["build"], db, work / "floor-run", project)
+    return run_dbt(["build"], db, work / "floor-run", project)
 
 
 def registry_state(db: Path) -> list[tuple]:
@@ -121,6 +208,8 @@ def main() -> None:
             builds.append((label, figures, registry_state(db)))
             print(label, figures, flush=True)
         fingerprints = fingerprint_ms(db)
+        floor = floor_build(builds[-1][1]["kinds"], work)
+        print("floor", floor, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
@@ -143,6 +232,12 @@ def main() -> None:
     same_registry = all(reg == builds[0][2] for _, _, reg in builds[1:])
     growth = [builds[i][1]["size"] - builds[i - 1][1]["size"] for i in range(1, len(builds))]
     verdict = {True: "PASS", False: "FAIL"}
+    last = builds[-1][1]
+    breakdown = ", ".join(
+        f"{kind} {n} nodes {seconds:.1f} s"
+        for kind, (n, seconds) in sorted(last["kinds"].items(), key=lambda kv: -kv[1][1])
+    )
+    floor_nodes = sum(n for n, _ in floor["kinds"].values())
     body = "\n".join(
         [
             f"Plain `dbt build` (every SQL and ml model, data and unit tests) three times on one "
@@ -161,6 +256,14 @@ def main() -> None:
             f"wall ({worst_cpu:.1f} s CPU), {verdict[worst <= NOOP_TARGET_S]}; "
             f"{first['wall'] / worst:.1f}x faster than the first build ({first['wall']:.1f} s) "
             f"in the same run.",
+            f"- Where the last build with no new data went: dbt's own elapsed "
+            f"{last['elapsed']:.1f} "
+            f"s of {last['wall']:.1f} s wall (the rest is starting dbt and parsing the project); "
+            f"execution seconds summed over dbt's 2 threads by kind: {breakdown}.",
+            f"- Floor: a project of {floor_nodes} trivial nodes in the same numbers (one-row "
+            f"tables, unique/not_null tests, unit tests), built the same way: {floor['wall']:.1f} "
+            f"s wall, {floor['cpu']:.1f} s CPU; that is dbt's own cost for this many nodes on "
+            f"this machine, before any data is read or written.",
             f"- Target: the registry unchanged (same model names, versions and pipeline sha256): "
             f"{verdict[same_registry]}.",
             f"- Target: the warehouse file within 1 MiB of its size after each build with no new "
