@@ -143,24 +143,25 @@ class SinkConsumer:
                 time.sleep(timeout_ms / 1000)
             return out
         messages = self._consumer.consume(limit - n, 0 if n else timeout_ms / 1000)
-        keys: dict[tuple[str | None, int | None], TopicPartition] = {}
+        # Messages come in runs of one partition: look the partition up once per run.
+        key: tuple[str | None, int | None] | None = None
+        found: list[Record] | None = None
         for m in messages:
             error = m.error()
             if error is not None:
                 if error.fatal():
                     raise KafkaError(str(error))
                 continue  # transport trouble: librdkafka reconnects and refetches
-            key = (m.topic(), m.partition())
-            tp = keys.get(key)
-            if tp is None:
-                tp = keys[key] = TopicPartition(*key)
-            if tp not in self._live:
-                continue  # fetched before an unassign or seek took effect
-            target = self._held if tp in self._paused else out
-            found = target.get(tp)
-            if found is None:
-                found = target[tp] = []
-            found.append(Record(m.offset() or 0, m.value()))
+            if (m.topic(), m.partition()) != key:
+                key = (m.topic(), m.partition())
+                tp = TopicPartition(*key)
+                if tp not in self._live:
+                    found = None  # fetched before an unassign or seek took effect
+                else:
+                    target = self._held if tp in self._paused else out
+                    found = target.setdefault(tp, [])
+            if found is not None:
+                found.append(Record(m.offset() or 0, m.value()))
         return out
 
     # -------------------------------------------------------------- cluster state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 from kafka import TopicPartition
@@ -18,14 +19,24 @@ class TopicBuffer:
         self.partitions: list[int] = []
         self.offsets: list[int] = []
         self.payloads: list[bytes | None] = []
+        # Last buffered offset of each partition (records come in ascending offset order).
+        self.last: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.offsets)
 
+    def add(self, partition: int, records: list[Any]) -> None:
+        """Append one partition's records (objects with `offset` and `value`), in order."""
+        self.partitions.extend([partition] * len(records))
+        self.offsets.extend([r.offset for r in records])
+        self.payloads.extend([r.value for r in records])
+        self.last[partition] = records[-1].offset
+
     def clear(self) -> None:
-        self.partitions, self.offsets, self.payloads = [], [], []
+        self.partitions, self.offsets, self.payloads, self.last = [], [], [], {}
 
     def drop_partitions(self, partitions: set[int]) -> None:
+        self.last = {p: o for p, o in self.last.items() if p not in partitions}
         keep = [i for i, p in enumerate(self.partitions) if p not in partitions]
         self.partitions = [self.partitions[i] for i in keep]
         self.offsets = [self.offsets[i] for i in keep]

@@ -195,10 +195,7 @@ class Sink:
                 self._record_gap(gap)
         n = 0
         for tp, msgs in accepted.items():
-            buffer = self.buffers[tp.topic]
-            buffer.partitions.extend([tp.partition] * len(msgs))
-            buffer.offsets.extend([m.offset for m in msgs])
-            buffer.payloads.extend([m.value for m in msgs])
+            self.buffers[tp.topic].add(tp.partition, msgs)
             self.expected[tp] = msgs[-1].offset + 1
             n += len(msgs)
         if n and self._first_buffered is None:
@@ -289,7 +286,7 @@ class Sink:
             if not len(buffer):
                 continue
             messages += len(buffer)
-            for p, o in zip(buffer.partitions, buffer.offsets, strict=True):
+            for p, o in buffer.last.items():
                 next_offsets[TopicPartition(topic, p)] = o + 1
             tables[topic] = buffer.table()
             buffer.clear()
@@ -436,12 +433,15 @@ class Sink:
                 continue
             limit = max(cfg.max_batch, cfg.batch_size)
             if self.buffered() >= limit:
-                # The writer is behind (or waiting for the file): let Kafka buffer.
-                self._poll_paused(0.05)
+                # The writer is behind (or waiting for the file): let Kafka buffer. A short
+                # wait: the writer should not sit idle long once it is done.
+                self._poll_paused(0.01)
             else:
-                room = limit - self.buffered()
-                got = self._accept(self._poll(0.05, room))
-                if got:
+                # An idle writer gets a batch as soon as `batch_size` records are there (one
+                # poll can return far more when the client has prefetched a backlog, and the
+                # writer would wait for all of it); while it is busy the batch grows to `limit`.
+                room = (limit if self.writer.busy else cfg.batch_size) - self.buffered()
+                if room > 0 and self._accept(self._poll(0.05, room)):
                     last_record = time.monotonic()
             now = time.monotonic()
             due = (
