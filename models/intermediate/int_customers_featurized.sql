@@ -1,8 +1,10 @@
 -- One row per customer with sessions: RFM, value, engagement and funnel behaviour. Dates are
 -- measured against the data's as-of time (the latest session end), so a rebuild on the same data
--- gives the same values whatever the wall clock says.
+-- gives the same values whatever the wall clock says. The customer segments (models/ml/segment_*.py
+-- through shoplens.ml.reuse.SEGMENT_COLUMNS) are fitted on its per-session rates.
 with sessions as (
     select * from {{ ref('int_sessions_aggregated') }}
+    where customer_id is not null
 ),
 
 customers as (
@@ -65,10 +67,13 @@ select
     per_customer.cart_removals,
     per_customer.pages_visited,
     per_customer.avg_session_seconds,
+    per_customer.avg_session_seconds / 60.0 as avg_session_minutes,
     per_customer.avg_pages_per_session,
     per_customer.avg_product_views_per_session,
     coalesce(per_customer.avg_seconds_per_page, 0) as avg_seconds_per_page,
     per_customer.cart_additions * 1.0 / per_customer.sessions as cart_additions_per_session,
+    per_customer.cart_sessions * 1.0 / per_customer.sessions as cart_session_rate,
+    per_customer.abandoned_cart_sessions * 1.0 / per_customer.sessions as abandoned_session_rate,
     coalesce(per_customer.abandoned_cart_sessions * 1.0 / nullif(per_customer.cart_sessions, 0), 0)
         as cart_abandonment_rate,
     per_customer.purchase_sessions * 1.0 / per_customer.sessions as purchase_rate,
