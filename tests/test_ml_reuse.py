@@ -75,6 +75,11 @@ def test_fingerprint_columns_are_the_training_columns() -> None:
         category.TARGET,
         *category.CATEGORY_FEATURES.columns,
     ] == reuse.CATEGORY_COLUMNS
+    assert list(reuse.SEGMENT_COLUMNS.values()) == [
+        "customer_id",
+        *segments.SEGMENT_FEATURES,
+        *segments.PROFILE_EXTRAS,
+    ]
 
 
 def _registry(db: Path) -> dict[tuple[str, int], tuple[str, object]]:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from shoplens.ml import build, intent, registry
+from shoplens.ml import build, intent, recommend, registry, reuse
 
 
 @pytest.fixture(scope="module")
@@ -203,14 +203,107 @@ def test_segments_recover_the_designed_personas(con: duckdb.DuckDBPyConnection) 
 
 
 def test_same_data_and_seed_give_the_same_metrics(con: duckdb.DuckDBPyConnection) -> None:
-    early = _df(con, "select * from intermediate.int_sessions_early_featurized")
-    sessions = _df(con, "select * from marts.fct_sessions")
-    columns = _df(
-        con, "select feature_columns from ml.feature_definitions where feature_set = 'early_intent'"
-    ).iloc[0, 0]
+    columns = reuse.early_intent_columns(con.table("ml.feature_definitions"))
+    rows = build.intent_rows(
+        con.table("intermediate.int_sessions_early_featurized"),
+        con.table("marts.fct_sessions"),
+        columns,
+    )
     settings = build.Settings(seed=3, n_estimators=15, max_training_rows=2_000, n_jobs=1)
-    runs = [build.intent_training(early, sessions, columns.split(","), settings) for _ in range(2)]
+    runs = [build.intent_training(rows, columns, settings) for _ in range(2)]
     assert runs[0]["metrics"].tolist() == runs[1]["metrics"].tolist()
     assert runs[0]["pipeline_sha256"].tolist() == runs[1]["pipeline_sha256"].tolist()
     capped = runs[0].set_index("model_name")
     assert capped.loc[intent.DEPLOYED, "training_rows"] == 2_000
+
+
+def test_segment_rates_in_sql_match_a_recomputation_from_sessions(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The behaviour rates the segments read (int_customers_featurized, through
+    reuse.customer_behaviour) equal the same rates recomputed here in pandas from fct_sessions."""
+    sql = reuse.customer_behaviour(con.table("intermediate.int_customers_featurized")).df()
+    s = _df(con, "select * from marts.fct_sessions where customer_id is not null")
+    s["carted"] = s["cart_additions"] > 0
+    totals = s.groupby("customer_id").agg(
+        sessions=("session_id", "size"),
+        views=("product_views", "sum"),
+        carted=("carted", "sum"),
+        abandoned=("cart_abandoned", "sum"),
+        bought=("purchase_made", "sum"),
+        pages=("pages_visited", "sum"),
+        seconds=("session_duration_seconds", "sum"),
+    )
+    n = totals["sessions"].astype(float)
+    expected = pd.DataFrame(
+        {
+            "views_per_session": totals["views"] / n,
+            "cart_session_rate": totals["carted"] / n,
+            "abandoned_session_rate": totals["abandoned"] / n,
+            "purchase_rate": totals["bought"] / n,
+            "seconds_per_page": (totals["seconds"] / totals["pages"].where(totals["pages"] > 0))
+            .astype(float)
+            .fillna(0.0),
+            "pages_per_session": totals["pages"] / n,
+            "sessions": totals["sessions"],
+            "avg_session_minutes": totals["seconds"] / n / 60.0,
+        }
+    )
+    assert list(sql["customer_id"]) == list(expected.index)  # every customer, in order, once
+    assert 0 < expected["cart_session_rate"].mean() < 1
+    assert (expected["abandoned_session_rate"] > 0).any()
+    for column in expected.columns:
+        np.testing.assert_allclose(
+            sql[column].astype(float), expected[column].astype(float), rtol=1e-12, err_msg=column
+        )
+
+
+def test_scoring_in_batches_gives_the_same_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Sessions, order lines, customers and recommendations scored a few rows at a time (the
+    last batch short) equal the same tables scored in one batch, and what the build wrote."""
+    intent_training = _df(con, "select * from ml.intent_training")
+    sessions = build.intent_rows(
+        con.table("intermediate.int_sessions_early_featurized"),
+        con.table("marts.fct_sessions"),
+        reuse.early_intent_columns(con.table("ml.feature_definitions")),
+    )
+    lines = build.category_lines(con.table("marts.fct_order_lines"))
+    customers = reuse.customer_behaviour(con.table("intermediate.int_customers_featurized"))
+    pipeline, version = recommend.deployed(_df(con, "select * from ml.category_training"))
+    features = con.table("intermediate.int_sessions_category_featurized")
+    scorers = {
+        "session_predictions": (
+            lambda n: build.session_predictions(intent_training, sessions, n),
+            ["model_name", "session_id"],
+            997,
+        ),
+        "order_line_predictions": (
+            lambda n: build.order_line_predictions(
+                _df(con, "select * from ml.category_training"), lines, n
+            ),
+            ["transaction_id"],
+            97,
+        ),
+        "customer_segments": (
+            lambda n: build.customer_segments(
+                _df(con, "select * from ml.segment_training"), customers, n
+            ),
+            ["customer_id"],
+            97,
+        ),
+        "session_recommendations": (
+            lambda n: recommend.session_recommendations(pipeline, version, features, n),
+            ["session_id", "rank"],
+            997,
+        ),
+    }
+    for table, (score, order, batch_rows) in scorers.items():
+        whole = score(10**9).read_pandas().sort_values(order, ignore_index=True)
+        batched = score(batch_rows).read_pandas().sort_values(order, ignore_index=True)
+        assert len(whole) > 3 * batch_rows, table  # several batches
+        pd.testing.assert_frame_equal(batched, whole, obj=table)
+        # ... and what the dbt build wrote (every row, every value).
+        stored = _df(con, f"select * from ml.{table}").sort_values(order, ignore_index=True)
+        pd.testing.assert_frame_equal(
+            stored[list(whole.columns)], whole, check_dtype=False, obj=table
+        )

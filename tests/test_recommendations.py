@@ -424,8 +424,8 @@ def test_session_recommendations_follow_rebuilt_features(
         pipeline, version = recommend.deployed(
             con.execute("select * from ml.category_training").df()
         )
-        features = con.execute("select * from intermediate.int_sessions_category_featurized").df()
-    expected = recommend.session_recommendations(pipeline, version, features)
+        features = con.table("intermediate.int_sessions_category_featurized")
+        expected = recommend.session_recommendations(pipeline, version, features).read_pandas()
     expected = expected.sort_values(["session_id", "rank"], ignore_index=True)
     touched = after["sessionization_key"].isin(keys)
     assert touched.sum() >= 15

@@ -9,21 +9,17 @@ version); otherwise the new rows replace every row (unique_key "true").
 def model(dbt, session):
     dbt.config(materialized="incremental", incremental_strategy="delete+insert",
                unique_key="true", on_schema_change="append_new_columns")
-    from shoplens.ml.reuse import Settings, intent_fingerprint, train_or_reuse
+    from shoplens.ml.reuse import (Settings, early_intent_columns, intent_fingerprint,
+                                   train_or_reuse)
 
-    settings = Settings.from_config(
-        dbt.config.get("ml_seed"), dbt.config.get("ml_n_estimators"),
-        dbt.config.get("ml_max_training_rows"), dbt.config.get("ml_n_jobs"),
-        dbt.config.get("ml_force_retrain"))
-    definitions = dbt.ref("feature_definitions").df()
-    columns = definitions.loc[definitions["feature_set"] == "early_intent", "feature_columns"]
-    columns = columns.iloc[0].split(",")
+    settings = Settings.from_config(dbt.config.get("ml_settings"))
+    columns = early_intent_columns(dbt.ref("feature_definitions"))
     early, sessions = dbt.ref("int_sessions_early_featurized"), dbt.ref("fct_sessions")
 
     def train():
-        from shoplens.ml.build import intent_training
+        from shoplens.ml.build import intent_rows, intent_training
 
-        return intent_training(early.df(), sessions.df(), columns, settings)
+        return intent_training(intent_rows(early, sessions, columns), columns, settings)
 
     fingerprint = intent_fingerprint(early, sessions, columns, settings)
     return train_or_reuse(session, dbt.this, dbt.is_incremental, fingerprint, settings, train)

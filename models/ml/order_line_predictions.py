@@ -1,5 +1,5 @@
-"""Every order line with the category-choice model's prediction and its split; kept as it is
-while the model is (see shoplens.ml.reuse.is_current)."""
+"""Every order line with the category-choice model's prediction and its split, in batches of
+lines; kept as it is while the model is (see shoplens.ml.reuse.is_current)."""
 
 
 def model(dbt, session):
@@ -10,6 +10,6 @@ def model(dbt, session):
     training = dbt.ref("category_training")
     if is_current(session, dbt.this, dbt.is_incremental, model_versions([training])):
         return unchanged(session, dbt.this)
-    from shoplens.ml.build import order_line_predictions
+    from shoplens.ml.build import category_lines, order_line_predictions
 
-    return order_line_predictions(training.df(), dbt.ref("fct_order_lines").df())
+    return order_line_predictions(training.df(), category_lines(dbt.ref("fct_order_lines")))

@@ -11,15 +11,13 @@ def model(dbt, session):
     training = dbt.ref("category_training")
     if is_current(session, dbt.this, dbt.is_incremental, model_versions([training])):
         return unchanged(session, dbt.this)
-    from shoplens.ml.recommend import customer_views, deployed, evaluate
+    from shoplens.ml.recommend import customer_views, deployed, evaluate, evaluation_inputs
 
-    settings = Settings.from_config(
-        dbt.config.get("ml_seed"), dbt.config.get("ml_n_estimators"),
-        dbt.config.get("ml_max_training_rows"), dbt.config.get("ml_n_jobs"))
+    settings = Settings.from_config(dbt.config.get("ml_settings"))
     _, version = deployed(training.df())
-    rows = dbt.ref("int_sessions_category_featurized").df()
-    lines = dbt.ref("fct_order_lines").df()
-    bought = rows[rows["session_id"].isin(lines["session_id"].dropna())]
+    rows, lines, seen = evaluation_inputs(
+        dbt.ref("int_sessions_category_featurized"), dbt.ref("fct_order_lines"))
     views = customer_views(session, dbt.ref("int_events_sessionized"),
-                           bought.drop_duplicates(["history_cut", "session_id"]))
-    return evaluate(rows, lines, views, settings.forest(), settings.max_training_rows, version)
+                           rows.drop_duplicates(["history_cut", "session_id"]))
+    return evaluate(rows, lines, views, settings.forest(), settings.max_training_rows, version,
+                    seen)

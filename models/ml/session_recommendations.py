@@ -1,8 +1,8 @@
 """Every session's category recommendation (top 3) as the live recommender would give it from
 the session's events before checkout: the deployed category model blended with the session's
-history (shoplens.ml.recommend). Incremental by sessionization_key: a build recommends for the
-sessions int_sessions_category_featurized rewrote since the last one, or for every session when
-the category model's version changed."""
+history (shoplens.ml.recommend), scored in batches of sessions. Incremental by
+sessionization_key: a build recommends for the sessions int_sessions_category_featurized
+rewrote since the last one, or for every session when the category model's version changed."""
 
 
 def model(dbt, session):

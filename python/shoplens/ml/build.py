@@ -7,14 +7,17 @@ from dbt vars through model config (`Settings.from_config`).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from shoplens.ml import artifacts, category, intent, registry, segments
+from shoplens.ml import artifacts, batches, category, intent, registry, segments
 from shoplens.ml.features import FeatureSet
-from shoplens.ml.reuse import Settings
+from shoplens.ml.reuse import CATEGORY_COLUMNS, Settings, quote_identifier
 
 __all__ = ["Settings"]
 
@@ -24,17 +27,34 @@ MIN_ROWS = 50
 # --- purchase intent ---------------------------------------------------------------------------
 
 
-def intent_frame(early: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
-    """Early-intent features joined to the whole-session (study) features, one row per session.
+def intent_rows(
+    early: duckdb.DuckDBPyRelation, sessions: duckdb.DuckDBPyRelation, feature_columns: list[str]
+) -> duckdb.DuckDBPyRelation:
+    """The purchase-intent rows, joined and projected in DuckDB (no other column is loaded): one
+    per session with session_id, session_start, purchase_made, the early-intent
+    `feature_columns` (from `early`) and the whole-session study features (from `sessions`).
 
     Sessions that open with a checkout or purchase (no events before it) are left out: there
-    is nothing to score before the outcome.
+    is nothing to score before the outcome. Unordered: callers order by session_id.
     """
-    study = [c for c in intent.SESSION_STUDY_FEATURES.columns if c not in early.columns]
-    frame = early.merge(sessions[["session_id", *study]], on="session_id", how="inner")
-    frame = frame[frame["events_so_far"] > 0]
+    early_columns = list(
+        dict.fromkeys(["session_id", "session_start", "purchase_made", *feature_columns])
+    )
+    study = [c for c in intent.SESSION_STUDY_FEATURES.columns if c not in early_columns]
+    select = ", ".join(
+        [
+            *(f"e.{quote_identifier(c)}" for c in early_columns),
+            *(f"s.{quote_identifier(c)}" for c in study),
+        ]
+    )
+    joined = early.set_alias("e").join(sessions.set_alias("s"), "e.session_id = s.session_id")
+    return joined.filter("e.events_so_far > 0").project(select)
+
+
+def _intent_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of intent_rows (in session_id order) with the outcome as bool."""
     frame["purchase_made"] = frame["purchase_made"].astype(bool)
-    return frame.sort_values("session_id", kind="stable").reset_index(drop=True)
+    return frame.reset_index(drop=True)
 
 
 def feature_set_for(columns: list[str], frame: pd.DataFrame) -> FeatureSet:
@@ -53,10 +73,12 @@ def _trainable(y: pd.Series) -> bool:
 
 
 def intent_training(
-    early: pd.DataFrame, sessions: pd.DataFrame, feature_columns: list[str], settings: Settings
+    rows: duckdb.DuckDBPyRelation, feature_columns: list[str], settings: Settings
 ) -> pd.DataFrame:
-    """Train the four purchase-intent models; one training row each (empty if untrainable)."""
-    frame = intent_frame(early, sessions)
+    """Train the four purchase-intent models on `rows` (intent_rows); one training row each
+    (empty if untrainable). Every row is loaded (the splits are drawn over all sessions), but
+    only the columns the models use."""
+    frame = _intent_frame(rows.order("session_id").df())
     if not _trainable(frame["purchase_made"]):
         return artifacts.training_frame([])
     cfg = intent.IntentConfig(
@@ -65,7 +87,7 @@ def intent_training(
         early=feature_set_for(feature_columns, frame),
     )
     result = intent.train_purchase_intent(frame, cfg)
-    rows = []
+    trained = []
     for fit in result.fits:
         arte: dict[str, list] = {
             "metrics": fit.metrics,
@@ -92,8 +114,8 @@ def intent_training(
             metrics=fit.summary(),
             threshold=fit.threshold,
         )
-        rows.append(artifacts.training_row(reg, fit.evaluation, fit.split_params, arte))
-    return artifacts.training_frame(rows)
+        trained.append(artifacts.training_row(reg, fit.evaluation, fit.split_params, arte))
+    return artifacts.training_frame(trained)
 
 
 def leakage_rows(result: intent.IntentResult, cfg: intent.IntentConfig) -> list[dict]:
@@ -122,54 +144,82 @@ def leakage_rows(result: intent.IntentResult, cfg: intent.IntentConfig) -> list[
     ]
 
 
-def session_predictions(
-    training: pd.DataFrame, early: pd.DataFrame, sessions: pd.DataFrame
-) -> pd.DataFrame:
-    """Modelled sessions scored by the purchase-intent models, with their split labels: every
-    session for the deployed model, the sampled (train/validation/test) ones for the others."""
-    columns = [
-        "session_id",
-        "model_name",
-        "evaluation",
-        "split",
-        "probability",
-        "predicted",
-        "purchase_made",
-        "threshold",
-        "model_version",
+SESSION_PREDICTION_SCHEMA = pa.schema(
+    [
+        ("session_id", pa.string()),
+        ("model_name", pa.string()),
+        ("evaluation", pa.string()),
+        ("split", pa.string()),
+        ("probability", pa.float64()),
+        ("predicted", pa.bool_()),
+        ("purchase_made", pa.bool_()),
+        ("threshold", pa.float64()),
+        ("model_version", pa.int64()),
     ]
+)
+
+
+def session_predictions(
+    training: pd.DataFrame, rows: duckdb.DuckDBPyRelation, batch_rows: int = batches.BATCH_ROWS
+) -> pa.RecordBatchReader:
+    """Modelled sessions (intent_rows) scored by the purchase-intent models, with their split
+    labels: every session for the deployed model, the sampled (train/validation/test) ones for
+    the others.
+
+    The split labels need only session_id, session_start and purchase_made of every session;
+    the features are read, scored and handed on `batch_rows` sessions at a time (a lazy Arrow
+    stream), so the same labels and probabilities come out whatever the batch size.
+    """
     if training.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    frame = intent_frame(early, sessions)
+        return batches.stream([], SESSION_PREDICTION_SCHEMA)
+    keys = _intent_frame(
+        rows.project("session_id, session_start, purchase_made").order("session_id").df()
+    )
     pipes = artifacts.pipelines(training)
-    parts = []
+    models = []
     for row in training.itertuples(index=False):
-        labels = intent.intent_splits(frame, row.evaluation, json.loads(row.split_params))
+        labels = intent.intent_splits(keys, row.evaluation, json.loads(row.split_params))
         # The deployed model scores every session; evaluation-only models their sampled rows.
         keep = (
-            np.ones(len(frame), dtype=bool)
+            np.ones(len(keys), dtype=bool)
             if row.model_name == intent.DEPLOYED
             else (labels != "not_sampled").to_numpy()
         )
-        rows = frame[keep]
-        features = feature_set_for(json.loads(row.features), rows)
-        proba = pipes[row.model_name].predict_proba(features.matrix(rows))[:, 1]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "session_id": rows["session_id"].to_numpy(),
-                    "model_name": row.model_name,
-                    "evaluation": row.evaluation,
-                    "split": labels.to_numpy()[keep],
-                    "probability": proba,
-                    "predicted": proba >= row.threshold,
-                    "purchase_made": rows["purchase_made"].to_numpy(),
-                    "threshold": row.threshold,
-                    "model_version": int(row.version),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)[columns]
+        models.append((row, labels.astype("category"), keep))
+    session_ids = keys["session_id"]
+
+    def scored() -> Iterator[pd.DataFrame]:
+        start = 0
+        for frame in batches.read_batches(rows.order("session_id"), batch_rows):
+            end = start + len(frame)
+            frame = _intent_frame(frame)
+            ids = frame["session_id"]
+            if (ids.iloc[0], ids.iloc[-1]) != (session_ids.iloc[start], session_ids.iloc[end - 1]):
+                raise RuntimeError("the intent rows changed while they were scored")
+            for row, labels, keep in models:
+                part = frame[keep[start:end]]
+                features = feature_set_for(json.loads(row.features), part)
+                proba = (
+                    pipes[row.model_name].predict_proba(features.matrix(part))[:, 1]
+                    if len(part)
+                    else np.zeros(0)
+                )
+                yield pd.DataFrame(
+                    {
+                        "session_id": part["session_id"].to_numpy(),
+                        "model_name": row.model_name,
+                        "evaluation": row.evaluation,
+                        "split": labels.iloc[start:end].to_numpy()[keep[start:end]],
+                        "probability": proba,
+                        "predicted": proba >= row.threshold,
+                        "purchase_made": part["purchase_made"].to_numpy(),
+                        "threshold": row.threshold,
+                        "model_version": int(row.version),
+                    }
+                )
+            start = end
+
+    return batches.stream(scored(), SESSION_PREDICTION_SCHEMA)
 
 
 # --- category choice -----------------------------------------------------------------------------
@@ -209,39 +259,70 @@ def category_training(lines: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     )
 
 
-def order_line_predictions(training: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """Every order line with the predicted category, its probability and the split label."""
-    columns = [
-        "transaction_id",
-        "model_name",
-        "split",
-        "category",
-        "predicted_category",
-        "probability",
-        "correct",
-        "model_version",
+def category_lines(lines: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """The order lines' columns the category model reads (reuse.CATEGORY_COLUMNS), projected in
+    DuckDB."""
+    return lines.project(", ".join(quote_identifier(c) for c in CATEGORY_COLUMNS))
+
+
+ORDER_LINE_PREDICTION_SCHEMA = pa.schema(
+    [
+        ("transaction_id", pa.string()),
+        ("model_name", pa.string()),
+        ("split", pa.string()),
+        ("category", pa.string()),
+        ("predicted_category", pa.string()),
+        ("probability", pa.float64()),
+        ("correct", pa.bool_()),
+        ("model_version", pa.int64()),
     ]
+)
+
+
+def order_line_predictions(
+    training: pd.DataFrame, lines: duckdb.DuckDBPyRelation, batch_rows: int = batches.BATCH_ROWS
+) -> pa.RecordBatchReader:
+    """Every order line (category_lines) with the predicted category, its probability and the
+    split label; the split labels need only every line's category, the features are read and
+    scored `batch_rows` lines at a time (same result whatever the batch size)."""
     if training.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        return batches.stream([], ORDER_LINE_PREDICTION_SCHEMA)
     row = next(training.itertuples(index=False))
     pipe = artifacts.pipelines(training)[row.model_name]
-    frame = lines.dropna(subset=[category.TARGET]).sort_values("transaction_id", kind="stable")
-    frame = frame.reset_index(drop=True)
-    labels = category.category_splits(frame, json.loads(row.split_params))
-    proba = pipe.predict_proba(category.CATEGORY_FEATURES.matrix(frame))
-    predicted = pipe.classes_[proba.argmax(axis=1)]
-    return pd.DataFrame(
-        {
-            "transaction_id": frame["transaction_id"],
-            "model_name": row.model_name,
-            "split": labels.to_numpy(),
-            "category": frame[category.TARGET].astype(str),
-            "predicted_category": predicted,
-            "probability": proba.max(axis=1),
-            "correct": predicted == frame[category.TARGET].astype(str).to_numpy(),
-            "model_version": int(row.version),
-        }
-    )[columns]
+    labelled = lines.filter(f"{category.TARGET} is not null").order("transaction_id")
+    keys = labelled.project(f"transaction_id, {category.TARGET}").df()
+    labels = category.category_splits(keys, json.loads(row.split_params)).astype("category")
+    transaction_ids = keys["transaction_id"]
+    del keys
+
+    def scored() -> Iterator[pd.DataFrame]:
+        start = 0
+        for frame in batches.read_batches(labelled, batch_rows):
+            end = start + len(frame)
+            ids = frame["transaction_id"]
+            if (ids.iloc[0], ids.iloc[-1]) != (
+                transaction_ids.iloc[start],
+                transaction_ids.iloc[end - 1],
+            ):
+                raise RuntimeError("the order lines changed while they were scored")
+            proba = pipe.predict_proba(category.CATEGORY_FEATURES.matrix(frame))
+            predicted = pipe.classes_[proba.argmax(axis=1)]
+            actual = frame[category.TARGET].astype(str).to_numpy()
+            yield pd.DataFrame(
+                {
+                    "transaction_id": ids.to_numpy(),
+                    "model_name": row.model_name,
+                    "split": labels.iloc[start:end].to_numpy(),
+                    "category": actual,
+                    "predicted_category": predicted,
+                    "probability": proba.max(axis=1),
+                    "correct": predicted == actual,
+                    "model_version": int(row.version),
+                }
+            )
+            start = end
+
+    return batches.stream(scored(), ORDER_LINE_PREDICTION_SCHEMA)
 
 
 # --- segments -------------------------------------------------------------------------------------
@@ -314,23 +395,37 @@ def _segment_result(training: pd.DataFrame) -> segments.SegmentResult | None:
     )
 
 
-def customer_segments(training: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """Every customer's segment and PCA coordinates, with the segmentation's version."""
+CUSTOMER_SEGMENT_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.int64()),
+        ("segment_id", pa.int64()),
+        ("segment_name", pa.string()),
+        ("pc1", pa.float64()),
+        ("pc2", pa.float64()),
+        ("model_version", pa.int64()),
+    ]
+)
+
+
+def customer_segments(
+    training: pd.DataFrame,
+    behaviour: duckdb.DuckDBPyRelation,
+    batch_rows: int = batches.BATCH_ROWS,
+) -> pa.RecordBatchReader:
+    """Every customer's segment and PCA coordinates, with the segmentation's version, from
+    `behaviour` (reuse.customer_behaviour) read and assigned `batch_rows` customers at a time
+    (assignment is per customer: the same result whatever the batch size)."""
     result = _segment_result(training)
     if result is None:
-        return pd.DataFrame(
-            {
-                "customer_id": pd.Series(dtype="int64"),
-                "segment_id": pd.Series(dtype="int64"),
-                "segment_name": pd.Series(dtype=object),
-                "pc1": pd.Series(dtype="float64"),
-                "pc2": pd.Series(dtype="float64"),
-                "model_version": pd.Series(dtype="int64"),
-            }
-        )
-    customers = customers.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        return batches.stream([], CUSTOMER_SEGMENT_SCHEMA)
     version = int(training.loc[training["model_name"] == segments.MODEL, "version"].iloc[0])
-    return result.assign(customers).assign(model_version=version)
+    return batches.stream(
+        (
+            result.assign(frame).assign(model_version=version)
+            for frame in batches.read_batches(behaviour.order("customer_id"), batch_rows)
+        ),
+        CUSTOMER_SEGMENT_SCHEMA,
+    )
 
 
 def segment_profiles(assigned: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:

@@ -21,15 +21,19 @@ most viewed category so far.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from shoplens.ml.batches import BATCH_ROWS, read_batches, stream
 from shoplens.ml.category import CATEGORY_FEATURES
 from shoplens.ml.features import ForestParams, forest_pipeline
 from shoplens.ml.registry import FEATURE_DEFINITIONS_TABLE, RegistryError
+from shoplens.ml.reuse import quote_identifier
 
 FEATURE_SET = "session_category"
 MODEL = "category_choice"
@@ -155,17 +159,20 @@ def recommend(
     pipeline: Any,
     k: int = TOP_K,
     cache: dict[tuple, np.ndarray] | None = None,
+    seen: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Top-k categories per session from rows of the session-category feature SQL, scored by
     `pipeline` (the category_choice model, predictions kept in `cache` when given) blended with
-    the session's history."""
+    the session's history. The candidates are the model's classes and the categories `seen`
+    (default: those of `rows`; a caller scoring a table in batches passes the table's)."""
     if rows.empty:
         return _empty(RECOMMENDATION_COLUMNS)
     context = rows.drop_duplicates("session_id").sort_values("session_id", kind="stable")
     context = context.reset_index(drop=True)
     sessions = pd.Index(context["session_id"])
     classes = [str(c) for c in pipeline.classes_]
-    seen = rows["category"].dropna().astype(str).unique().tolist()
+    if seen is None:
+        seen = rows["category"].dropna().astype(str).unique().tolist()
     categories = classes + sorted(set(seen) - set(classes))
     prior = np.zeros((len(context), len(categories)))
     prior[:, : len(classes)] = model_probabilities(pipeline, context, cache)
@@ -214,10 +221,10 @@ def changed_rows(
     incremental: bool,
     features: duckdb.DuckDBPyRelation,
     model_version: int,
-) -> pd.DataFrame:
+) -> duckdb.DuckDBPyRelation:
     """The rows of `features` (int_sessions_category_featurized) to recommend for: those built
     after the newest features_built_at of table `this` when every row there comes from
-    `model_version`, else all of them."""
+    `model_version`, else all of them (a relation: nothing is loaded here)."""
     if incremental:
         try:
             stored = con.execute(
@@ -226,35 +233,97 @@ def changed_rows(
         except duckdb.BinderException:  # a table from before features_built_at existed
             stored = (None, None, None)
         if stored[0] == stored[1] == model_version and stored[2] is not None:
-            newer = features.filter(f"built_at > '{pd.Timestamp(stored[2]).isoformat()}'")
-            return newer.df()
-    return features.df()
+            return features.filter(f"built_at > '{pd.Timestamp(stored[2]).isoformat()}'")
+    return features
+
+
+def _dtype_to_arrow(dtype: str) -> pa.DataType:
+    return {
+        "str": pa.string(),
+        "Int64": pa.int64(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "datetime64[us]": pa.timestamp("us"),
+    }[dtype]
+
+
+SESSION_RECOMMENDATION_COLUMNS = {
+    **RECOMMENDATION_COLUMNS,
+    "model_name": "str",
+    "model_version": "int64",
+    "sessionization_key": "str",
+    "features_built_at": "datetime64[us]",
+}
+SESSION_RECOMMENDATION_SCHEMA = pa.schema(
+    [(c, _dtype_to_arrow(t)) for c, t in SESSION_RECOMMENDATION_COLUMNS.items()]
+)
+# The columns of int_sessions_category_featurized that recommending reads.
+RECOMMENDATION_INPUT_COLUMNS = [
+    "session_id",
+    "customer_id",
+    "last_event_time",
+    "events_so_far",
+    *CATEGORY_FEATURES.columns,
+    "category",
+    "views_so_far",
+    "carts_so_far",
+    "sessionization_key",
+    "built_at",
+]
+
+
+def _whole_sessions(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Frames of rows ordered by session_id, regrouped so that no session spans two frames (the
+    rows of each frame's last session wait for the next frame)."""
+    held: pd.DataFrame | None = None
+    for frame in frames:
+        if held is not None:
+            frame = pd.concat([held, frame], ignore_index=True)
+        last = frame["session_id"].iloc[-1]
+        tail = (frame["session_id"] == last).to_numpy()
+        held = frame[tail]
+        if not tail.all():
+            yield frame[~tail]
+    if held is not None:
+        yield held
 
 
 def session_recommendations(
-    pipeline: Any | None, model_version: int, rows: pd.DataFrame
-) -> pd.DataFrame:
+    pipeline: Any | None,
+    model_version: int,
+    rows: duckdb.DuckDBPyRelation,
+    batch_rows: int = BATCH_ROWS,
+) -> pa.RecordBatchReader:
     """Recommendations for every session of `rows` (int_sessions_category_featurized, the
     live cut) by the deployed category model, with its name and version; empty without a
-    model."""
-    columns = {
-        **RECOMMENDATION_COLUMNS,
-        "model_name": "str",
-        "model_version": "int64",
-        "sessionization_key": "str",
-        "features_built_at": "datetime64[us]",
-    }
-    rows = rows[rows["history_cut"] == LIVE_CUT]
-    if pipeline is None or rows.empty:
-        return _empty(columns)
-    recs = recommend(rows.drop(columns="history_cut"), pipeline)
-    keys = rows.drop_duplicates("session_id").set_index("session_id")
-    return recs.assign(
-        model_name=MODEL,
-        model_version=int(model_version),
-        sessionization_key=keys["sessionization_key"].reindex(recs["session_id"]).to_numpy(),
-        features_built_at=keys["built_at"].reindex(recs["session_id"]).to_numpy(),
-    ).astype(columns)
+    model. The rows are read in session order about `batch_rows` at a time (never splitting a
+    session), with every category of `rows` as a candidate: the same result whatever the batch
+    size."""
+    if pipeline is None:
+        return stream([], SESSION_RECOMMENDATION_SCHEMA)
+    live = rows.filter(f"history_cut = '{LIVE_CUT}'").project(
+        ", ".join(quote_identifier(c) for c in RECOMMENDATION_INPUT_COLUMNS)
+    )
+    seen = [
+        str(c)
+        for (c,) in live.filter("category is not null").project("category").distinct().fetchall()
+    ]
+
+    def recommended() -> Iterator[pd.DataFrame]:
+        for frame in _whole_sessions(read_batches(live.order("session_id"), batch_rows)):
+            recs = recommend(frame, pipeline, seen=seen)
+            keys = frame.drop_duplicates("session_id").set_index("session_id")
+            yield recs.assign(
+                model_name=MODEL,
+                model_version=int(model_version),
+                sessionization_key=keys["sessionization_key"]
+                .reindex(recs["session_id"])
+                .to_numpy(),
+                features_built_at=keys["built_at"].reindex(recs["session_id"]).to_numpy(),
+            ).astype(SESSION_RECOMMENDATION_COLUMNS)
+
+    return stream(recommended(), SESSION_RECOMMENDATION_SCHEMA)
 
 
 # --- offline evaluation ----------------------------------------------------------------------
@@ -269,6 +338,32 @@ def _ranked(scores: np.ndarray, categories: list[str], k: int) -> list[list[str]
     return [list(names[row]) for row in top_k(scores, categories, k)]
 
 
+EVALUATION_LINE_COLUMNS = [
+    "transaction_id",
+    "session_id",
+    "category",
+    "transaction_time",
+    *CATEGORY_FEATURES.columns,
+]
+
+
+def evaluation_inputs(
+    features: duckdb.DuckDBPyRelation, lines: duckdb.DuckDBPyRelation
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, set[str]]]:
+    """What `evaluate` reads, selected in DuckDB: the rows of `features`
+    (int_sessions_category_featurized) of sessions with an order line, the order lines' columns
+    it uses, and the categories seen per history cut over every row of `features`."""
+    lines = lines.project(", ".join(quote_identifier(c) for c in EVALUATION_LINE_COLUMNS))
+    bought = lines.filter("session_id is not null").project("session_id").distinct()
+    rows = features.join(bought, "session_id", how="semi").order("history_cut, session_id")
+    seen: dict[str, set[str]] = {}
+    for cut, category in (
+        features.filter("category is not null").project("history_cut, category").distinct()
+    ).fetchall():
+        seen.setdefault(str(cut), set()).add(str(category))
+    return rows.df(), lines.df(), seen
+
+
 def evaluate(
     rows: pd.DataFrame,
     lines: pd.DataFrame,
@@ -276,6 +371,7 @@ def evaluate(
     forest: ForestParams,
     max_training_rows: int,
     model_version: int,
+    seen: dict[str, set[str]] | None = None,
 ) -> pd.DataFrame:
     """Hit rate at 1 and 3 of each method (see METHODS) on a time hold-out.
 
@@ -287,7 +383,8 @@ def evaluate(
     category and history rows; the latest HOLDOUT_SHARE of them by recommendation time are the
     test set. The category model is retrained on the order lines before the cut-off only, and
     popularity is counted on those lines, so nothing after the cut-off is seen. A test session
-    is a hit at k when any category it bought is among the top k.
+    is a hit at k when any category it bought is among the top k. The candidates are the
+    model's classes and the categories `seen` per cut (default: those of `rows`).
     """
     parts = [
         _evaluate_cut(
@@ -298,6 +395,7 @@ def evaluate(
             forest,
             max_training_rows,
             model_version,
+            None if seen is None else seen.get(cut, set()),
         )
         for cut in (LIVE_CUT, BROWSING_CUT)
     ]
@@ -315,6 +413,7 @@ def _evaluate_cut(
     forest: ForestParams,
     max_training_rows: int,
     model_version: int,
+    seen_in_cut: set[str] | None,
 ) -> pd.DataFrame:
     """`evaluate` for the rows of one history cut."""
     targets = (
@@ -343,7 +442,9 @@ def _evaluate_cut(
 
     popularity = train_lines["category"].astype(str).value_counts()
     classes = [str(c) for c in pipe.classes_]
-    seen = set(rows["category"].dropna().astype(str)) | set(customer_views["category"].astype(str))
+    if seen_in_cut is None:
+        seen_in_cut = set(rows["category"].dropna().astype(str))
+    seen = seen_in_cut | set(customer_views["category"].astype(str))
     categories = classes + sorted(seen - set(classes))
     sessions = pd.Index(test["session_id"])
     test_rows = rows[rows["session_id"].isin(sessions)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -49,7 +49,8 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def _quote(column: str) -> str:
+def quote_identifier(column: str) -> str:
+    """`column` as a double-quoted SQL identifier."""
     return '"' + column.replace('"', '""') + '"'
 
 
@@ -62,7 +63,7 @@ def data_digest(relation: duckdb.DuckDBPyRelation, columns: list[str]) -> str:
     """
     if not columns:
         raise ValueError("a data digest needs at least one column")
-    hashed = ", ".join(_quote(c) for c in columns)
+    hashed = ", ".join(quote_identifier(c) for c in columns)
     digest = relation.query(
         "fingerprint_input",
         "select count(*), coalesce(sum(h), 0), coalesce(bit_xor(h), 0) "
@@ -115,21 +116,19 @@ class Settings:
     force_retrain: bool = False
 
     @classmethod
-    def from_config(
-        cls,
-        seed: Any,
-        n_estimators: Any,
-        max_training_rows: Any,
-        n_jobs: Any,
-        force_retrain: Any = False,
-    ) -> Settings:
-        """The controls from dbt config values (rendered vars arrive as strings)."""
+    def from_config(cls, config: Mapping[str, Any] | None) -> Settings:
+        """The controls from the ml models' `ml_settings` config (models/ml/_ml__models.yml:
+        seed, n_estimators, max_training_rows, n_jobs, force_retrain; rendered vars arrive as
+        strings). A model file reads it with `Settings.from_config(dbt.config.get("ml_settings"))`:
+        dbt hands a Python model only the config keys named literally in its own file."""
+        if not config:
+            raise ValueError("the ml_settings config is missing (models/ml/_ml__models.yml)")
         return cls(
-            seed=int(seed),
-            n_estimators=int(n_estimators),
-            max_training_rows=int(max_training_rows),
-            n_jobs=int(n_jobs),
-            force_retrain=truthy(force_retrain),
+            seed=int(config["seed"]),
+            n_estimators=int(config["n_estimators"]),
+            max_training_rows=int(config["max_training_rows"]),
+            n_jobs=int(config["n_jobs"]),
+            force_retrain=truthy(config.get("force_retrain", False)),
         )
 
     def forest(self) -> ForestParams:
@@ -173,15 +172,39 @@ CATEGORY_COLUMNS = [
     "gender",
     "country",
 ]
-SEGMENT_SESSION_COLUMNS = [
-    "customer_id",
-    "product_views",
-    "cart_additions",
-    "cart_abandoned",
-    "purchase_made",
-    "pages_visited",
-    "session_duration_seconds",
-]
+# The segments' input, one row per customer: intermediate.int_customers_featurized (where these
+# rates are defined, in SQL) column -> the name shoplens.ml.segments and the naming rules (seed
+# segment_naming_rules) use. Tests hold the names equal to segments.SEGMENT_FEATURES and
+# PROFILE_EXTRAS.
+SEGMENT_COLUMNS = {
+    "customer_id": "customer_id",
+    "avg_product_views_per_session": "views_per_session",
+    "cart_session_rate": "cart_session_rate",
+    "abandoned_session_rate": "abandoned_session_rate",
+    "purchase_rate": "purchase_rate",
+    "avg_seconds_per_page": "seconds_per_page",
+    "avg_pages_per_session": "pages_per_session",
+    "sessions": "sessions",
+    "avg_session_minutes": "avg_session_minutes",
+}
+
+
+def customer_behaviour(customers: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """The segments' input: the SEGMENT_COLUMNS of `customers` (int_customers_featurized) under
+    the segment names, ordered by customer_id (a projection in DuckDB: nothing else is loaded)."""
+    select = ", ".join(
+        f"{quote_identifier(column)} as {quote_identifier(name)}"
+        for column, name in SEGMENT_COLUMNS.items()
+    )
+    return customers.project(select).order("customer_id")
+
+
+def early_intent_columns(definitions: duckdb.DuckDBPyRelation) -> list[str]:
+    """The early-intent feature columns listed in `definitions` (ml.feature_definitions)."""
+    rows = definitions.filter("feature_set = 'early_intent'").project("feature_columns").fetchall()
+    if not rows:
+        raise ValueError("ml.feature_definitions has no early_intent feature set")
+    return str(rows[0][0]).split(",")
 
 
 def intent_fingerprint(
@@ -210,12 +233,13 @@ def category_fingerprint(lines: duckdb.DuckDBPyRelation, settings: Settings) -> 
 
 
 def segment_fingerprint(
-    sessions: duckdb.DuckDBPyRelation, rules: duckdb.DuckDBPyRelation, settings: Settings
+    behaviour: duckdb.DuckDBPyRelation, rules: duckdb.DuckDBPyRelation, settings: Settings
 ) -> str:
-    """Fingerprint of a segmentation run (the naming rules are data too)."""
+    """Fingerprint of a segmentation run on `behaviour` (customer_behaviour's rows; the naming
+    rules are data too)."""
     return fingerprint(
         {
-            "sessions": data_digest(sessions, SEGMENT_SESSION_COLUMNS),
+            "customers": data_digest(behaviour, list(behaviour.columns)),
             "rules": data_digest(rules, list(rules.columns)),
         },
         settings.fitted_params(),

@@ -22,8 +22,9 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 MODEL = "customer_segments"
 PCA_MODEL = "customer_segments_pca"
-# Per-customer behaviour (intermediate.int_customers_featurized), rates rather than totals so
-# that the amount of history does not dominate the segments.
+# Per-customer behaviour rates (per session, so that the amount of history does not dominate the
+# segments), defined in SQL in intermediate.int_customers_featurized and read under these names by
+# shoplens.ml.reuse.customer_behaviour (SEGMENT_COLUMNS maps the SQL columns to them).
 SEGMENT_FEATURES = [
     "views_per_session",
     "cart_session_rate",
@@ -39,45 +40,6 @@ SILHOUETTE_SAMPLE = 5_000
 # k is chosen on a seeded sample of at most this many customers (7 K-Means fits per build).
 SELECTION_SAMPLE = 20_000
 N_INIT = 4
-
-
-def customer_behaviour(sessions: pd.DataFrame) -> pd.DataFrame:
-    """Per-customer behaviour rates from session rows (marts.fct_sessions columns
-    customer_id, product_views, cart_additions, pages_visited, session_duration_seconds,
-    purchase_made, cart_abandoned). Sessions without a customer id are left out.
-
-    Rates per session rather than totals, so the amount of history does not dominate; time per
-    page is total time over total pages (the persona's dwell), not a mean of per-session ratios.
-    """
-    s = sessions[sessions["customer_id"].notna()]
-    frame = pd.DataFrame(
-        {
-            "customer_id": s["customer_id"].astype("int64"),
-            "views": s["product_views"].astype(float),
-            "carted": (s["cart_additions"] > 0).astype(float),
-            "abandoned": s["cart_abandoned"].astype(float),
-            "bought": s["purchase_made"].astype(float),
-            "pages": s["pages_visited"].astype(float),
-            "seconds": s["session_duration_seconds"].astype(float),
-        }
-    )
-    g = frame.groupby("customer_id", sort=True)
-    total, n = g.sum(), g.size()
-    out = pd.DataFrame(
-        {
-            "sessions": n,
-            "views_per_session": total["views"] / n,
-            "cart_session_rate": total["carted"] / n,
-            "abandoned_session_rate": total["abandoned"] / n,
-            "purchase_rate": total["bought"] / n,
-            "seconds_per_page": (
-                total["seconds"] / total["pages"].where(total["pages"] > 0)
-            ).fillna(0.0),
-            "pages_per_session": total["pages"] / n,
-            "avg_session_minutes": total["seconds"] / n / 60.0,
-        }
-    )
-    return out.reset_index()
 
 
 def _log1p(x: np.ndarray) -> np.ndarray:
