@@ -1,12 +1,16 @@
 """Shared fixtures: small generated warehouses and a dbt runner that keeps runs apart.
 
-The expensive fixtures are session-scoped: one small generated warehouse, and one copy of it
-after a full `dbt build` (staging to ml), shared by the dbt, ml, report and scoring tests.
+The expensive fixtures are session-scoped: one small generated warehouse, one copy of it
+after a full `dbt build` (staging to ml), shared by the dbt, ml, report and scoring tests, and
+the REES46 sample built alone. Each is made once per run, also under pytest-xdist (`make test`
+runs two workers): the first worker to need one makes it while the others wait for it. Tests
+read them; a test that writes (dbt, the sink) works on a copy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
 import subprocess
@@ -18,6 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DBT = str(Path(sys.executable).with_name("dbt"))
+SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
+REES46_SAMPLE = ROOT.parent / "shared" / "data" / "rees46_sample.csv"
 
 # Small but with structure: enough sessions per customer for segments and models to find it.
 SMALL_SESSIONS = 6_000
@@ -29,14 +35,16 @@ SMALL_END = dt.date(2026, 10, 31)
 # or runs dbt depends on `dbt`; one that starts the embedded Kafka broker is called `broker`.
 FIXTURE_MARKERS = {
     "built_warehouse": "warehouse",
+    "rees46_warehouse": "warehouse",
     "dbt": "warehouse",
     "broker": "kafka",
     "browser": "browser",
+    "spark_builds": "spark",
 }
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test `warehouse`, `kafka` or `browser` when its fixtures need one."""
+    """Mark each test `warehouse`, `kafka`, `browser` or `spark` when its fixtures need one."""
     for item in items:
         for name in sorted(set(getattr(item, "fixturenames", ())) & FIXTURE_MARKERS.keys()):
             item.add_marker(FIXTURE_MARKERS[name])
@@ -67,6 +75,25 @@ def run_dbt(
     return proc
 
 
+def made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]
+) -> Path:
+    """The folder `name` after `make(folder)`, made once per test run: under pytest-xdist in
+    the run's temp folder that every worker shares, the others waiting on its lock meanwhile."""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # pytest-N, above the workers' own popen-gwN folders
+    folder = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def dbt() -> Callable[..., subprocess.CompletedProcess]:
     """`dbt(args, db, workdir)` runs dbt on a warehouse file; fails the test on error."""
@@ -80,25 +107,46 @@ def small_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     # Not "raw.duckdb": a file's stem becomes its catalog name, which would clash with the
     # schema `raw` (warehouse.open_connection refuses such names).
-    db = tmp_path_factory.mktemp("small") / "small.duckdb"
-    generate_and_load(
-        db,
-        sessions=SMALL_SESSIONS,
-        seed=SMALL_SEED,
-        days=365,
-        end=SMALL_END,
-        defect_rate=0.01,
-        progress=False,
-    )
-    return db
+    def make(folder: Path) -> None:
+        generate_and_load(
+            folder / "small.duckdb",
+            sessions=SMALL_SESSIONS,
+            seed=SMALL_SEED,
+            days=365,
+            end=SMALL_END,
+            defect_rate=0.01,
+            progress=False,
+        )
+
+    return made_once(tmp_path_factory, "small", make) / "small.duckdb"
 
 
 @pytest.fixture(scope="session")
 def built_warehouse(small_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of `small_warehouse` after `dbt seed` and a full `dbt build` (including ml)."""
-    work = tmp_path_factory.mktemp("built")
-    db = work / "warehouse.duckdb"
-    shutil.copy(small_warehouse, db)
-    run_dbt(["seed"], db, work)
-    run_dbt(["build"], db, work)
-    return db
+    """A copy of `small_warehouse` after `dbt seed` and a full `dbt build` (including ml); the
+    build's run_results.json is in target/ beside it."""
+
+    def make(work: Path) -> None:
+        db = work / "warehouse.duckdb"
+        shutil.copy(small_warehouse, db)
+        run_dbt(["seed"], db, work)
+        run_dbt(["build"], db, work)
+
+    return made_once(tmp_path_factory, "built", make) / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def rees46_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The REES46 sample (shared/data) loaded alone by `shoplens load-events`, after `dbt seed`
+    and a full `dbt build` (models needing demographics or transactions build empty); the
+    build's run_results.json is in target/ beside it."""
+
+    def make(work: Path) -> None:
+        db = work / "warehouse.duckdb"
+        load = [SHOPLENS, "load-events", "--db", str(db), "--format", "rees46", str(REES46_SAMPLE)]
+        proc = subprocess.run(load, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        run_dbt(["seed"], db, work)
+        run_dbt(["build"], db, work)
+
+    return made_once(tmp_path_factory, "rees46", make) / "warehouse.duckdb"

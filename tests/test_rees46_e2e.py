@@ -140,14 +140,20 @@ def built(
 ) -> Built:
     """A fresh warehouse with a REES46 file loaded, `dbt seed` and `dbt build` run.
 
-    The sample is one file and one full build. The generated file arrives as a large real
-    slice often does: in two parts with the same name (first/october.csv up to 2019-10-16,
-    second/october.csv from then on), sessions running across the cut, each part loaded and
-    built in turn (a full build, then an incremental one).
+    The sample is one file and one full build: conftest's `rees46_warehouse`, which other
+    modules read too. The generated file arrives as a large real slice often does: in two parts
+    with the same name (first/october.csv up to 2019-10-16, second/october.csv from then on),
+    sessions running across the cut, each part loaded and built in turn (a full build, then an
+    incremental one).
     """
+    if request.param == "sample":
+        sample: Path = request.getfixturevalue("rees46_warehouse")
+        return Built(
+            file=SAMPLE, db=sample, results=[sample.parent / "target" / "run_results.json"]
+        )
     work = tmp_path_factory.mktemp(f"rees46_{request.param}")
-    path = SAMPLE if request.param == "sample" else request.getfixturevalue("generated_file")
-    parts = [path] if path == SAMPLE else _split_at(path, "2019-10-16", work)
+    path = request.getfixturevalue("generated_file")
+    parts = _split_at(path, "2019-10-16", work)
     db = work / "warehouse.duckdb"
     results = []
     for n, part in enumerate(parts):

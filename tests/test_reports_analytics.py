@@ -7,8 +7,6 @@ case that once produced "Other (2 of 2 carts abandoned)".
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from itertools import pairwise
 from pathlib import Path
 
@@ -19,9 +17,6 @@ from shoplens.reports.content import Bullets
 from shoplens.reports.data import open_report_data
 from shoplens.reports.pages import overview
 from shoplens.reports.stats import MIN_SUPPORT, rate_with_interval, wilson
-
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "rees46_sample.csv"
-SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
 
 
 def test_wilson_interval_values() -> None:
@@ -93,21 +88,6 @@ def test_recommendations_say_so_when_nothing_has_support(tmp_path: Path) -> None
         section = overview.recommendations(data)
     assert section.kind == "notice"
     assert f"no category had {MIN_SUPPORT} or more viewing sessions" in section.message
-
-
-@pytest.fixture(scope="module")
-def rees46_warehouse(tmp_path_factory: pytest.TempPathFactory, dbt) -> Path:
-    """The REES46 sample loaded and built (seed + build)."""
-    work = tmp_path_factory.mktemp("rees46")
-    db = work / "rees46.duckdb"
-    subprocess.run(
-        [SHOPLENS, "load-events", "--db", str(db), "--format", "rees46", str(SAMPLE)],
-        check=True,
-        capture_output=True,
-    )
-    dbt(["seed"], db, work)
-    dbt(["build"], db, work)
-    return db
 
 
 def test_rees46_sample_recommends_nothing_from_two_carts(rees46_warehouse: Path) -> None:
