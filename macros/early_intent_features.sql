@@ -116,7 +116,7 @@ select
     eif_totals.cart_value_so_far,
     eif_totals.duration_seconds_so_far,
     eif_totals.pages_so_far,
-    coalesce(eif_totals.duration_seconds_so_far * 1.0 / nullif(eif_totals.pages_so_far, 0), 0)
+    coalesce(cast(eif_totals.duration_seconds_so_far as double) / nullif(eif_totals.pages_so_far, 0), 0)
         as seconds_per_page_so_far,
     eif_totals.mean_price_viewed_so_far,
     eif_totals.max_price_viewed_so_far,

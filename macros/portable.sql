@@ -11,8 +11,14 @@
 {% macro hour_of_day(ts) %}cast(extract(hour from {{ ts }}) as integer){% endmacro %}
 {% macro month_of_year(ts) %}cast(extract(month from {{ ts }}) as integer){% endmacro %}
 
-{#- Whole seconds from `start` to `end` (dbt's cross-database datediff). -#}
-{% macro seconds_between(start, end) %}{{ dbt.datediff(start, end, 'second') }}{% endmacro %}
+{#- Whole seconds (or days) from `start` to `end`: dbt's cross-database datediff, as BIGINT on
+    every engine (Spark's is an INT). -#}
+{% macro seconds_between(start, end) -%}
+    cast({{ dbt.datediff(start, end, 'second') }} as {{ dbt.type_bigint() }})
+{%- endmacro %}
+{% macro days_between(start, end) -%}
+    cast({{ dbt.datediff(start, end, 'day') }} as {{ dbt.type_bigint() }})
+{%- endmacro %}
 
 {#- The earliest timestamp there can be: the watermark of an empty incremental table. -#}
 {% macro epoch_start() %}cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }}){% endmacro %}
@@ -62,3 +68,103 @@
     (not isnan({{ number }}) and abs({{ number }}) < cast('Infinity' as double))
 {%- endmacro %}
 {% macro duckdb__is_finite(number) %}isfinite({{ number }}){% endmacro %}
+
+{#-
+    Incremental models that replace their rows by a key (a build recomputes every row of the
+    keys new data touched). DuckDB: dbt's delete+insert on unique_key. Spark has no DELETE on
+    Parquet tables and merge needs Delta or Iceberg: there the model is partitioned by
+    `partition_by` (a day or month column) and a build overwrites only the partitions it touches
+    (insert_overwrite), writing into them, through keyed_incremental_rows(), the recomputed rows
+    and the rows it leaves in place. Use in config():
+        incremental_strategy=keyed_incremental_strategy(),
+        partition_by=spark_partition_by('event_date'),
+-#}
+{% macro keyed_incremental_strategy() -%}
+    {{ return(adapter.dispatch('keyed_incremental_strategy', 'shoplens')()) }}
+{%- endmacro %}
+{% macro default__keyed_incremental_strategy() %}{{ return('delete+insert') }}{% endmacro %}
+{% macro spark__keyed_incremental_strategy() %}{{ return('insert_overwrite') }}{% endmacro %}
+
+{#- The partition column of a table on Spark; none elsewhere. -#}
+{% macro spark_partition_by(column) -%}
+    {{ return(adapter.dispatch('spark_partition_by', 'shoplens')(column)) }}
+{%- endmacro %}
+{% macro default__spark_partition_by(column) %}{{ return(none) }}{% endmacro %}
+{% macro spark__spark_partition_by(column) %}{{ return(column) }}{% endmacro %}
+
+{#-
+    What an incremental build of a keyed model writes, from `rows` (a CTE: the recomputed rows of
+    the touched keys). DuckDB deletes the old rows of those keys: `rows` as they are. Spark
+    overwrites whole partitions: `rows`, plus the rows already in every partition that `rows`
+    or the replaced rows are in, except the replaced rows (those whose `unique_key` is in
+    `rows`). A full build writes `rows` on every engine.
+-#}
+{% macro keyed_incremental_rows(rows, unique_key, partition_by) -%}
+    {{ return(adapter.dispatch('keyed_incremental_rows', 'shoplens')(
+        rows, unique_key, partition_by)) }}
+{%- endmacro %}
+{% macro default__keyed_incremental_rows(rows, unique_key, partition_by) %}
+select * from {{ rows }}
+{% endmacro %}
+{% macro spark__keyed_incremental_rows(rows, unique_key, partition_by) %}
+{%- if is_incremental() -%}
+{%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+select {{ columns | join(', ') }} from {{ rows }}
+union all
+select kept.{{ columns | join(', kept.') }}
+from {{ this }} as kept
+left anti join {{ rows }} as replacing
+    on replacing.{{ unique_key }} = kept.{{ unique_key }}
+where kept.{{ partition_by }} in (
+    select new_rows.{{ partition_by }} from {{ rows }} as new_rows
+    union
+    select replaced.{{ partition_by }}
+    from {{ this }} as replaced
+    left semi join {{ rows }} as replacing_keys
+        on replacing_keys.{{ unique_key }} = replaced.{{ unique_key }}
+)
+{%- else -%}
+select * from {{ rows }}
+{%- endif -%}
+{% endmacro %}
+
+{#-
+    listagg with an order: `order_by` is a list of [expression, 'asc' or 'desc'] pairs, nulls
+    last. dbt.listagg ignores the order on Spark (collect_list has none): there the values are
+    collected with their keys and sorted by a comparator.
+-#}
+{% macro listagg_ordered(measure, delimiter_text, order_by) -%}
+    {{ return(adapter.dispatch('listagg_ordered', 'shoplens')(measure, delimiter_text, order_by)) }}
+{%- endmacro %}
+{% macro default__listagg_ordered(measure, delimiter_text, order_by) -%}
+    {%- set keys = [] -%}
+    {%- for expression, direction in order_by -%}
+        {%- do keys.append(expression ~ ' ' ~ direction ~ ' nulls last') -%}
+    {%- endfor -%}
+    {{ dbt.listagg(measure, delimiter_text, 'order by ' ~ keys | join(', ')) }}
+{%- endmacro %}
+{% macro spark__listagg_ordered(measure, delimiter_text, order_by) -%}
+    {%- set ns = namespace(compare='0') -%}
+    {%- for expression, direction in order_by | reverse -%}
+        {%- set key = 'k' ~ (order_by | length - loop.index) -%}
+        {%- set before, after = ('-1', '1') if direction == 'asc' else ('1', '-1') -%}
+        {%- set compare -%}
+            case
+                when l.{{ key }} is null and r.{{ key }} is null then {{ ns.compare }}
+                when l.{{ key }} is null then 1
+                when r.{{ key }} is null then -1
+                when l.{{ key }} < r.{{ key }} then {{ before }}
+                when l.{{ key }} > r.{{ key }} then {{ after }}
+                else {{ ns.compare }}
+            end
+        {%- endset -%}
+        {%- set ns.compare = compare -%}
+    {%- endfor -%}
+    array_join(transform(array_sort(collect_list(named_struct(
+        {%- for expression, direction in order_by %}
+        'k{{ loop.index0 }}', {{ expression }},
+        {%- endfor %}
+        'v', {{ measure }})),
+        (l, r) -> {{ ns.compare }}
+    ), x -> x.v), {{ delimiter_text }})
+{%- endmacro %}

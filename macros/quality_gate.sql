@@ -37,9 +37,9 @@ select
     load_window,
     {{ sum_int('raw_rows') }} as raw_rows,
     {{ sum_int('quarantined_rows') }} as quarantined_rows,
-    {{ sum_int('quarantined_rows') }} * 1.0 / {{ sum_int('raw_rows') }} as quarantined_share,
+    cast({{ sum_int('quarantined_rows') }} as double) / {{ sum_int('raw_rows') }} as quarantined_share,
     {{ max_share }} as max_share
 from judged
 group by load_source, load_window
-having {{ sum_int('quarantined_rows') }} * 1.0 / {{ sum_int('raw_rows') }} > {{ max_share }}
+having cast({{ sum_int('quarantined_rows') }} as double) / {{ sum_int('raw_rows') }} > {{ max_share }}
 {% endmacro %}

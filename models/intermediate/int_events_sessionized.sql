@@ -9,7 +9,8 @@
     without a session id are sessionised per customer by the same inactivity rule; their
     session_id is 'user-<customer_id>-<start time>'.
 
-    Incremental (delete+insert on event_id): a build reads only events loaded after the newest
+    Incremental (delete+insert on event_id; on Spark insert_overwrite of the event_date
+    partitions it touches, see keyed_incremental_rows): a build reads only events loaded after the newest
     loaded_at already here, plus the events already here that share a session id with them and
     every id-less event of the customers they touch (a late event can split or merge their
     sessions). sessionization_key names the unit that is recomputed together downstream: the
@@ -17,8 +18,9 @@
 -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy=keyed_incremental_strategy(),
     unique_key='event_id',
+    partition_by=spark_partition_by('event_date'),
     on_schema_change='fail'
 ) }}
 
@@ -173,10 +175,14 @@ sessionized as (
     select {{ columns | join(', ') }} from with_id
     union all
     select {{ columns | join(', ') }} from inactivity
+),
+
+rebuilt as (
+    select
+        *,
+        case when event_type = 'purchase' then price * quantity end as purchase_revenue,
+        {{ this_run_started_at() }} as built_at
+    from sessionized
 )
 
-select
-    *,
-    case when event_type = 'purchase' then price * quantity end as purchase_revenue,
-    {{ this_run_started_at() }} as built_at
-from sessionized
+{{ keyed_incremental_rows('rebuilt', 'event_id', 'event_date') }}

@@ -2,13 +2,15 @@
     One row per session: what happened in it, from all of its events (including the outcome).
     A session has one customer (see int_events_sessionized); revenue leaves out purchases whose
     price is unusable (their purchase_revenue is null).
-    Incremental (delete+insert on sessionization_key): recomputes only the sessions whose
+    Incremental (delete+insert on sessionization_key; on Spark insert_overwrite of the
+    session_date partitions it touches, see keyed_incremental_rows): recomputes only the sessions whose
     sessionization_key has events loaded after the newest max_loaded_at already here.
 -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy=keyed_incremental_strategy(),
     unique_key='sessionization_key',
+    partition_by=spark_partition_by('session_date'),
     on_schema_change='fail'
 ) }}
 
@@ -98,47 +100,51 @@ sessions as (
         max(loaded_at) as max_loaded_at
     from {{ events }}
     group by session_id
+),
+
+rebuilt as (
+    select
+        sessions.session_id,
+        sessions.sessionization_key,
+        sessions.session_source,
+        sessions.user_session,
+        sessions.customer_id,
+        sessions.session_start,
+        sessions.session_end,
+        cast(sessions.session_start as date) as session_date,
+        sessions.events,
+        sessions.page_views,
+        sessions.product_views,
+        sessions.distinct_products_viewed,
+        coalesce(session_categories.distinct_categories, 0) as distinct_categories,
+        sessions.cart_additions,
+        sessions.cart_units,
+        sessions.cart_removals,
+        sessions.checkouts,
+        sessions.purchases,
+        sessions.units_purchased,
+        sessions.revenue,
+        sessions.page_views + sessions.product_views as pages_visited,
+        {{ seconds_between('sessions.session_start', 'sessions.session_end') }}
+            as session_duration_seconds,
+        (
+            cast({{ seconds_between('sessions.session_start', 'sessions.session_end') }} as double)
+            / nullif(sessions.page_views + sessions.product_views, 0)
+        ) as time_per_page_seconds,
+        coalesce(session_categories.dominant_category, 'None') as dominant_category,
+        sessions.device,
+        sessions.traffic_source,
+        {{ hour_of_day('sessions.session_start') }} as start_hour,
+        {{ day_of_week_iso('sessions.session_start') }} as start_weekday,
+        {{ month_of_year('sessions.session_start') }} as start_month,
+        sessions.checkouts > 0 as checkout_reached,
+        sessions.purchases > 0 as purchase_made,
+        sessions.cart_additions > 0 and sessions.purchases = 0 as cart_abandoned,
+        sessions.max_loaded_at,
+        {{ this_run_started_at() }} as built_at
+    from sessions
+    left join session_categories
+        on session_categories.session_id = sessions.session_id
 )
 
-select
-    sessions.session_id,
-    sessions.sessionization_key,
-    sessions.session_source,
-    sessions.user_session,
-    sessions.customer_id,
-    sessions.session_start,
-    sessions.session_end,
-    cast(sessions.session_start as date) as session_date,
-    sessions.events,
-    sessions.page_views,
-    sessions.product_views,
-    sessions.distinct_products_viewed,
-    coalesce(session_categories.distinct_categories, 0) as distinct_categories,
-    sessions.cart_additions,
-    sessions.cart_units,
-    sessions.cart_removals,
-    sessions.checkouts,
-    sessions.purchases,
-    sessions.units_purchased,
-    sessions.revenue,
-    sessions.page_views + sessions.product_views as pages_visited,
-    {{ seconds_between('sessions.session_start', 'sessions.session_end') }}
-        as session_duration_seconds,
-    (
-        {{ seconds_between('sessions.session_start', 'sessions.session_end') }} * 1.0
-        / nullif(sessions.page_views + sessions.product_views, 0)
-    ) as time_per_page_seconds,
-    coalesce(session_categories.dominant_category, 'None') as dominant_category,
-    sessions.device,
-    sessions.traffic_source,
-    {{ hour_of_day('sessions.session_start') }} as start_hour,
-    {{ day_of_week_iso('sessions.session_start') }} as start_weekday,
-    {{ month_of_year('sessions.session_start') }} as start_month,
-    sessions.checkouts > 0 as checkout_reached,
-    sessions.purchases > 0 as purchase_made,
-    sessions.cart_additions > 0 and sessions.purchases = 0 as cart_abandoned,
-    sessions.max_loaded_at,
-    {{ this_run_started_at() }} as built_at
-from sessions
-left join session_categories
-    on session_categories.session_id = sessions.session_id
+{{ keyed_incremental_rows('rebuilt', 'sessionization_key', 'session_date') }}

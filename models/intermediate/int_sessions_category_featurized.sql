@@ -5,12 +5,14 @@
     of ml.session_recommendations) and 'browsing' (events before the first cart add, for the
     offline evaluation). The same macro renders the SQL the live recommender runs
     (ml.feature_definitions, feature_set session_category). Incremental like
-    int_sessions_early_featurized: a build recomputes the sessions new events touched.
+    int_sessions_early_featurized: a build recomputes the sessions new events touched (on
+    Spark: partitions by transaction_month, the month of the year of the latest event seen).
 -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy=keyed_incremental_strategy(),
     unique_key='sessionization_key',
+    partition_by=spark_partition_by('transaction_month'),
     on_schema_change='fail'
 ) }}
 
@@ -66,13 +68,17 @@ features as (
         'browsing' as history_cut,
         *
     from browsing
+),
+
+rebuilt as (
+    select
+        features.*,
+        sessions.sessionization_key,
+        sessions.max_loaded_at,
+        {{ this_run_started_at() }} as built_at
+    from sessions
+    inner join features
+        on features.session_id = sessions.session_id
 )
 
-select
-    features.*,
-    sessions.sessionization_key,
-    sessions.max_loaded_at,
-    {{ this_run_started_at() }} as built_at
-from sessions
-inner join features
-    on features.session_id = sessions.session_id
+{{ keyed_incremental_rows('rebuilt', 'sessionization_key', 'transaction_month') }}

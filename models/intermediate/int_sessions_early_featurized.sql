@@ -1,12 +1,14 @@
 {#-
     One row per session: the early-intent features (macro early_intent_features, events strictly
     before the first checkout or purchase) with the label purchase_made and session_start for
-    time-based splits. Incremental like int_sessions_aggregated.
+    time-based splits. Incremental like int_sessions_aggregated (on Spark: partitions by
+    start_month, the month of the year the session started).
 -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy=keyed_incremental_strategy(),
     unique_key='sessionization_key',
+    partition_by=spark_partition_by('start_month'),
     on_schema_change='fail'
 ) }}
 
@@ -46,19 +48,23 @@ events as (
 
 features as (
     {{ early_intent_features(events) }}
+),
+
+rebuilt as (
+    select
+        sessions.session_id,
+        sessions.sessionization_key,
+        sessions.customer_id,
+        sessions.session_start,
+        {%- for column in early_intent_feature_columns() %}
+        features.{{ column }},
+        {%- endfor %}
+        sessions.purchase_made,
+        sessions.max_loaded_at,
+        {{ this_run_started_at() }} as built_at
+    from sessions
+    inner join features
+        on features.session_id = sessions.session_id
 )
 
-select
-    sessions.session_id,
-    sessions.sessionization_key,
-    sessions.customer_id,
-    sessions.session_start,
-    {%- for column in early_intent_feature_columns() %}
-    features.{{ column }},
-    {%- endfor %}
-    sessions.purchase_made,
-    sessions.max_loaded_at,
-    {{ this_run_started_at() }} as built_at
-from sessions
-inner join features
-    on features.session_id = sessions.session_id
+{{ keyed_incremental_rows('rebuilt', 'sessionization_key', 'start_month') }}

@@ -52,7 +52,7 @@ combined as (
 select
     combined.*,
     coalesce(price_bands.price_band, 'Unbanded') as price_band,
-    coalesce(combined.cart_additions * 1.0 / nullif(combined.product_views, 0), 0)
+    coalesce(cast(combined.cart_additions as double) / nullif(combined.product_views, 0), 0)
         as view_to_cart_rate
 from combined
 left join price_bands

@@ -59,7 +59,7 @@ select
     {{ sum_int('cart_additions') }} as cart_additions,
     count(case when purchase_made then 1 end) as purchase_sessions,
     sum(revenue) as revenue,
-    count(case when purchase_made then 1 end) * 1.0 / count(*) as conversion_rate,
+    cast(count(case when purchase_made then 1 end) as double) / count(*) as conversion_rate,
     min(complete_weeks) as complete_weeks
 from counted
 group by start_weekday, start_hour

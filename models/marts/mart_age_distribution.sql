@@ -35,7 +35,7 @@ select
     by_band.age_band,
     coalesce(age_bands.band_order, 99) as band_order,
     by_band.customers,
-    by_band.customers * 1.0 / sum(by_band.customers) over () as share_of_customers,
+    cast(by_band.customers as double) / sum(by_band.customers) over () as share_of_customers,
     by_band.buyers,
     by_band.female_customers,
     by_band.male_customers,

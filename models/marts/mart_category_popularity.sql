@@ -40,7 +40,8 @@ select
     coalesce(lines.order_line_revenue, 0) as order_line_revenue,
     coalesce(events.event_revenue / nullif(sum(events.event_revenue) over (), 0), 0)
         as revenue_share,
-    coalesce(events.purchases * 1.0 / nullif(events.product_views, 0), 0) as view_to_purchase_rate,
+    coalesce(cast(events.purchases as double) / nullif(events.product_views, 0), 0)
+        as view_to_purchase_rate,
     row_number() over (
         order by events.purchases desc, events.event_revenue desc, events.category asc
     ) as popularity_rank

@@ -21,6 +21,6 @@ select
     units,
     revenue,
     customers,
-    order_lines * 1.0 / sum(order_lines) over (partition by age_band, gender)
+    cast(order_lines as double) / sum(order_lines) over (partition by age_band, gender)
         as share_of_group_lines
 from grouped

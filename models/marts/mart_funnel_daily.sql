@@ -3,14 +3,16 @@
 -- that category. Checkouts carry no product: a session-category pair counts as a checkout when it
 -- added to cart in the category and the session reached checkout.
 --
--- Incremental (delete+insert by activity_date): a build recomputes every day on which the
+-- Incremental (delete+insert by activity_date; on Spark insert_overwrite of the activity_date
+-- partitions, the same days): a build recomputes every day on which the
 -- sessions touched by newly loaded events have events (their old and new activity dates are
 -- among those), from all sessions active on those days. A day is rewritten whole; a day left with
 -- no activity at all by a late event would keep its old rows until a full refresh.
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy=keyed_incremental_strategy(),
     unique_key='activity_date',
+    partition_by=spark_partition_by('activity_date'),
     on_schema_change='fail'
 ) }}
 
@@ -112,14 +114,16 @@ select
     sum(revenue) as revenue,
     count(case when cart_additions > 0 and purchases = 0 then 1 end) as abandoned_cart_sessions,
     (
-        count(case when cart_additions > 0 and purchases = 0 then 1 end) * 1.0
+        cast(count(case when cart_additions > 0 and purchases = 0 then 1 end) as double)
         / nullif(count(case when cart_additions > 0 then 1 end), 0)
     ) as cart_abandonment_rate,
     (
-        count(case when cart_additions > 0 then 1 end) * 1.0
+        cast(count(case when cart_additions > 0 then 1 end) as double)
         / nullif(count(case when product_views > 0 then 1 end), 0)
     ) as view_to_cart_rate,
-    count(case when purchases > 0 then 1 end) * 1.0 / nullif(count(*), 0) as conversion_rate,
+    (
+        cast(count(case when purchases > 0 then 1 end) as double) / nullif(count(*), 0)
+    ) as conversion_rate,
     max(max_loaded_at) as max_loaded_at
 from flagged
 group by activity_date, category

@@ -107,10 +107,10 @@ per_customer as (
         count(*) as abandoned_products,
         {{ sum_int('units') }} as abandoned_units,
         coalesce(sum(product_value), 0) as abandoned_value,
-        {{ dbt.listagg(
+        {{ listagg_ordered(
             'cast(product_id as ' ~ dbt.type_string() ~ ')',
             "';'",
-            'order by product_value desc nulls last, product_id',
+            [['product_value', 'desc'], ['product_id', 'asc']],
         ) }} as abandoned_product_ids,
         min(last_cart_time) as first_abandoned_at,
         max(last_cart_time) as last_abandoned_at,

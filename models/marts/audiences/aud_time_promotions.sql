@@ -49,7 +49,8 @@ cells as (
 categories as (
     select
         category,
-        {{ sum_int('purchase_sessions') }} * 1.0 / sum(sessions) as category_conversion_rate,
+        cast({{ sum_int('purchase_sessions') }} as double) / sum(sessions)
+            as category_conversion_rate,
         median(sessions) as median_cell_sessions
     from cells
     group by category
@@ -62,7 +63,7 @@ candidates as (
         cells.category,
         cells.sessions,
         cells.purchase_sessions,
-        cells.purchase_sessions * 1.0 / cells.sessions as conversion_rate,
+        cast(cells.purchase_sessions as double) / cells.sessions as conversion_rate,
         categories.category_conversion_rate,
         categories.median_cell_sessions,
         cells.sessions * categories.category_conversion_rate
@@ -72,7 +73,8 @@ candidates as (
         on categories.category = cells.category
     where cells.sessions >= {{ var('audience_promotion_min_sessions') | int }}
         and cells.sessions >= categories.median_cell_sessions
-        and cells.purchase_sessions * 1.0 / cells.sessions < categories.category_conversion_rate
+        and cast(cells.purchase_sessions as double) / cells.sessions
+        < categories.category_conversion_rate
 )
 
 select

@@ -123,8 +123,8 @@ counts as (
 totals as (
     select
         feature,
-        sum(training_sessions) * 1.0 as training_total,
-        sum(latest_sessions) * 1.0 as latest_total
+        cast(sum(training_sessions) as double) as training_total,
+        cast(sum(latest_sessions) as double) as latest_total
     from counts
     group by feature
 ),

@@ -57,7 +57,7 @@ cumulative as (
 precision_sums as (
     select
         session_date,
-        sum(positives_here * 1.0 * positives_above / sessions_above) as weighted_precision
+        sum(cast(positives_here as double) * positives_above / sessions_above) as weighted_precision
     from cumulative
     group by session_date
 ),
@@ -87,7 +87,7 @@ select
     daily.session_date,
     daily.scored_sessions,
     daily.purchases,
-    daily.purchases * 1.0 / daily.scored_sessions as purchase_rate,
+    cast(daily.purchases as double) / daily.scored_sessions as purchase_rate,
     daily.mean_probability,
     case
         when daily.purchases > 0 and daily.purchases < daily.scored_sessions
@@ -98,10 +98,11 @@ select
     case
         when daily.purchases > 0 then precision_sums.weighted_precision / daily.purchases
     end as pr_auc,
-    daily.true_positive * 1.0 / nullif(daily.predicted_positive, 0) as precision_at_threshold,
-    daily.true_positive * 1.0 / nullif(daily.purchases, 0) as recall_at_threshold,
+    cast(daily.true_positive as double) / nullif(daily.predicted_positive, 0)
+        as precision_at_threshold,
+    cast(daily.true_positive as double) / nullif(daily.purchases, 0) as recall_at_threshold,
     daily.brier,
-    daily.predicted_positive * 1.0 / daily.scored_sessions as share_above_threshold,
+    cast(daily.predicted_positive as double) / daily.scored_sessions as share_above_threshold,
     training.share_above as training_share_above_threshold
 from daily
 inner join rank_sums

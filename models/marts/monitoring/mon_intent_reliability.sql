@@ -18,6 +18,6 @@ select
     (raw_bin + 1) / {{ bins }} as bin_upper,
     count(*) as sessions,
     avg(probability) as mean_probability,
-    avg(outcome * 1.0) as purchase_rate
+    avg(cast(outcome as double)) as purchase_rate
 from binned
 group by session_date, raw_bin
