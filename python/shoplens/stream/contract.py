@@ -309,15 +309,17 @@ from typed
 """
 
 
-class _CurrentBatch:
-    """An Arrow stream source whose content is the batch being validated.
+class CurrentBatch:
+    """An Arrow stream source whose content is the batch being processed (rows of `schema`).
 
-    Registered once in the validator's DuckDB: a prepared statement over it is planned once
-    and scans whatever `table` holds at each execution.
+    Registered once in a DuckDB connection: a prepared statement over it is planned once and
+    scans whatever `table` holds at each execution (the validator here, the live scorer's
+    staging).
     """
 
-    def __init__(self) -> None:
-        self.table: pa.Table = BATCH_SCHEMA.empty_table()
+    def __init__(self, schema: pa.Schema = BATCH_SCHEMA) -> None:
+        self.schema = schema
+        self.table: pa.Table = schema.empty_table()
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         return self.table.__arrow_c_stream__(requested_schema)
@@ -327,7 +329,7 @@ class Validator:
     """Validates micro-batches of one topic's raw payloads in an in-memory DuckDB.
 
     The query is prepared once over a registered Arrow source that yields the current batch
-    (`_CurrentBatch`). Planning it costs far more than running it on a few thousand rows, and
+    (`CurrentBatch`). Planning it costs far more than running it on a few thousand rows, and
     DuckDB 2.0 binds and plans a prepared statement again at every execution when it reads a
     table (measured: 40-60 ms CPU per batch), but not when it reads a registered Arrow source.
     It runs on one thread: the sink's consumer thread needs the other core. Only rejects carry
@@ -341,7 +343,7 @@ class Validator:
         self._con.execute("set threads = 1")
         # Enumeration checks stay expressions instead of becoming per-batch hash joins.
         self._con.execute("set disabled_optimizers = 'in_clause'")
-        self._input = _CurrentBatch()
+        self._input = CurrentBatch()
         self._con.register("_shoplens_batch", self._input)
         self._con.execute(
             "prepare validate_batch as select * replace (case when reason is "
