@@ -46,6 +46,7 @@ from shoplens.stream.clients import (
     CONFLUENT_FETCH_SETTINGS,
     CONSUMER_FETCH_SETTINGS,
     KAFKA_API_VERSION,
+    POLL_RECORDS,
 )
 from shoplens.stream.producer import encode, produce, session_stream
 from shoplens.stream.recommender import LiveRecommender
@@ -100,16 +101,9 @@ def preload(bootstrap: str, n: int, partitions: int, fill: str) -> int:
     return size
 
 
-def cpu_per_message(run: Any, *args: Any) -> tuple[float, float]:
-    """(messages/s, CPU microseconds per message of the whole process) of one run."""
-    before = time.process_time()
-    rate = run(*args)
-    n = args[1]
-    return rate, (time.process_time() - before) * 1e6 / n
-
-
-def bare_kafka_python(bootstrap: str, n: int, group: str) -> float:
-    """kafka-python poll loop that only deserialises: messages/s."""
+def bare_kafka_python(bootstrap: str, n: int, group: str) -> tuple[float, float]:
+    """kafka-python poll loop that only deserialises: (messages/s, CPU us per message), both
+    from the first message polled to the last deserialised."""
     consumer = KafkaConsumer(
         EVENTS_TOPIC,
         bootstrap_servers=bootstrap,
@@ -119,22 +113,25 @@ def bare_kafka_python(bootstrap: str, n: int, group: str) -> float:
         enable_auto_commit=False,
         **CONSUMER_FETCH_SETTINGS,
     )
-    seen, first = 0, None
+    seen, first, cpu = 0, 0.0, 0.0
     try:
         while seen < n:
-            for msgs in consumer.poll(timeout_ms=500).values():
-                if first is None:
-                    first = time.perf_counter()
+            # poll returns as soon as records are there: no wait after the n-th message.
+            polled = consumer.poll(timeout_ms=500, max_records=min(POLL_RECORDS, n - seen))
+            for msgs in polled.values():
+                if not seen:
+                    first, cpu = time.perf_counter(), time.process_time()
                 for m in msgs:
                     json.loads(m.value)
                 seen += len(msgs)
-        return seen / (time.perf_counter() - first)
+        return _window(seen, first, cpu)
     finally:
         consumer.close()
 
 
-def confluent(bootstrap: str, n: int, group: str) -> float:
-    """confluent-kafka consume loop that deserialises: messages/s."""
+def confluent(bootstrap: str, n: int, group: str) -> tuple[float, float]:
+    """confluent-kafka consume loop that deserialises: (messages/s, CPU us per message), both
+    from the first message consumed to the last deserialised."""
     consumer = ConfluentConsumer(
         {
             "bootstrap.servers": bootstrap,
@@ -145,48 +142,87 @@ def confluent(bootstrap: str, n: int, group: str) -> float:
         }
     )
     consumer.subscribe([EVENTS_TOPIC])
-    seen, first = 0, None
+    seen, first, cpu = 0, 0.0, 0.0
     try:
         while seen < n:
-            msgs = consumer.consume(num_messages=10_000, timeout=0.5)
-            if msgs and first is None:
-                first = time.perf_counter()
+            # consume() waits until it has num_messages or the timeout passed: never ask for
+            # more than remain, or the last call would wait out the timeout inside the clock.
+            msgs = consumer.consume(num_messages=min(POLL_RECORDS, n - seen), timeout=0.5)
             for m in msgs:
                 if m.error() is None:
-                    json.loads(m.value())
+                    if not seen:
+                        first, cpu = time.perf_counter(), time.process_time()
+                    json.loads(m.value())  # type: ignore[arg-type]
                     seen += 1
-        return seen / (time.perf_counter() - first)
+        return _window(seen, first, cpu)
     finally:
         consumer.close()
 
 
-def sink_throughput(bootstrap: str, n: int, group: str, workdir: Path) -> float:
-    """The shoplens sink into a fresh DuckDB file: messages/s, first record to last commit."""
+def _window(seen: int, first: float, cpu: float) -> tuple[float, float]:
+    """(messages/s, CPU us per message of the process) since `first` (perf_counter) and
+    `cpu` (process_time)."""
+    return (
+        seen / (time.perf_counter() - first),
+        (time.process_time() - cpu) * 1e6 / seen,
+    )
+
+
+class CpuMarks(BatchHook):
+    """Process CPU time when the writer starts its first batch and after each commit."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+
+    def prepare(self, rows: dict[str, pa.Table]) -> Any:
+        if self.first is None:
+            self.first = time.process_time()
+
+    def committed(self, prepared: Any) -> None:
+        self.last = time.process_time()
+
+
+def sink_throughput(bootstrap: str, n: int, group: str, workdir: Path) -> tuple[float, float]:
+    """The shoplens sink into a fresh DuckDB file: (messages/s from the first record buffered
+    to the last commit, CPU us per message from the first batch's validation to the last
+    commit)."""
     db = workdir / f"{group}.duckdb"
+    marks = CpuMarks()
     sink = Sink(
         SinkConfig(
             db=db, bootstrap=bootstrap, group=group, topics=(EVENTS_TOPIC,), stop_when_idle=1.0
-        )
+        ),
+        hook=marks,
     )
     stats = sink.run()
     assert stats.messages == n and stats.rejects == 0, stats.line()
-    return stats.throughput
+    assert marks.first is not None
+    return stats.throughput, (marks.last - marks.first) * 1e6 / n
 
 
 class CommitClock(BatchHook):
-    """Records when each event id's batch committed (wall clock), around an optional hook."""
+    """Records when each event id's batch committed (wall clock), around an optional hook,
+    and the writer thread's CPU time in the hook per batch (scoring, recommending)."""
 
     def __init__(self, inner: BatchHook | None = None) -> None:
         self.inner = inner or BatchHook()
         self.committed_at: dict[str, float] = {}
+        self.batch_sizes: list[int] = []
+        self.hook_cpu: list[float] = []  # seconds of CPU in prepare + write, per batch
 
     def prepare(self, rows: dict[str, pa.Table]) -> Any:
         events = rows.get("raw.events")
         ids = [] if events is None else events["event_id"].to_pylist()
-        return ids, self.inner.prepare(rows)
+        start = time.thread_time()
+        inner = self.inner.prepare(rows)
+        return ids, inner, time.thread_time() - start
 
     def write(self, con: Any, prepared: Any) -> None:
+        start = time.thread_time()
         self.inner.write(con, prepared[1])
+        self.batch_sizes.append(len(prepared[0]))
+        self.hook_cpu.append(prepared[2] + time.thread_time() - start)
 
     def committed(self, prepared: Any) -> None:
         now = time.time()
@@ -234,6 +270,9 @@ def latency(db: Path, seconds: float, score: bool, recommend: bool = False) -> d
         "p50": statistics.median(delays),
         "p95": q[94],
         "max": delays[-1],
+        "batches": len(clock.batch_sizes),
+        "batch_events": statistics.mean(clock.batch_sizes) if clock.batch_sizes else 0.0,
+        "hook_ms": 1e3 * statistics.mean(clock.hook_cpu) if clock.hook_cpu else 0.0,
     }
 
 
@@ -303,7 +342,11 @@ def measure_pattern(
 ) -> PatternResult:
     """Fill a fresh broker's events topic in one pattern and time the three readers on it."""
     n = per_partition * partitions
-    runs = {"kafka-python": bare_kafka_python, "sink": sink_throughput, "confluent": confluent}
+    runs: dict[str, Any] = {
+        "kafka-python": bare_kafka_python,
+        "sink": sink_throughput,
+        "confluent": confluent,
+    }
     with EmbeddedBroker(partitions=partitions) as broker:
         size = preload(broker.bootstrap, n, partitions, fill)
         result = PatternResult(fill, partitions, n, size / 2**20, os.getloadavg()[0])
@@ -312,7 +355,7 @@ def measure_pattern(
             for reader in READERS:
                 extra = (workdir,) if reader == "sink" else ()
                 group = f"{reader}-{fill}-{partitions}-{r}"
-                rate, us = cpu_per_message(runs[reader], broker.bootstrap, n, group, *extra)
+                rate, us = runs[reader](broker.bootstrap, n, group, *extra)
                 result.rates[reader].append(rate)
                 result.cpu[reader].append(us)
             print({k: round(v[-1]) for k, v in result.rates.items()}, flush=True)
@@ -377,29 +420,25 @@ def main() -> None:
     ]
     lat_rows = [
         [
-            "event → queryable in DuckDB",
-            f"{queryable['p50']:.2f}",
-            f"{queryable['p95']:.2f}",
-            f"{queryable['max']:.2f}",
-            f"{QUERYABLE_TARGET_S:.0f} s",
-            "pass" if queryable["p95"] <= QUERYABLE_TARGET_S else "FAIL",
-        ],
-        [
-            "event → live score committed (`--score`)",
-            f"{scored['p50']:.2f}",
-            f"{scored['p95']:.2f}",
-            f"{scored['max']:.2f}",
-            f"{SCORE_TARGET_S:.0f} s",
-            "pass" if scored["p95"] <= SCORE_TARGET_S else "FAIL",
-        ],
-        [
-            "event → live score + category recommendation committed",
-            f"{recommended['p50']:.2f}",
-            f"{recommended['p95']:.2f}",
-            f"{recommended['max']:.2f}",
-            f"{SCORE_TARGET_S:.0f} s",
-            "pass" if recommended["p95"] <= SCORE_TARGET_S else "FAIL",
-        ],
+            path,
+            f"{res['p50']:.2f}",
+            f"{res['p95']:.2f}",
+            f"{res['max']:.2f}",
+            f"{target:.0f} s",
+            "pass" if res["p95"] <= target else "FAIL",
+            f"{res['batches']:,.0f} / {res['batch_events']:,.0f}",
+            f"{res['hook_ms']:.0f}" if hooked else "",
+        ]
+        for path, res, target, hooked in (
+            ("event → queryable in DuckDB", queryable, QUERYABLE_TARGET_S, False),
+            ("event → live score committed (`--score`)", scored, SCORE_TARGET_S, True),
+            (
+                "event → live score + category recommendation committed",
+                recommended,
+                SCORE_TARGET_S,
+                True,
+            ),
+        )
     ]
     body = f"""
 Command: `.venv/bin/python -m bench.bench_stream --per-partition {args.per_partition}
@@ -432,8 +471,9 @@ confluent-kafka loop (ratios: median of the per-round ratios, each measured back
         )
     }
 
-CPU µs per message of the whole process (in brackets: cores busy = msg/s × CPU µs/msg), and
-each round's rates (kafka-python / sink / confluent):
+CPU µs per message of the whole process in the timed window (it includes the embedded
+broker's threads, alike for all three readers; in brackets: cores busy = msg/s × CPU µs/msg),
+and each round's rates (kafka-python / sink / confluent):
 
 {
         markdown_table(
@@ -441,44 +481,82 @@ each round's rates (kafka-python / sink / confluent):
         )
     }
 
-The bare loops are `consume + json.loads` only, with the sink's fetch settings
-(`clients.CONSUMER_FETCH_SETTINGS`, `clients.CONFLUENT_FETCH_SETTINGS`). The sink's figure runs
-from its first record to its last commit, so it includes filling and draining its pipeline.
-The mock broker returns one record batch per partition per fetch: on a trickle topic each
-fetch carries {TRICKLE_BATCH} messages per partition, so a client that waits for each fetch
-before sending the next is bound by round trips, not CPU.
+How each reader is timed. The bare loops are `consume + json.loads` only, with the sink's
+fetch settings (`clients.CONSUMER_FETCH_SETTINGS`, `clients.CONFLUENT_FETCH_SETTINGS`); their
+clock (wall and CPU) starts at the first message received and stops when the last one is
+deserialised. They never ask for more messages than remain (`consume(num_messages=min(10,000,
+remaining))`, `poll(max_records=...)`): before this run the confluent loop asked for 10,000
+and the last call waited out its 0.5 s timeout inside the clock, which held it to about
+28k msg/s on 16,000 events (the issue's own loop made 259k on bulk 16 partitions). The sink's
+clock runs from its first record buffered to its last commit, so it also holds what the bare
+loops do not do: filling and draining its pipeline (the last batch's validation and write
+overlap no fetching), opening the warehouse file, and a checkpoint each time the writer
+releases the file (at least once a second while a backlog lasts). Its CPU is taken from the
+start of the first batch's validation to the last commit. The mock broker returns one record
+batch per partition per fetch: on a trickle topic each fetch carries {TRICKLE_BATCH} messages
+per partition, so a client that waits for each fetch before sending the next (kafka-python)
+is bound by round trips, not CPU; librdkafka fetches ahead in its own thread.
 
-Where the time goes (py-spy on the sink, bulk fill, 4 partitions, load ~16): the sink is bound
-by its writer thread. Validation in DuckDB (`contract.Validator`) was 58% of the writer's busy
-time: DuckDB 2.0 binds and plans a prepared statement again at every execution when it reads
-a table (40-60 ms CPU per batch for the validation query, whatever the batch's size). The
-statement now reads a registered Arrow source that yields the current batch, which DuckDB
-plans once: per 5,000-message batch validation went from 58 to 32 ms CPU and the writer's
-CPU per message from 14.2 to 9.3 µs (500-message batches: 106 to 41 µs). Back to back at
-`--per-partition 3000 --rounds 2` (load 10-11), the sink's CPU per message went from 39, 50,
-22, 27 µs to 28, 37, 18, 18 µs (bulk 4, trickle 4, bulk 16, trickle 16). What remains of
-the writer's time: running the validation (about 5 µs per message), the inserts into
-`raw.events` and `raw.sink_offsets` (about 7 ms of planning per batch plus 1 µs per message)
-and the checkpoint when the file is released (about 45 ms, at most once a second while a
-backlog lasts). The consumer thread (confluent-kafka) polls and builds the Arrow batch in
-Python (a few µs per message). With other jobs on the 2 cores the sink's two threads got
-0.3-0.6 of a core in all ("cores busy" above), so under load these ratios measure the
-machine's share as much as the code.
-
-Before the sink read through confluent-kafka (kafka-python consumer, commit 2ae150b), the same
-benchmark with `--per-partition 4000 --rounds 2`, run back to back with the switched sink on
-2026-11-30 at load 14-19, gave sink / kafka-python loop 28%, 38%, 66%, 61% and sink /
-confluent loop 42%, 10%, 47%, 16% (bulk 4, trickle 4, bulk 16, trickle 16 partitions); after
-the switch 112%, 347%, 103%, 175% and 77%, 60%, 42%, 64%. On a trickle topic kafka-python's
-consumer waits for a fetch per 5-message record batch per partition; librdkafka fetches ahead
-in its own thread.
+Where the sink's time goes (thread CPU per stage, bulk fill, 16 partitions, 192,000 events,
+2026-11-30 at load 20, so every figure is inflated by contention): consumer thread 5.6 µs per
+message (librdkafka's `consume` and grouping the records 3.4, buffering 0.2, building the Arrow
+batch 0.8); writer thread 10.0 µs (validation in DuckDB 5.4, inserting rows and offsets and
+committing 1.6, releasing the file with its checkpoint 2.5, opening it 1.0); the whole process
+16.9 µs, against 5.9 µs for the bare confluent loop. The bare loop runs on about one core (one
+Python thread; librdkafka's fetch thread beside it), the sink on two at most: at these costs it
+reaches 80% of the loop only if its CPU per message falls to about 2 × 5.9 / 0.8 ≈ 15 µs with
+both cores free for it, and on a shared machine it loses its second core first. Validation
+alone costs about what the whole bare loop does. What changed in this run (`git log --
+python/shoplens/stream`): the consumer handed its first poll to the writer whole, and
+librdkafka had prefetched the backlog, so the first batch held 25,000 records (`max_batch`) and
+a 48,000-event topic went in 2 batches while the writer sat idle through the first; an idle
+writer now gets a batch at `batch_size` (5,000) records and the next grows while it works (bulk
+4 partitions at load 10-13: 10k -> 27-30k msg/s, same CPU per message). The hand-off keeps each
+partition's last offset instead of walking every record (that walk cost about 0.3 µs per
+message), and the contract decides a JSON value's kind from `ascii()` of its first character
+instead of `left()` (validation 0.7 µs per message less).
 
 (b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable["events"]:,} events), seconds
 from the producer handing an event to kafka-python to the commit of the DuckDB transaction
-holding it (and, with `--score`, its session's score). Sink defaults: batches of up to
-5,000 messages or 0.25 s (bigger while the writer is busy).
+holding it (and, with `--score`, its session's score; with the recommender, also its
+category recommendation). Sink defaults: batches of up to 5,000 messages or 0.25 s (bigger
+while the writer is busy). Hook CPU: the writer thread's CPU in the scorer (and recommender)
+per batch, its validation and insert of the raw rows not included.
 
-{markdown_table(["path", "p50 s", "p95 s", "max s", "target (p95)", "result"], lat_rows)}
+{
+        markdown_table(
+            [
+                "path",
+                "p50 s",
+                "p95 s",
+                "max s",
+                "target (p95)",
+                "result",
+                "batches / events per batch",
+                "hook CPU ms per batch",
+            ],
+            lat_rows,
+        )
+    }
+
+Why the score rows were slow (p50 9-11 s in the previous run, under heavier load): the hooks'
+cost per batch hardly depends on its size, and it was more than the batch interval. Thread CPU
+in the writer per batch, 20 s with recommendations, before the changes (load 12): 275 ms in the
+hooks (feature SQL and scoring 171 ms, staging 40, recommending 37) plus 39 for the
+transaction, so 0.25 s batches needed more than a core; batches grew to 1,100 events and each
+waited for the one before (p50 1.57 s, p95 4.43 s), and the less CPU the machine left the sink,
+the longer they grew. Of the 171 ms, 106 went to `executemany` inserting the batch's ~600
+touched sessions one statement at a time; they are now read with one query (2 ms). The intent
+forest predicts on one thread (14 against 21 ms of process CPU for 584 sessions). The staging
+SQL of stg_shop__events, the feature query and the recommender's feature query were planned
+again at every batch (DuckDB 2.0 re-plans a statement that reads a table; planning the staging
+SQL took about 30 of its 35-45 ms); they now read registered Arrow sources (the batch, the
+category map, the scored sessions' events, the customers) and are prepared once: staging 35-45
+-> 13-21 ms, scoring 40-45 -> 27-35 ms per 1,000-event batch. Same 20 s run after all of it, at
+load 21: hook CPU 107 ms per batch (staging 21, scoring 40 of which predicting 16, recommending
+34, the rest writing the scores and recommendations; besides, validating the raw rows took 12
+ms and the whole transaction 42), p50 1.53 s / p95 2.57 s, with wall times about 4 times the
+CPU times (the other jobs' share of the 2 cores).
 
 Load average when the run started: {load:.1f} on {os.cpu_count()} cores (other jobs share
 this machine; on a busy one the figures vary by tens of percent between runs).
