@@ -1,10 +1,12 @@
 {#- Small dispatched helpers for SQL that differs between DuckDB and other engines (Spark). -#}
 
-{#- ISO day of week: 1 = Monday ... 7 = Sunday. -#}
+{#- ISO day of week: 1 = Monday ... 7 = Sunday, a BIGINT (DuckDB's isodow). -#}
 {% macro day_of_week_iso(ts) -%}
     {{ return(adapter.dispatch('day_of_week_iso', 'shoplens')(ts)) }}
 {%- endmacro %}
-{% macro default__day_of_week_iso(ts) %}(((dayofweek({{ ts }}) + 5) % 7) + 1){% endmacro %}
+{% macro default__day_of_week_iso(ts) -%}
+    cast(((dayofweek({{ ts }}) + 5) % 7) + 1 as {{ dbt.type_bigint() }})
+{%- endmacro %}
 {% macro duckdb__day_of_week_iso(ts) %}isodow({{ ts }}){% endmacro %}
 
 {#- Hour of day 0-23 and month 1-12 as integers. -#}
@@ -96,8 +98,8 @@
     What an incremental build of a keyed model writes, from `rows` (a CTE: the recomputed rows of
     the touched keys). DuckDB deletes the old rows of those keys: `rows` as they are. Spark
     overwrites whole partitions: `rows`, plus the rows already in every partition that `rows`
-    or the replaced rows are in, except the replaced rows (those whose `unique_key` is in
-    `rows`). A full build writes `rows` on every engine.
+    or the replaced rows are in (the null partition too), except the replaced rows (those whose
+    `unique_key` is in `rows`). A full build writes `rows` on every engine.
 -#}
 {% macro keyed_incremental_rows(rows, unique_key, partition_by) -%}
     {{ return(adapter.dispatch('keyed_incremental_rows', 'shoplens')(
@@ -113,16 +115,17 @@ select {{ columns | join(', ') }} from {{ rows }}
 union all
 select kept.{{ columns | join(', kept.') }}
 from {{ this }} as kept
-left anti join {{ rows }} as replacing
-    on replacing.{{ unique_key }} = kept.{{ unique_key }}
-where kept.{{ partition_by }} in (
-    select new_rows.{{ partition_by }} from {{ rows }} as new_rows
+left semi join (
+    select new_rows.{{ partition_by }} as touched_partition from {{ rows }} as new_rows
     union
     select replaced.{{ partition_by }}
     from {{ this }} as replaced
     left semi join {{ rows }} as replacing_keys
         on replacing_keys.{{ unique_key }} = replaced.{{ unique_key }}
-)
+) as touched
+    on touched.touched_partition <=> kept.{{ partition_by }}
+left anti join {{ rows }} as replacing
+    on replacing.{{ unique_key }} = kept.{{ unique_key }}
 {%- else -%}
 select * from {{ rows }}
 {%- endif -%}

@@ -36,12 +36,12 @@
     ranked as (
         select
             *,
-            row_number() over (
+            cast(row_number() over (
                 partition by transaction_id
                 order by
                     case when defect_reason is null then 0 else 1 end,
                     loaded_at, transaction_time, event_id, price, quantity
-            ) as copy_number
+            ) as {{ dbt.type_bigint() }}) as copy_number
         from checked
     )
 

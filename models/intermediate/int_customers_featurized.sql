@@ -34,7 +34,8 @@ per_customer as (
         avg(session_duration_seconds) as avg_session_seconds,
         avg(pages_visited) as avg_pages_per_session,
         avg(product_views) as avg_product_views_per_session,
-        sum(session_duration_seconds) * 1.0 / nullif(sum(pages_visited), 0) as avg_seconds_per_page
+        cast(sum(session_duration_seconds) as double) / nullif(sum(pages_visited), 0)
+            as avg_seconds_per_page
     from sessions
     group by customer_id
 )
@@ -44,18 +45,16 @@ select
     per_customer.first_session_start,
     per_customer.last_session_start,
     per_customer.last_purchase_start,
-    {{ dbt.datediff('per_customer.last_session_start', 'as_of.as_of_time', 'day') }}
-        as recency_days,
-    {{ dbt.datediff('per_customer.last_purchase_start', 'as_of.as_of_time', 'day') }}
+    {{ days_between('per_customer.last_session_start', 'as_of.as_of_time') }} as recency_days,
+    {{ days_between('per_customer.last_purchase_start', 'as_of.as_of_time') }}
         as purchase_recency_days,
     per_customer.purchase_sessions as frequency,
     coalesce(per_customer.lifetime_value / nullif(per_customer.purchase_sessions, 0), 0)
         as monetary,
     per_customer.lifetime_value,
-    {{ dbt.datediff(
+    {{ days_between(
         'coalesce(customers.signup_date, cast(per_customer.first_session_start as date))',
-        'as_of.as_of_time',
-        'day'
+        'as_of.as_of_time'
     ) }} as tenure_days,
     per_customer.sessions,
     per_customer.purchase_sessions,
@@ -71,12 +70,17 @@ select
     per_customer.avg_pages_per_session,
     per_customer.avg_product_views_per_session,
     coalesce(per_customer.avg_seconds_per_page, 0) as avg_seconds_per_page,
-    per_customer.cart_additions * 1.0 / per_customer.sessions as cart_additions_per_session,
-    per_customer.cart_sessions * 1.0 / per_customer.sessions as cart_session_rate,
-    per_customer.abandoned_cart_sessions * 1.0 / per_customer.sessions as abandoned_session_rate,
-    coalesce(per_customer.abandoned_cart_sessions * 1.0 / nullif(per_customer.cart_sessions, 0), 0)
-        as cart_abandonment_rate,
-    per_customer.purchase_sessions * 1.0 / per_customer.sessions as purchase_rate,
+    cast(per_customer.cart_additions as double) / per_customer.sessions
+        as cart_additions_per_session,
+    cast(per_customer.cart_sessions as double) / per_customer.sessions as cart_session_rate,
+    cast(per_customer.abandoned_cart_sessions as double) / per_customer.sessions
+        as abandoned_session_rate,
+    coalesce(
+        cast(per_customer.abandoned_cart_sessions as double)
+        / nullif(per_customer.cart_sessions, 0),
+        0
+    ) as cart_abandonment_rate,
+    cast(per_customer.purchase_sessions as double) / per_customer.sessions as purchase_rate,
     as_of.as_of_time
 from per_customer
 cross join as_of

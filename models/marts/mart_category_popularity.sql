@@ -42,9 +42,9 @@ select
         as revenue_share,
     coalesce(cast(events.purchases as double) / nullif(events.product_views, 0), 0)
         as view_to_purchase_rate,
-    row_number() over (
+    cast(row_number() over (
         order by events.purchases desc, events.event_revenue desc, events.category asc
-    ) as popularity_rank
+    ) as {{ dbt.type_bigint() }}) as popularity_rank
 from events
 left join lines
     on lines.category = events.category

@@ -9,14 +9,14 @@ with customers as (
 ranked as (
     select
         *,
-        case
+        cast(case
             when lifetime_value > 0
                 then ntile(10) over (
                     partition by case when lifetime_value > 0 then 1 else 0 end
                     order by lifetime_value, customer_id
                 )
             else 0
-        end as value_decile
+        end as {{ dbt.type_bigint() }}) as value_decile
     from customers
 )
 

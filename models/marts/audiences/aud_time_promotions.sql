@@ -96,14 +96,14 @@ select
     candidates.category_conversion_rate,
     candidates.median_cell_sessions,
     candidates.missed_purchase_sessions,
-    row_number() over (
+    cast(row_number() over (
         order by
             candidates.missed_purchase_sessions desc,
             candidates.sessions desc,
             candidates.start_weekday asc,
             candidates.start_hour asc,
             candidates.category asc
-    ) as promotion_rank,
+    ) as {{ dbt.type_bigint() }}) as promotion_rank,
     as_of.window_start,
     as_of.as_of_time
 from candidates

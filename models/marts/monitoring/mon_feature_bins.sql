@@ -48,7 +48,7 @@ numeric_values as (
     select
         '{{ feature }}' as feature,
         period,
-        cast({{ feature }} as {{ dbt.type_float() }}) as feature_value
+        cast({{ feature }} as float) as feature_value
     from periods
     {%- if not loop.last %}
     union all
@@ -114,8 +114,8 @@ counts as (
         feature_kind,
         bin,
         bin_order,
-        sum(case when period = 'training' then 1 else 0 end) as training_sessions,
-        sum(case when period = 'latest' then 1 else 0 end) as latest_sessions
+        {{ sum_int("case when period = 'training' then 1 else 0 end") }} as training_sessions,
+        {{ sum_int("case when period = 'latest' then 1 else 0 end") }} as latest_sessions
     from binned
     group by feature, feature_kind, bin, bin_order
 ),

@@ -4,7 +4,7 @@ select
     feature,
     feature_kind,
     sum(psi_contribution) as psi,
-    {{ var('monitoring_psi_limit') }} as psi_limit,
+    cast({{ var('monitoring_psi_limit') }} as double) as psi_limit,
     sum(psi_contribution) > {{ var('monitoring_psi_limit') }} as drifted,
     {{ shoplens_arg_max('bin', 'psi_contribution') }} as most_shifted_bin,
     {{ sum_int('training_sessions') }} as training_sessions,

@@ -66,7 +66,7 @@ daily as (
     select
         session_date,
         count(*) as scored_sessions,
-        sum(outcome) as purchases,
+        {{ sum_int('outcome') }} as purchases,
         avg(probability) as mean_probability,
         avg((probability - outcome) * (probability - outcome)) as brier,
         sum(case when probability >= threshold then 1 else 0 end) as predicted_positive,
@@ -77,7 +77,7 @@ daily as (
 
 -- The same share on the rows the deployed model was trained on (ml.session_predictions).
 training as (
-    select avg(case when probability >= threshold then 1.0 else 0.0 end) as share_above
+    select avg(case when probability >= threshold then 1 else 0 end) as share_above
     from {{ relation_or_empty(ref('session_predictions'), prediction_columns) }}
     where model_name = 'purchase_intent'
         and split in ('train', 'validation')
@@ -92,7 +92,8 @@ select
     case
         when daily.purchases > 0 and daily.purchases < daily.scored_sessions
             then (
-                rank_sums.positive_rank_sum - daily.purchases * (daily.purchases + 1) / 2.0
+                rank_sums.positive_rank_sum
+                - cast(daily.purchases as double) * (daily.purchases + 1) / 2
             ) / (daily.purchases * (daily.scored_sessions - daily.purchases))
     end as roc_auc,
     case
