@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -150,3 +151,17 @@ def rees46_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run_dbt(["build"], db, work)
 
     return made_once(tmp_path_factory, "rees46", make) / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def notebook_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report site of `built_warehouse` with the executed notebook as its Notebook page
+    (`--with-notebook`: a kernel start and every query); the chart count build_site returned
+    for each page is in charts.json beside it."""
+    from shoplens.reports import build_site
+
+    def make(folder: Path) -> None:
+        result = build_site(built_warehouse, folder / "site", with_notebook=True)
+        (folder / "charts.json").write_text(json.dumps(result.charts))
+
+    return made_once(tmp_path_factory, "notebook-site", make) / "site"

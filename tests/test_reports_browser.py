@@ -488,14 +488,6 @@ def test_warehouse_without_orders_or_demographics(
     assert notices["behaviour.html"] == [] and notices["segments.html"] == []
 
 
-@pytest.fixture(scope="module")
-def notebook_site(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site with the executed notebook as its Notebook page (`--with-notebook`)."""
-    out = tmp_path_factory.mktemp("notebook-site")
-    build_site(built_warehouse, out, with_notebook=True)
-    return out
-
-
 def test_notebook_page_renders_its_charts_offline(
     browser: BrowserContext, notebook_site: Path
 ) -> None:
