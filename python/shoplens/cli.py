@@ -210,6 +210,37 @@ def load_events(db: Path, fmt: str, files: tuple[Path, ...]) -> None:
     click.echo(summary)
 
 
+@cli.command("spark-load", short_help="Raw tables to Parquet, registered on the dbt spark target.")
+@db_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    show_default="$SHOPLENS_SPARK_DIR/lake (spark/lake)",
+    help="Folder for the Parquet files: <out>/<schema>/<table>/.",
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The dbt project (its profiles.yml's spark output starts the session).",
+)
+def spark_load(db: Path, out: Path | None, project_dir: Path) -> None:
+    """Write the warehouse's raw.* and live.* tables as Parquet and register them as Spark's
+    raw.* and live.* tables (`dbt run-operation register_raw_tables --target spark`), so that
+    `dbt build --target spark --selector spark` builds on them. Needs the spark extra."""
+    from shoplens.spark import SparkLoadError, spark_load
+
+    try:
+        tables = spark_load(db, project_dir.resolve(), out)
+    except (SparkLoadError, WarehouseError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for table in tables:
+        click.echo(f"{table.schema}.{table.name}: {table.rows} rows -> {table.path.parent}")
+
+
 @cli.command(short_help="Run a read-only SQL query against the warehouse.")
 @db_option
 @click.argument("query")
@@ -269,21 +300,34 @@ def sql(db: Path, query: str, as_csv: bool, limit: int) -> None:
     help="Also execute notebooks/eda.ipynb on the warehouse (read-only) and publish it as the "
     "Notebook page (a kernel start and the notebook's queries: about 20 s).",
 )
-def report(db: Path, out: Path, with_notebook: bool) -> None:
+@click.option(
+    "--marts-parquet",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Read the relations from Parquet folders <dir>/<schema>/<table>/ (a Spark build's "
+    "export: dbt build --target spark --vars '{parquet_export_dir: <dir>}') instead of --db.",
+)
+def report(db: Path, out: Path, with_notebook: bool, marts_parquet: Path | None) -> None:
     """Build the static report site from the marts (read-only); print the index.html path.
 
     dbt's test results and source freshness come from the warehouse itself (ops.*, written by
-    dbt's on-run-end hook), so a site never shows another warehouse's build.
+    dbt's on-run-end hook), so a site never shows another warehouse's build. With
+    --marts-parquet the warehouse is a temporary DuckDB file made from Parquet folders instead.
     """
+    import tempfile
+
     from shoplens.reports import build_site
     from shoplens.reports.notebook import NotebookError
     from shoplens.reports.publish import SiteFolderError
+    from shoplens.spark import SparkLoadError, warehouse_from_parquet
 
     try:
-        result = build_site(db, out, with_notebook=with_notebook)
-    except SiteFolderError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except NotebookError as exc:
+        with tempfile.TemporaryDirectory(prefix="shoplens-parquet-") as tmp:
+            if marts_parquet is not None:
+                db = Path(tmp) / "from-parquet.duckdb"
+                warehouse_from_parquet(marts_parquet, db)
+            result = build_site(db, out, with_notebook=with_notebook)
+    except (SiteFolderError, NotebookError, SparkLoadError) as exc:
         raise click.ClickException(str(exc)) from exc
     charts = sum(result.charts.values())
     notices = sum(result.notices.values())
