@@ -89,6 +89,9 @@ def train_category_choice(frame: pd.DataFrame, cfg: CategoryConfig) -> CategoryF
     frame = frame.sort_values("transaction_id", kind="stable").reset_index(drop=True)
     split_params = cfg.split_params()
     labels = category_splits(frame, split_params)
+    # Only the sampled rows become a model matrix (big warehouses leave most rows out).
+    sampled = (labels != "not_sampled").to_numpy()
+    frame, labels = frame[sampled], labels[sampled]
     X = cfg.features.matrix(frame)
     y = frame[TARGET].astype(str).to_numpy()
     train, test = (labels == "train").to_numpy(), (labels == "test").to_numpy()

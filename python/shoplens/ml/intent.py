@@ -169,6 +169,9 @@ def fit_binary(
     """Train on the train split, pick the threshold on validation, evaluate on test."""
     split_params = cfg.split_params()
     labels = intent_splits(frame, evaluation, split_params)
+    # Only the sampled rows become a model matrix (big warehouses leave most rows out).
+    sampled = (labels != "not_sampled").to_numpy()
+    frame, labels = frame[sampled], labels[sampled]
     X = features.matrix(frame)
     y = frame[TARGET].astype(int).to_numpy()
     parts = {name: (labels == name).to_numpy() for name in ("train", "validation", "test")}
