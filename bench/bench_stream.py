@@ -508,13 +508,15 @@ reaches 80% of the loop only if its CPU per message falls to about 2 × 5.9 / 0.
 both cores free for it, and on a shared machine it loses its second core first. Validation
 alone costs about what the whole bare loop does. What changed in this run (`git log --
 python/shoplens/stream`): the consumer handed its first poll to the writer whole, and
-librdkafka had prefetched the backlog, so the first batch held 25,000 records (`max_batch`) and
-a 48,000-event topic went in 2 batches while the writer sat idle through the first; an idle
+librdkafka had prefetched the backlog, so the first batch could hold up to 25,000 records
+(`max_batch`; a 48,000-event topic went in 2 or 3 batches) while the writer sat idle; an idle
 writer now gets a batch at `batch_size` (5,000) records and the next grows while it works (bulk
-4 partitions at load 10-13: 10k -> 27-30k msg/s, same CPU per message). The hand-off keeps each
-partition's last offset instead of walking every record (that walk cost about 0.3 µs per
-message), and the contract decides a JSON value's kind from `ascii()` of its first character
-instead of `left()` (validation 0.7 µs per message less).
+4 partitions × 12,000, the sink before and after these changes alternately, 4 runs each at load
+16-20: median 14.9k -> 17.5k msg/s, process CPU per message 30-37 -> 24-31 µs; the effect is
+smaller than the noise of single runs on this machine). The hand-off keeps each partition's
+last offset instead of walking every record (that walk cost about 0.3 µs per message), and the
+contract decides a JSON value's kind from `ascii()` of its first character instead of `left()`
+(validation 0.7 µs per message less).
 
 (b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable["events"]:,} events), seconds
 from the producer handing an event to kafka-python to the commit of the DuckDB transaction
