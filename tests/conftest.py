@@ -40,7 +40,7 @@ FIXTURE_MARKERS = {
     "dbt": "warehouse",
     "broker": "kafka",
     "browser": "browser",
-    "spark_builds": "spark",
+    "spark_full": "spark",
 }
 
 
