@@ -43,11 +43,7 @@
         select
             checked.*,
             row_number() over (
-                partition by event_key
-                order by
-                    case when defect_reason is null then 0 else 1 end,
-                    loaded_at, event_time, user_session, price, quantity, device, traffic_source,
-                    event_id
+                partition by event_key order by {{ shop_event_copy_order() }}
             ) as copy_number
         from (
             {{ shop_events_checked(source_relation, where) }}
@@ -64,15 +60,40 @@
 
     select
         *,
-        coalesce(
-            defect_reason,
-            case
-                when copy_number > 1 and load_source = 'rees46' then 'duplicate_row'
-                when copy_number > 1 then 'duplicate_event_id'
-            end
-        ) as quarantine_reason
+        {{ shop_event_quarantine_reason() }} as quarantine_reason
     from ranked
 {% endmacro %}
+
+
+{#- The order of the copies of one event_key: defect-free copies first, then the earliest
+    loaded (ties broken by the other columns, then event_id); copy 1 is the one kept. -#}
+{% macro shop_event_copy_order() -%}
+    case when defect_reason is null then 0 else 1 end,
+    loaded_at, event_time, user_session, price, quantity, device, traffic_source, event_id
+{%- endmacro %}
+
+
+{#- Why a ranked row is not used: its own defect, else being a later copy; null when usable. -#}
+{% macro shop_event_quarantine_reason() -%}
+    coalesce(
+        defect_reason,
+        case
+            when copy_number > 1 and load_source = 'rees46' then 'duplicate_row'
+            when copy_number > 1 then 'duplicate_event_id'
+        end
+    )
+{%- endmacro %}
+
+
+{#- What identifies an event for deduplication (see shop_events_classified), over the columns
+    of checked rows. -#}
+{% macro shop_event_key() -%}
+    case
+        when load_source = 'rees46'
+            then {{ rees46_row_key(price_column='case when price_flag is null then price end') }}
+        else event_id
+    end
+{%- endmacro %}
 
 
 {#- Map a raw event type to the shoplens vocabulary, ignoring case and surrounding whitespace
@@ -162,11 +183,7 @@
     keyed as (
         select
             *,
-            case
-                when load_source = 'rees46'
-                    then {{ rees46_row_key(price_column='case when price_flag is null then price end') }}
-                else event_id
-            end as event_key
+            {{ shop_event_key() }} as event_key
         from typed
     ),
 
@@ -200,44 +217,58 @@
         {{ shop_events_classified(source_relation, where) }}
     ),
 
-    usable as (
-        select * from classified
-        where quarantine_reason is null
-    ),
-
-    categories as (
-        select * from {{ categories_relation or ref('categories') }}
+    categorised as (
+        {{ shop_events_categorised('classified', categories_relation) }}
     )
 
+    {{ shop_events_usable('categorised') }}
+{% endmacro %}
+
+
+{#- Rows of `relation` (classified events) with their category named from the seed categories
+    (or `categories_relation`): Other for product events whose category is unknown or missing,
+    null for events without a product. -#}
+{% macro shop_events_categorised(relation, categories_relation=none) %}
     select
-        usable.event_id,
-        usable.event_time,
-        cast(usable.event_time as date) as event_date,
-        usable.event_type,
-        usable.source_event_type,
-        usable.product_id,
-        usable.category_id,
-        usable.category_code,
+        events.*,
         case
-            when usable.product_id is not null or usable.category_code is not null
+            when events.product_id is not null or events.category_code is not null
                 then coalesce(categories.category_name, 'Other')
-        end as category,
-        usable.brand,
-        case when usable.price_flag is null then usable.price end as price,
-        usable.price_flag,
-        usable.customer_id,
-        usable.user_session,
+        end as category
+    from {{ relation }} as events
+    left join {{ categories_relation or ref('categories') }} as categories
+        on categories.category_top_level = {{ dbt.split_part('events.category_code', "'.'", 1) }}
+{% endmacro %}
+
+
+{#- The columns of stg_shop__events from categorised classified rows: the usable ones, price
+    null when flagged, quantity 1 for cart and purchase events without one. -#}
+{% macro shop_events_usable(relation) %}
+    select
+        event_id,
+        event_time,
+        cast(event_time as date) as event_date,
+        event_type,
+        source_event_type,
+        product_id,
+        category_id,
+        category_code,
+        category,
+        brand,
+        case when price_flag is null then price end as price,
+        price_flag,
+        customer_id,
+        user_session,
         case
-            when usable.event_type in ('add_to_cart', 'remove_from_cart', 'purchase')
-                then coalesce(usable.quantity, 1)
-            else usable.quantity
+            when event_type in ('add_to_cart', 'remove_from_cart', 'purchase')
+                then coalesce(quantity, 1)
+            else quantity
         end as quantity,
-        coalesce(usable.device, 'unknown') as device,
-        coalesce(usable.traffic_source, 'unknown') as traffic_source,
-        usable.page,
-        usable.load_source,
-        usable.loaded_at
-    from usable
-    left join categories
-        on categories.category_top_level = {{ dbt.split_part('usable.category_code', "'.'", 1) }}
+        coalesce(device, 'unknown') as device,
+        coalesce(traffic_source, 'unknown') as traffic_source,
+        page,
+        load_source,
+        loaded_at
+    from {{ relation }}
+    where quarantine_reason is null
 {% endmacro %}

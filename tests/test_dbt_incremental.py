@@ -2,8 +2,10 @@
 
 Build a small generated warehouse, append a burst (new sessions, a late event for an old
 session, an id-less event that merges two inactivity sessions, a duplicate, a valid copy of a
-quarantined event), refresh with `dbt build --selector after_burst`, then compare every
-intermediate and mart table with a `--full-refresh` build of the same raw data.
+quarantined event, an exact copy of a REES46 row loaded before, another row without an id),
+refresh with `dbt build --selector after_burst`, then compare every staging, intermediate and
+mart table (and the staged and quarantined events) with a `--full-refresh` build of the same raw
+data.
 """
 
 from __future__ import annotations
@@ -53,6 +55,21 @@ def _idless(event_id: str, minutes: int, **extra) -> dict:
     }
 
 
+def _rees46_row(event_id: str) -> dict:
+    """A REES46 row: copies with other ids are the same event (staging compares content)."""
+    return {
+        "event_id": event_id,
+        "event_time": T0,
+        "event_type": "view",
+        "product_id": 7,
+        "category_id": 8,
+        "price": 5.0,
+        "user_id": MERGE_CUSTOMER + 2,
+        "user_session": "rees46-session",
+        "source": "rees46",
+    }
+
+
 def _append(db: Path, table: pa.Table, loaded_at: dt.datetime) -> None:
     with warehouse.connect(db) as con:
         warehouse.append(con, "raw.events", table, loaded_at=loaded_at)
@@ -88,6 +105,8 @@ def _burst(db: Path, loaded_at: dt.datetime) -> None:
             old,  # a duplicate: same event_id, loaded later
             _idless("burst-merge", 25),  # joins the two inactivity sessions made before
             _idless("pre-bad", 70),  # valid copy of a quarantined event
+            _rees46_row("rees46:second-file:2"),  # same content as a row loaded before
+            _idless(None, 90),  # a second row without an id: both are ranked together
             # another user in the old session, and its user back a day later: both split it
             {**old, "event_id": "burst-shared", "user_id": MERGE_CUSTOMER + 1},
             {
@@ -109,7 +128,7 @@ def _tables(db: Path) -> list[str]:
             f"{s}.{t}"
             for s, t in con.execute(
                 "select schema_name, table_name from duckdb_tables() "
-                "where schema_name in ('intermediate', 'marts') order by 1, 2"
+                "where schema_name in ('staging', 'intermediate', 'marts') order by 1, 2"
             ).fetchall()
         ]
 
@@ -154,6 +173,8 @@ def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple
                 _idless("pre-a", 0),
                 _idless("pre-b", 50),
                 _idless("pre-bad", 70, event_type="teleport"),
+                _rees46_row("rees46:first-file:2"),
+                _idless(None, 80),
             ]
         ),
         first_load,
@@ -171,13 +192,14 @@ def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple
 
 def test_incremental_run_took_the_incremental_path(incremental_and_full) -> None:
     _, _, target = incremental_and_full
-    for model in (
-        "int_events_sessionized",
-        "int_sessions_aggregated",
-        "int_sessions_early_featurized",
-        "int_sessions_category_featurized",
+    for folder, model in (
+        ("staging/shop", "stg_shop__events_classified"),
+        ("intermediate", "int_events_sessionized"),
+        ("intermediate", "int_sessions_aggregated"),
+        ("intermediate", "int_sessions_early_featurized"),
+        ("intermediate", "int_sessions_category_featurized"),
     ):
-        path = Path("shoplens", "models", "intermediate", f"{model}.sql")
+        path = Path("shoplens", "models", folder, f"{model}.sql")
         compiled = (target / "compiled" / path).read_text()
         executed = (target / "run" / path).read_text()
         assert "coalesce(max(" in compiled  # the watermark filter of the incremental branch
@@ -187,11 +209,53 @@ def test_incremental_run_took_the_incremental_path(incremental_and_full) -> None
 def test_incremental_equals_full_refresh(incremental_and_full) -> None:
     inc, full, _ = incremental_and_full
     tables = _tables(inc)
+    assert "staging.stg_shop__events_classified" in tables
     assert "intermediate.int_sessions_early_featurized" in tables
     assert "marts.mart_funnel_daily" in tables
     assert _tables(full) == tables
-    differing = {t: n for t in tables if (n := _difference(inc, full, t))}
+    views = ["staging.stg_shop__events", "staging.stg_shop__events_quarantined"]
+    differing = {t: n for t in tables + views if (n := _difference(inc, full, t))}
     assert differing == {}
+
+
+def test_incremental_staging_ranks_late_copies(incremental_and_full) -> None:
+    """Copies loaded after the first build are ranked with the earlier ones: the later REES46
+    copy and id-less row are quarantined as the second copies, the quarantined copy of pre-bad
+    is renumbered behind its valid copy, and raw = staged + quarantined."""
+    inc, _, _ = incremental_and_full
+    with duckdb.connect(str(inc), read_only=True) as con:
+        quarantined = con.execute(
+            "select quarantine_id, quarantine_reason from staging.stg_shop__events_quarantined "
+            "where event_id in ('pre-bad', 'rees46:first-file:2', 'rees46:second-file:2') "
+            "order by 1"
+        ).fetchall()
+        assert quarantined == [
+            ("pre-bad#2", "unknown_event_type"),
+            ("rees46:second-file:2#2", "duplicate_row"),
+        ]
+        # rows without an id are ranked together, the one loaded last behind all the others
+        idless = con.execute(
+            "select copy_number, quarantine_reason, copy_number = (select count(*) from "
+            "staging.stg_shop__events_quarantined where event_id is null) "
+            "from staging.stg_shop__events_quarantined "
+            "where event_id is null and customer_id = ? order by event_time",
+            [MERGE_CUSTOMER],
+        ).fetchall()
+        assert [(r, last) for _, r, last in idless] == [
+            ("missing_event_id", False),
+            ("missing_event_id", True),
+        ]
+        staged = con.execute(
+            "select event_id, event_type from staging.stg_shop__events "
+            "where event_id in ('pre-bad', 'rees46:first-file:2', 'rees46:second-file:2') "
+            "order by 1"
+        ).fetchall()
+        assert staged == [("pre-bad", "page_view"), ("rees46:first-file:2", "product_view")]
+        counts = con.execute(
+            "select (select count(*) from raw.events), (select count(*) from "
+            "staging.stg_shop__events), (select count(*) from staging.stg_shop__events_quarantined)"
+        ).fetchone()
+        assert counts[0] == counts[1] + counts[2]
 
 
 def test_burst_edge_cases_landed(incremental_and_full) -> None:

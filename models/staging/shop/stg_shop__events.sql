@@ -1,2 +1,3 @@
 -- One row per usable event: deduplicated by event_id, event types normalised, category named.
-{{ shop_events_staged(source('shop', 'events')) }}
+-- A view over the usable rows of stg_shop__events_classified, where the ranking is stored.
+{{ shop_events_usable(ref('stg_shop__events_classified')) }}

@@ -1,8 +1,5 @@
 -- Every raw event row that staging does not use, with the reason: nothing is lost silently.
-with classified as (
-    {{ shop_events_classified(source('shop', 'events')) }}
-)
-
+-- A view over the quarantined rows of stg_shop__events_classified, where the ranking is stored.
 select
     {{ dbt.concat([
         "coalesce(event_id, '(missing)')", "'#'", "cast(copy_number as " ~ dbt.type_string() ~ ")"
@@ -22,5 +19,5 @@ select
     traffic_source,
     load_source,
     loaded_at
-from classified
+from {{ ref('stg_shop__events_classified') }}
 where quarantine_reason is not null
