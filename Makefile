@@ -55,6 +55,7 @@ demo: $(STAMP)
 # and it fetches nothing: no update check, no news feed, no extension catalogue.
 NOTEBOOK_PORT ?= 8888
 notebook: $(STAMP)
+	@test -x $(BIN)/jupyter-lab || $(BIN)/pip install --quiet -e '.[notebook]'
 	$(BIN)/jupyter lab notebooks/eda.ipynb --ServerApp.ip=127.0.0.1 \
 		--ServerApp.port=$(NOTEBOOK_PORT) \
 		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
