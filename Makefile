@@ -62,8 +62,11 @@ notebook: $(STAMP)
 		--LabApp.news_url=None --LabApp.extension_manager=readonly \
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
+# Two workers, each test file on one of them (its module fixtures are made once); the session
+# warehouses of tests/conftest.py are made once and shared. One worker fills the other's waits
+# (dbt and broker start-up, subprocesses).
 test: $(STAMP) sysdeps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The inner loop (under a minute): every test needing no dbt-built warehouse, Kafka broker,
 # browser or Spark (markers set from fixtures in tests/conftest.py), on every core (most of
