@@ -32,6 +32,16 @@ def read_batches(relation: duckdb.DuckDBPyRelation, batch_rows: int) -> Iterator
         convert.close()
 
 
+def read_frame(relation: duckdb.DuckDBPyRelation, batch_rows: int = BATCH_ROWS) -> pd.DataFrame:
+    """The rows of `relation` as one frame, typed as `relation.df()` types them, fetched in
+    batches: DuckDB streams the result instead of holding all of it beside the frame
+    (measured on 504k intent rows of 30 columns: 704 MiB peak against 949 MiB for `.df()`)."""
+    frames = list(read_batches(relation, batch_rows))
+    if not frames:
+        return relation.limit(0).df()
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
 def stream(frames: Iterable[pd.DataFrame], schema: pa.Schema) -> pa.RecordBatchReader:
     """`frames` as one Arrow stream of `schema` (each frame's columns taken in schema order),
     converted lazily: a frame is produced only when the reader asks for the next batch."""

@@ -78,7 +78,7 @@ def intent_training(
     """Train the four purchase-intent models on `rows` (intent_rows); one training row each
     (empty if untrainable). Every row is loaded (the splits are drawn over all sessions), but
     only the columns the models use."""
-    frame = _intent_frame(rows.order("session_id").df())
+    frame = _intent_frame(batches.read_frame(rows.order("session_id")))
     if not _trainable(frame["purchase_made"]):
         return artifacts.training_frame([])
     cfg = intent.IntentConfig(
