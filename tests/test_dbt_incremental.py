@@ -2,7 +2,8 @@
 
 Build a small generated warehouse, append a burst (new sessions, a late event for an old
 session, an id-less event that merges two inactivity sessions, a duplicate, a valid copy of a
-quarantined event, an exact copy of a REES46 row loaded before, another row without an id),
+quarantined event, an invalid copy of a staged one, an exact copy of a REES46 row loaded before,
+another row without an id),
 refresh with `dbt build --selector after_burst`, then compare every staging, intermediate and
 mart table (and the staged and quarantined events) with a `--full-refresh` build of the same raw
 data.
@@ -105,6 +106,8 @@ def _burst(db: Path, loaded_at: dt.datetime) -> None:
             old,  # a duplicate: same event_id, loaded later
             _idless("burst-merge", 25),  # joins the two inactivity sessions made before
             _idless("pre-bad", 70),  # valid copy of a quarantined event
+            # invalid copy of a staged event (the reverse order): staged keeps the first
+            _idless("pre-good", 60, user_id=MERGE_CUSTOMER + 3, event_type="teleport"),
             _rees46_row("rees46:second-file:2"),  # same content as a row loaded before
             _idless(None, 90),  # a second row without an id: both are ranked together
             # another user in the old session, and its user back a day later: both split it
@@ -173,6 +176,7 @@ def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple
                 _idless("pre-a", 0),
                 _idless("pre-b", 50),
                 _idless("pre-bad", 70, event_type="teleport"),
+                _idless("pre-good", 60, user_id=MERGE_CUSTOMER + 3),
                 _rees46_row("rees46:first-file:2"),
                 _idless(None, 80),
             ]
@@ -198,6 +202,7 @@ def test_incremental_run_took_the_incremental_path(incremental_and_full) -> None
         ("intermediate", "int_sessions_aggregated"),
         ("intermediate", "int_sessions_early_featurized"),
         ("intermediate", "int_sessions_category_featurized"),
+        ("marts", "mart_funnel_daily"),
     ):
         path = Path("shoplens", "models", folder, f"{model}.sql")
         compiled = (target / "compiled" / path).read_text()
@@ -221,16 +226,18 @@ def test_incremental_equals_full_refresh(incremental_and_full) -> None:
 def test_incremental_staging_ranks_late_copies(incremental_and_full) -> None:
     """Copies loaded after the first build are ranked with the earlier ones: the later REES46
     copy and id-less row are quarantined as the second copies, the quarantined copy of pre-bad
-    is renumbered behind its valid copy, and raw = staged + quarantined."""
+    is renumbered behind its valid copy, the later invalid copy of pre-good is ranked behind the
+    staged one, and raw = staged + quarantined."""
     inc, _, _ = incremental_and_full
     with duckdb.connect(str(inc), read_only=True) as con:
         quarantined = con.execute(
             "select quarantine_id, quarantine_reason from staging.stg_shop__events_quarantined "
-            "where event_id in ('pre-bad', 'rees46:first-file:2', 'rees46:second-file:2') "
-            "order by 1"
+            "where event_id in ('pre-bad', 'pre-good', 'rees46:first-file:2', "
+            "'rees46:second-file:2') order by 1"
         ).fetchall()
         assert quarantined == [
             ("pre-bad#2", "unknown_event_type"),
+            ("pre-good#2", "unknown_event_type"),
             ("rees46:second-file:2#2", "duplicate_row"),
         ]
         # rows without an id are ranked together, the one loaded last behind all the others
@@ -247,10 +254,14 @@ def test_incremental_staging_ranks_late_copies(incremental_and_full) -> None:
         ]
         staged = con.execute(
             "select event_id, event_type from staging.stg_shop__events "
-            "where event_id in ('pre-bad', 'rees46:first-file:2', 'rees46:second-file:2') "
-            "order by 1"
+            "where event_id in ('pre-bad', 'pre-good', 'rees46:first-file:2', "
+            "'rees46:second-file:2') order by 1"
         ).fetchall()
-        assert staged == [("pre-bad", "page_view"), ("rees46:first-file:2", "product_view")]
+        assert staged == [
+            ("pre-bad", "page_view"),
+            ("pre-good", "page_view"),
+            ("rees46:first-file:2", "product_view"),
+        ]
         counts = con.execute(
             "select (select count(*) from raw.events), (select count(*) from "
             "staging.stg_shop__events), (select count(*) from staging.stg_shop__events_quarantined)"
