@@ -171,3 +171,20 @@ select * from {{ rows }}
         (l, r) -> {{ ns.compare }}
     ), x -> x.v), {{ delimiter_text }})
 {%- endmacro %}
+
+{#- `ts` moved by `interval` (a number or an integer expression) days, hours, minutes or
+    seconds, keeping its fraction of a second (dbt-spark's dateadd drops it). -#}
+{% macro timestamp_add(datepart, interval, ts) -%}
+    {{ return(adapter.dispatch('timestamp_add', 'shoplens')(datepart, interval, ts)) }}
+{%- endmacro %}
+{% macro default__timestamp_add(datepart, interval, ts) -%}
+    {{ dbt.dateadd(datepart, interval, ts) }}
+{%- endmacro %}
+{% macro spark__timestamp_add(datepart, interval, ts) -%}
+    {%- set position = ['day', 'hour', 'minute', 'second'].index(datepart) -%}
+    {%- set parts = [] -%}
+    {%- for field in range(7) -%}
+        {%- do parts.append('(' ~ interval ~ ')' if field == 3 + position else '0') -%}
+    {%- endfor -%}
+    {{ ts }} + make_interval({{ parts | join(', ') }})
+{%- endmacro %}

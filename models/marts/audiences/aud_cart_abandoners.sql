@@ -5,8 +5,8 @@
 {%- set prediction_columns = [
     ['session_id', dbt.type_string()],
     ['model_name', dbt.type_string()],
-    ['probability', dbt.type_float()],
-    ['threshold', dbt.type_float()],
+    ['probability', 'double'],
+    ['threshold', 'double'],
 ] %}
 
 with events as (
@@ -34,7 +34,7 @@ products as (
 as_of as (
     select
         max(session_end) as as_of_time,
-        {{ dbt.dateadd('day', -window_days, 'max(session_end)') }} as window_start
+        {{ timestamp_add('day', -window_days, 'max(session_end)') }} as window_start
     from sessions
 ),
 

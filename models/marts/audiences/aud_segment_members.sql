@@ -9,13 +9,13 @@
 {%- set profile_columns = [
     ['segment_id', dbt.type_int()],
     ['customers', dbt.type_bigint()],
-    ['share', dbt.type_float()],
-    ['mean_views_per_session', dbt.type_float()],
-    ['mean_cart_session_rate', dbt.type_float()],
-    ['mean_abandoned_session_rate', dbt.type_float()],
-    ['mean_purchase_rate', dbt.type_float()],
-    ['mean_seconds_per_page', dbt.type_float()],
-    ['mean_pages_per_session', dbt.type_float()],
+    ['share', 'double'],
+    ['mean_views_per_session', 'double'],
+    ['mean_cart_session_rate', 'double'],
+    ['mean_abandoned_session_rate', 'double'],
+    ['mean_purchase_rate', 'double'],
+    ['mean_seconds_per_page', 'double'],
+    ['mean_pages_per_session', 'double'],
 ] %}
 
 with segments as (

@@ -17,7 +17,7 @@ sessions as (
 as_of as (
     select
         max(session_end) as as_of_time,
-        {{ dbt.dateadd('day', -window_days, 'max(session_end)') }} as window_start
+        {{ timestamp_add('day', -window_days, 'max(session_end)') }} as window_start
     from sessions
 ),
 

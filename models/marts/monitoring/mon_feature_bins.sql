@@ -20,7 +20,7 @@ with features as (
 as_of as (
     select
         max(session_start) as as_of_time,
-        {{ dbt.dateadd('day', -drift_days, 'max(session_start)') }} as window_start
+        {{ timestamp_add('day', -drift_days, 'max(session_start)') }} as window_start
     from features
 ),
 

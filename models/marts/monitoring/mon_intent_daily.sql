@@ -4,8 +4,8 @@
     ['session_id', dbt.type_string()],
     ['model_name', dbt.type_string()],
     ['split', dbt.type_string()],
-    ['probability', dbt.type_float()],
-    ['threshold', dbt.type_float()],
+    ['probability', 'double'],
+    ['threshold', 'double'],
 ] %}
 
 with outcomes as (

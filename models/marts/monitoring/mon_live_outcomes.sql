@@ -25,7 +25,7 @@ sessions as (
 as_of as (
     select
         max(session_end) as as_of_time,
-        {{ dbt.dateadd('minute', -inactivity_minutes, 'max(session_end)') }} as ended_before
+        {{ timestamp_add('minute', -inactivity_minutes, 'max(session_end)') }} as ended_before
     from sessions
 )
 

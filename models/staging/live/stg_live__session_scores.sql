@@ -9,8 +9,8 @@
     ['events_so_far', dbt.type_bigint()],
     ['last_event_id', dbt.type_string()],
     ['last_event_time', dbt.type_timestamp()],
-    ['probability', dbt.type_float()],
-    ['threshold', dbt.type_float()],
+    ['probability', 'double'],
+    ['threshold', 'double'],
     ['high_intent', dbt.type_boolean()],
 ] %}
 
