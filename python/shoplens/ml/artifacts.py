@@ -152,22 +152,11 @@ def unpack(training: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def pipelines(training: pd.DataFrame) -> dict[str, Any]:
-    """Fitted pipelines by model name, each verified (sha256, scikit-learn) before loading, set
-    to predict on one thread: a forest predicting on several threads adds its trees' votes in
-    whatever order the threads finish, so a session could get a probability differing in the
-    last bits from one run (or batch) to the next, and land on the other side of the threshold."""
+    """Fitted pipelines by model name, each verified (sha256, scikit-learn) before loading and
+    set to predict on one thread (`registry.deserialize_pipeline`)."""
     return {
-        row.model_name: _single_threaded(
-            registry.deserialize_pipeline(
-                bytes(row.pipeline), row.pipeline_sha256, row.sklearn_version
-            )
+        row.model_name: registry.deserialize_pipeline(
+            bytes(row.pipeline), row.pipeline_sha256, row.sklearn_version
         )
         for row in training.itertuples(index=False)
     }
-
-
-def _single_threaded(pipeline: Any) -> Any:
-    """`pipeline` with n_jobs=1 on each step that has it (the forests)."""
-    steps = getattr(pipeline, "steps", [])
-    threaded = {f"{name}__n_jobs": 1 for name, step in steps if "n_jobs" in step.get_params()}
-    return pipeline.set_params(**threaded) if threaded else pipeline

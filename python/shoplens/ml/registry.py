@@ -78,9 +78,16 @@ def verify_blob(blob: bytes, sha256: str, sklearn_version: str) -> None:
 
 
 def deserialize_pipeline(blob: bytes, sha256: str, sklearn_version: str) -> Any:
-    """Verify, then unpickle a pipeline stored by `serialize_pipeline`."""
+    """Verify, then unpickle a pipeline stored by `serialize_pipeline`, set to predict on one
+    thread: a forest predicting on several threads adds its trees' votes in whatever order the
+    threads finish, so a session could get a probability differing in the last bits from one
+    run, batch or path (live or batch) to the next, and land on the other side of the
+    threshold."""
     verify_blob(blob, sha256, sklearn_version)
-    return joblib.load(io.BytesIO(blob))
+    pipeline = joblib.load(io.BytesIO(blob))
+    steps = getattr(pipeline, "steps", [])
+    threaded = {f"{name}__n_jobs": 1 for name, step in steps if "n_jobs" in step.get_params()}
+    return pipeline.set_params(**threaded) if threaded else pipeline
 
 
 def registry_row(
