@@ -147,11 +147,11 @@ select
     shares.feature_kind,
     shares.bin,
     shares.bin_order,
-    case shares.bin_order
+    cast(case shares.bin_order
         {%- for k in range(1, 10) %}
         when {{ k }} then edges.edge_{{ k }}
         {%- endfor %}
-    end as bin_upper_edge,
+    end as float) as bin_upper_edge,
     shares.training_sessions,
     shares.latest_sessions,
     shares.training_share,
