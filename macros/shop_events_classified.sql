@@ -195,7 +195,7 @@
                 when event_time is null then 'missing_event_time'
                 when event_type is null then 'unknown_event_type'
                 when customer_id is null then 'missing_customer_id'
-                when event_time > {{ dbt.dateadd('hour', var('future_event_tolerance_hours'), 'loaded_at') }}
+                when event_time > {{ timestamp_add('hour', var('future_event_tolerance_hours'), 'loaded_at') }}
                     then 'future_event_time'
                 when quantity <= 0 then 'non_positive_quantity'
             end as defect_reason

@@ -79,7 +79,7 @@ rebuilt as (
         {{ checked_columns | join(', ') }},
         cast(event_time as date) as event_date,
         category,
-        copy_number,
+        cast(copy_number as {{ dbt.type_bigint() }}) as copy_number,
         quarantine_reason,
         {{ shoplens_hash64('event_key') }} as event_key_hash,
         {{ this_run_started_at() }} as built_at
