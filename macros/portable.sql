@@ -110,22 +110,27 @@ select * from {{ rows }}
 {% endmacro %}
 {% macro spark__keyed_incremental_rows(rows, unique_key, partition_by) %}
 {%- if is_incremental() -%}
+{#- `rows` and the table are each read once: Spark inlines a CTE at every reference, and the
+    models' CTEs are deep (a plan with four copies of int_events_sessionized's kept Catalyst
+    busy for minutes). Windows flag the replaced keys and the partitions they touch. -#}
 {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
-select {{ columns | join(', ') }} from {{ rows }}
-union all
-select kept.{{ columns | join(', kept.') }}
-from {{ this }} as kept
-left semi join (
-    select new_rows.{{ partition_by }} as touched_partition from {{ rows }} as new_rows
-    union
-    select replaced.{{ partition_by }}
-    from {{ this }} as replaced
-    left semi join {{ rows }} as replacing_keys
-        on replacing_keys.{{ unique_key }} = replaced.{{ unique_key }}
-) as touched
-    on touched.touched_partition <=> kept.{{ partition_by }}
-left anti join {{ rows }} as replacing
-    on replacing.{{ unique_key }} = kept.{{ unique_key }}
+select {{ columns | join(', ') }}
+from (
+    select
+        *,
+        max(keyed_replaced) over (partition by {{ partition_by }}) as keyed_partition_touched
+    from (
+        select
+            *,
+            max(keyed_is_new) over (partition by {{ unique_key }}) as keyed_replaced
+        from (
+            select {{ columns | join(', ') }}, 1 as keyed_is_new from {{ rows }}
+            union all
+            select {{ columns | join(', ') }}, 0 as keyed_is_new from {{ this }}
+        ) as keyed_all
+    ) as keyed_flagged
+) as keyed_touched
+where keyed_partition_touched = 1 and (keyed_is_new = 1 or keyed_replaced = 0)
 {%- else -%}
 select * from {{ rows }}
 {%- endif -%}
