@@ -374,10 +374,11 @@ def test_dbt_build_while_the_sink_runs(
         before = con.execute("select count(*) from raw.events").fetchone()[0]
     sink, _, runner = run_sink_thread(db, broker.bootstrap)
     sent: list[str] = []
-    # Stream until dbt is done (at most 120 s), so the two overlap all the way.
+    # Stream until dbt is done (at most 300 s: seed and build took 190 s on a loaded machine),
+    # so the two overlap all the way; at most 120,000 events, as the retention allows.
     dbt_done = threading.Event()
     producer = produce_in_background(
-        broker, world, rate=1_000, duration=120, seed=4, sent=sent, stop=dbt_done
+        broker, world, rate=400, duration=300, seed=4, sent=sent, stop=dbt_done
     )
     time.sleep(1.0)
     dbt(["seed"], db, tmp_path)
