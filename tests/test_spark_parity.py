@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -195,13 +196,15 @@ def test_every_relation_is_equal_after_the_full_build(spark_full) -> None:
     _assert_equal(*spark_full["full"])
 
 
-# The incremental run on Spark does not finish here: planning int_events_sessionized's
-# incremental query (the staging macros over the new raw rows, read several times, each CTE
-# inlined by Spark at every reference) kept Catalyst's QueryPlanner busy for over ten minutes
-# (jstack, 2026-11-30). Until that model reads the new rows from the stored
-# stg_shop__events_classified table instead, the incremental half stays out of `make test`.
-INCREMENTAL_BLOCKED = pytest.mark.skip(
-    reason="Spark spends minutes planning int_events_sessionized's incremental query"
+# The incremental half is too slow for `make test` here: Spark inlines every CTE at each
+# reference, and planning int_events_sessionized's incremental query (the staging macros over
+# the new raw rows, read several times) took 260 s of the model's 260 s (QueryPlanner, jstack,
+# load average 7-15, 2026-11-30); its rows then equalled DuckDB's (2,843 rows, 0 cells
+# differing). Until that model reads the new rows from the stored stg_shop__events_classified
+# table instead, the incremental tests run only on request: SHOPLENS_SPARK_INCREMENTAL=1.
+INCREMENTAL_BLOCKED = pytest.mark.skipif(
+    os.environ.get("SHOPLENS_SPARK_INCREMENTAL") != "1",
+    reason="Spark spends minutes planning int_events_sessionized's incremental query",
 )
 
 
