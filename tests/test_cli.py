@@ -38,6 +38,7 @@ def test_help_lists_subcommands_with_one_line_help() -> None:
         "load-events",
         "report",
         "sink",
+        "spark-load",
         "sql",
         "stream",
     }
