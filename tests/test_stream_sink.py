@@ -195,11 +195,16 @@ def test_sink_killed_at_random_moments_lands_every_event_exactly_once(
     producer = produce_in_background(broker, world, rate=2_000, duration=26, seed=1, sent=sent)
     rng = random.Random(20261121)
     landed_before_kill = []
-    # A sink needs ~1.5 s to start: kill between 2 and 5 s into each life, so that the five
-    # lives (about 17 s) end while the producer (26 s) still sends.
-    for _ in range(5):
+    # Kill each life between 1 and 3.5 s after it says it is connecting (its imports take
+    # ~1 s on an idle machine and several on a loaded one), so that the five lives end while
+    # the producer (26 s) still sends.
+    for life in range(5):
         proc = sink_process(db, broker.bootstrap, log=log)
-        time.sleep(rng.uniform(2.0, 5.0))
+        deadline = time.monotonic() + 120
+        while log.read_text().count("sink: connecting") <= life:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        time.sleep(rng.uniform(1.0, 3.5))
         proc.kill()  # SIGKILL: no flush, no goodbye
         proc.wait()
         landed_before_kill.append(len(landed(db)["ids"]))
