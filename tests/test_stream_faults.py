@@ -129,7 +129,7 @@ def warehouse(db: Path) -> SimpleNamespace:
         )
 
 
-def wait_until(condition: object, timeout: float = 60) -> None:
+def wait_until(condition: object, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "condition not reached in time"
