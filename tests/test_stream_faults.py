@@ -342,7 +342,7 @@ def test_sigterm_is_honoured_within_seconds(
 ) -> None:
     db = tmp_path / "w.duckdb"
     sent: list[str] = []
-    holder = None
+    holder = producer = None
     if state == "start-up":
         proc = sink_cli(db, "127.0.0.1:1")
         # Its first line says it is waiting for Kafka (signals are handled from then on).
@@ -377,6 +377,8 @@ def test_sigterm_is_honoured_within_seconds(
         if holder is not None:
             holder.kill()
             holder.wait()
+        if producer is not None:  # done before the broker goes (its sends would fail later)
+            producer.join(120)
     assert waited < 8, (state, waited, err[-2000:])
     assert proc.returncode == 0, err[-3000:]
     assert summary["stopped"] == "stop"
