@@ -1,5 +1,5 @@
 """shoplens.ml.refresh: ml.session_recommendations is kept without loading the category model
-exactly when recommend.changed_rows would hand the model no row."""
+exactly when changed_rows would hand the model no row."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from shoplens.ml import category, recommend, refresh
+from shoplens.ml import category, refresh
 
 BUILT = dt.datetime(2026, 11, 30, 10, 0, 0, 123456)
 
@@ -40,7 +40,7 @@ def _agree(con: duckdb.DuckDBPyConnection, incremental: bool = True) -> bool:
     training, features = con.table("training"), con.table("features")
     current = refresh.recommendations_current(con, "recs", incremental, training, features)
     version = refresh.model_version(training, refresh.CATEGORY_MODEL) or 0
-    rows = recommend.changed_rows(con, "recs", incremental, features, version)
+    rows = refresh.changed_rows(con, "recs", incremental, features, version)
     assert current == (rows.shape[0] == 0)
     return current
 

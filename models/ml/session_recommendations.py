@@ -9,14 +9,14 @@ When there is none of either, the table is kept without loading the model (shopl
 def model(dbt, session):
     dbt.config(materialized="incremental", incremental_strategy="delete+insert",
                unique_key="sessionization_key", on_schema_change="append_new_columns")
-    from shoplens.ml.refresh import recommendations_current
+    from shoplens.ml.refresh import changed_rows, recommendations_current
     from shoplens.ml.reuse import unchanged
 
     training = dbt.ref("category_training")
     features = dbt.ref("int_sessions_category_featurized")
     if recommendations_current(session, dbt.this, dbt.is_incremental, training, features):
         return unchanged(session, dbt.this)
-    from shoplens.ml.recommend import changed_rows, deployed, session_recommendations
+    from shoplens.ml.recommend import deployed, session_recommendations
 
     pipeline, version = deployed(training.df())
     rows = changed_rows(session, dbt.this, dbt.is_incremental, features, version)

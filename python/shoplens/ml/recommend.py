@@ -215,28 +215,6 @@ def _counts(
 # --- batch -----------------------------------------------------------------------------------
 
 
-def changed_rows(
-    con: duckdb.DuckDBPyConnection,
-    this: Any,
-    incremental: bool,
-    features: duckdb.DuckDBPyRelation,
-    model_version: int,
-) -> duckdb.DuckDBPyRelation:
-    """The rows of `features` (int_sessions_category_featurized) to recommend for: those built
-    after the newest features_built_at of table `this` when every row there comes from
-    `model_version`, else all of them (a relation: nothing is loaded here)."""
-    if incremental:
-        try:
-            stored = con.execute(
-                f"select min(model_version), max(model_version), max(features_built_at) from {this}"
-            ).fetchall()[0]
-        except duckdb.BinderException:  # a table from before features_built_at existed
-            stored = (None, None, None)
-        if stored[0] == stored[1] == model_version and stored[2] is not None:
-            return features.filter(f"built_at > '{pd.Timestamp(stored[2]).isoformat()}'")
-    return features
-
-
 def _dtype_to_arrow(dtype: str) -> pa.DataType:
     return {
         "str": pa.string(),

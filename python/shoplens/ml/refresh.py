@@ -1,11 +1,10 @@
 """Nothing to refresh: decided in DuckDB before an ml model imports scikit-learn or loads a
 pipeline.
 
-A build with no new data keeps ml.session_recommendations as it is (shoplens.ml.recommend's
-changed_rows would hand it no row), but finding that out through the model's usual path costs
-importing scikit-learn and unpickling the category forest: about a second of CPU in every
-`dbt build`. `recommendations_current` answers the same question from the version column of
-ml.category_training and two aggregates, and reads no pipeline bytes.
+A build with no new data keeps ml.session_recommendations as it is (`changed_rows` hands it no
+row), but finding that out after loading the model costs importing scikit-learn and unpickling
+the category forest: about a second of CPU in every `dbt build`. The deployed version is read
+from the version column of ml.category_training, with no pipeline bytes.
 """
 
 from __future__ import annotations
@@ -33,6 +32,30 @@ def model_version(training: duckdb.DuckDBPyRelation, model_name: str) -> int | N
     return int(rows[0][0]) if rows else None
 
 
+def changed_rows(
+    con: duckdb.DuckDBPyConnection,
+    this: Any,
+    incremental: bool,
+    features: duckdb.DuckDBPyRelation,
+    model_version: int,
+) -> duckdb.DuckDBPyRelation:
+    """The rows of `features` (int_sessions_category_featurized) to recommend for: those built
+    after the newest features_built_at of table `this` when every row there comes from
+    `model_version`, else all of them (a relation: nothing is loaded here)."""
+    if incremental:
+        try:
+            low, high, built = con.execute(
+                f"select min(model_version), max(model_version), max(features_built_at) from {this}"
+            ).fetchall()[0]
+        except (duckdb.CatalogException, duckdb.BinderException):  # no table, or an older one
+            return features
+        if low == high == model_version and built is not None:
+            return features.filter(
+                duckdb.ColumnExpression("built_at") > duckdb.ConstantExpression(built)
+            )
+    return features
+
+
 def recommendations_current(
     con: duckdb.DuckDBPyConnection,
     this: Any,
@@ -40,22 +63,9 @@ def recommendations_current(
     training: duckdb.DuckDBPyRelation,
     features: duckdb.DuckDBPyRelation,
 ) -> bool:
-    """True when table `this` (ml.session_recommendations) holds rows of the deployed category
-    model's version only, and `features` (int_sessions_category_featurized) has no row built
-    after the newest features_built_at among them: the same test as recommend.changed_rows,
-    which would then return no row."""
-    if not incremental:
-        return False
+    """True when an incremental build of table `this` (ml.session_recommendations) has no row
+    to recommend for with the deployed category model (`changed_rows` is empty)."""
     version = model_version(training, CATEGORY_MODEL)
-    if version is None:
+    if not incremental or version is None:
         return False
-    try:
-        low, high, built = con.execute(
-            f"select min(model_version), max(model_version), max(features_built_at) from {this}"
-        ).fetchall()[0]
-    except (duckdb.CatalogException, duckdb.BinderException):  # no table, or an older one
-        return False
-    if built is None or not low == high == version:
-        return False
-    newer = features.filter(duckdb.ColumnExpression("built_at") > duckdb.ConstantExpression(built))
-    return newer.limit(1).fetchall() == []
+    return changed_rows(con, this, incremental, features, version).limit(1).fetchall() == []
