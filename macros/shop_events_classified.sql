@@ -126,15 +126,14 @@
 {#-
     The identity of a REES46 row: its REES46 fields as staged (event type normalised, price null
     when flagged, with the flag; `price_column` names the staged price). Two REES46 rows with the same key are the same event loaded
-    twice (an exact duplicate line, or the same file loaded again). `prefix` qualifies the
-    columns (e.g. 'events.'). Used by staging and by int_events_sessionized's incremental probe.
+    twice (an exact duplicate line, or the same file loaded again). Used by shop_event_key.
 -#}
-{% macro rees46_row_key(prefix='', price_column='price') %}
+{% macro rees46_row_key(price_column='price') %}
     {%- set parts = ["'rees46'"] -%}
     {%- for column in ['event_time', 'event_type', 'product_id', 'category_id', 'category_code',
                        'brand', price_column, 'price_flag', 'customer_id', 'user_session'] -%}
         {%- do parts.append("'|'") -%}
-        {%- set text = "cast(" ~ prefix ~ column ~ " as " ~ dbt.type_string() ~ ")" -%}
+        {%- set text = "cast(" ~ column ~ " as " ~ dbt.type_string() ~ ")" -%}
         {%- do parts.append("coalesce(" ~ text ~ ", '')") -%}
     {%- endfor -%}
     {{ dbt.concat(parts) }}

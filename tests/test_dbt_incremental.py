@@ -3,10 +3,11 @@
 Build a small generated warehouse, append a burst (new sessions, a late event for an old
 session, an id-less event that merges two inactivity sessions, a duplicate, a valid copy of a
 quarantined event, an invalid copy of a staged one, an exact copy of a REES46 row loaded before,
-another row without an id),
-refresh with `dbt build --selector after_burst`, then compare every staging, intermediate and
-mart table (and the staged and quarantined events) with a `--full-refresh` build of the same raw
-data.
+another row without an id), and before it a valid copy of a quarantined event of a session that
+staging alone classifies (int_events_sessionized reads the usable rows staging wrote since its
+own last build), refresh with `dbt build --selector after_burst`, then compare every staging,
+intermediate and mart table (and the staged and quarantined events) with a `--full-refresh`
+build of the same raw data.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from shoplens.generate import generate_and_load, load_world, simulate_sessions
 END = dt.date(2026, 10, 31)
 SQL_ONLY = ["--exclude", "path:models/ml"]
 MERGE_CUSTOMER = 999_999_999  # not a generated customer: only the events made here
+LATE_SESSION = "late-valid-session"  # its second event is staged only by a late valid copy
 T0 = dt.datetime(2026, 10, 20, 9, 0, 0)
 
 
@@ -179,12 +181,30 @@ def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple
                 _idless("pre-good", 60, user_id=MERGE_CUSTOMER + 3),
                 _rees46_row("rees46:first-file:2"),
                 _idless(None, 80),
+                _idless("pre-session-a", 0, user_id=MERGE_CUSTOMER + 4, user_session=LATE_SESSION),
+                # quarantined: its valid copy comes later and is staged by a staging-only build
+                _idless(
+                    "pre-session-bad",
+                    -10,
+                    user_id=MERGE_CUSTOMER + 4,
+                    user_session=LATE_SESSION,
+                    event_type="teleport",
+                ),
             ]
         ),
         first_load,
     )
     dbt(["seed"], db, work / "base")
     dbt(["build", *SQL_ONLY], db, work / "base")
+    _append(
+        db,
+        _events(
+            [_idless("pre-session-bad", -10, user_id=MERGE_CUSTOMER + 4, user_session=LATE_SESSION)]
+        ),
+        first_load + dt.timedelta(seconds=2),
+    )
+    # staging alone first: the refresh after the burst picks up what it classified
+    dbt(["run", "--select", "stg_shop__events_classified"], db, work / "staging")
     _burst(db, first_load + dt.timedelta(seconds=5))
     # README's refresh after a burst: equal to a full refresh means it leaves nothing stale
     dbt(["build", "--selector", "after_burst"], db, work / "inc")
@@ -284,6 +304,13 @@ def test_burst_edge_cases_landed(incremental_and_full) -> None:
             "where e.event_id = 'burst-late'"
         ).fetchall()
         assert late_session == [(True,)]
+        # the valid copy staged by the staging-only build now starts its session
+        late_copy = con.execute(
+            "select session_id, session_start, events from intermediate.int_sessions_aggregated "
+            "where user_session = ?",
+            [LATE_SESSION],
+        ).fetchall()
+        assert late_copy == [(LATE_SESSION, T0 - dt.timedelta(minutes=10), 2)]
         split = con.execute(
             "select count(*), count(*) filter (where session_id = user_session), "
             "count(distinct customer_id) from marts.fct_sessions where user_session = "

@@ -10,10 +10,15 @@
     session_id is 'user-<customer_id>-<start time>'.
 
     Incremental (delete+insert on event_id; on Spark insert_overwrite of the event_date
-    partitions it touches, see keyed_incremental_rows): a build reads only events loaded after the newest
-    loaded_at already here, plus the events already here that share a session id with them and
-    every id-less event of the customers they touch (a late event can split or merge their
-    sessions). sessionization_key names the unit that is recomputed together downstream: the
+    partitions it touches, see keyed_incremental_rows): staging decides which raw rows are used
+    (stg_shop__events_classified ranks each new raw row with the earlier copies of its event), so
+    a build reads the usable rows staging wrote since this table's newest built_at (the classified
+    table stamps every row it writes or re-ranks with its run's start, and a model of the same run
+    is built after it), plus the events already here that share a session id with them and every
+    id-less event of the customers they touch (a late event can split or merge their sessions).
+    A late defect-free copy of an event whose earlier copies were all defective is such a row; a
+    late copy of an event already kept re-stamps the kept row, whose session is recomputed unchanged.
+    sessionization_key names the unit that is recomputed together downstream: the
     user_session, or 'user-<customer_id>' for all of a customer's id-less sessions.
 -#}
 {{ config(
@@ -24,8 +29,7 @@
     on_schema_change='fail'
 ) }}
 
--- depends_on: {{ source('shop', 'events') }}
--- depends_on: {{ ref('categories') }}
+-- depends_on: {{ ref('stg_shop__events_classified') }}
 {% set staged_columns = ['event_id', 'event_time', 'event_date', 'event_type', 'source_event_type',
     'product_id', 'category_id', 'category_code', 'category', 'brand', 'price', 'price_flag',
     'customer_id', 'user_session', 'quantity', 'device', 'traffic_source', 'page', 'load_source',
@@ -33,45 +37,19 @@
 
 {% if is_incremental() %}
 with watermark as (
-    select coalesce(max(loaded_at), {{ epoch_start() }}) as loaded_at from {{ this }}
+    select coalesce(max(built_at), {{ epoch_start() }}) as built_at from {{ this }}
 ),
 
--- Staging logic (shop_events_staged, the same macro as stg_shop__events) over only the raw
--- rows loaded since the watermark. A copy of an event already here is a duplicate (the kept copy
--- was loaded earlier, and defect-free copies win), so new copies of those events are dropped;
--- events whose earlier copies were all defective get their first defect-free copy now, exactly
--- as a full build would rank them. REES46 copies are found by content (rees46_row_key).
-staged_new as (
-    {{ shop_events_staged(source('shop', 'events'),
-        "loaded_at > (select loaded_at from watermark)") }}
+-- the raw rows staging classified or re-ranked since this table's last build
+reclassified as (
+    select * from {{ ref('stg_shop__events_classified') }}
+    where built_at > (select watermark.built_at from watermark)
 ),
 
-already_here as (
-    -- probe the big table with the few new ids (a NOT IN would hash all ids already here)
-    select here.event_id from {{ this }} as here
-    where here.event_id in (select staged_new.event_id from staged_new)
-),
-
-rees46_already_here as (
-    select staged_new.event_id
-    from staged_new
-    inner join {{ this }} as here
-        on here.customer_id = staged_new.customer_id
-        and here.event_time = staged_new.event_time
-        and here.load_source = 'rees46'
-    where staged_new.load_source = 'rees46'
-        and {{ rees46_row_key('here.') }} = {{ rees46_row_key('staged_new.') }}
-),
-
+-- the usable ones, as stg_shop__events has them (a kept copy re-ranked behind a late copy of
+-- its event is here again, unchanged)
 new_events as (
-    select staged_new.*
-    from staged_new
-    left join already_here
-        on already_here.event_id = staged_new.event_id
-    left join rees46_already_here
-        on rees46_already_here.event_id = staged_new.event_id
-    where already_here.event_id is null
-        and rees46_already_here.event_id is null
+    {{ shop_events_usable('reclassified') }}
 ),
 
 touched_customers as (
@@ -88,15 +66,24 @@ to_process as (
     select {{ staged_columns | join(', ') }} from new_events
     union all
     select {{ staged_columns | join(', ') }}
-    from {{ this }}
+    from {{ this }} as here
     where
         (
-            session_source = 'inactivity'
-            and customer_id in (select touched_customers.customer_id from touched_customers)
+            (
+                here.session_source = 'inactivity'
+                and here.customer_id in (
+                    select touched_customers.customer_id from touched_customers
+                )
+            )
+            or (
+                here.session_source = 'user_session'
+                and here.user_session in (
+                    select touched_sessions.user_session from touched_sessions
+                )
+            )
         )
-        or (
-            session_source = 'user_session'
-            and user_session in (select touched_sessions.user_session from touched_sessions)
+        and not exists (
+            select 1 from new_events where new_events.event_id = here.event_id
         )
 ),
 
