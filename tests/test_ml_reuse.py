@@ -105,18 +105,47 @@ def warehouse(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -
     return db
 
 
-def _ml_blocks(con: duckdb.DuckDBPyConnection) -> dict[str, set[int]]:
-    """The storage blocks of every ml table the models write (a rewritten table gets new ones)."""
+ML_KEEPERS = [f"ml.{name}" for name in ML_TABLES]
+# Seeds and SQL table models (macros/keep_unchanged.sql) whose rows are computed without a
+# parallel sum of doubles (whose last bits may differ from build to build): a build with no
+# new data keeps each of them as it is.
+SQL_KEEPERS = [
+    *(
+        f"reference.{seed}"
+        for seed in (
+            "age_bands",
+            "categories",
+            "price_bands",
+            "regions",
+            "segment_campaigns",
+            "segment_naming_rules",
+        )
+    ),
+    "intermediate.int_order_lines_enriched",
+    "marts.fct_order_lines",
+    "marts.mart_data_quality",
+    "marts.mart_session_funnel_daily",
+]
+# The issue's bound on what a build with no new data may add to the warehouse file.
+NOOP_FILE_GROWTH = 1 << 20
+
+
+def _blocks(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, set[int]]:
+    """The storage blocks of each table (schema.name): a rewritten table gets new ones."""
     return {
-        name: {
+        table: {
             block
             for (block,) in con.execute(
-                f"select distinct block_id from pragma_storage_info('ml.{name}') "
-                "where block_id >= 0"
+                f"select distinct block_id from pragma_storage_info('{table}') where block_id >= 0"
             ).fetchall()
         }
-        for name in ML_TABLES
+        for table in tables
     }
+
+
+def _ml_blocks(con: duckdb.DuckDBPyConnection) -> dict[str, set[int]]:
+    """The storage blocks of every ml table the models write."""
+    return {table[3:]: blocks for table, blocks in _blocks(con, ML_KEEPERS).items()}
 
 
 def test_a_build_without_new_data_reuses_every_model(warehouse: Path, dbt) -> None:
@@ -126,8 +155,12 @@ def test_a_build_without_new_data_reuses_every_model(warehouse: Path, dbt) -> No
         deployed = registry.load_latest(con)
         predictions = con.execute(PREDICTIONS).fetchall()[0]
         blocks = _ml_blocks(con)
-    assert len(blocks) == 14 and all(blocks.values())
+        kept = _blocks(con, SQL_KEEPERS)
+    assert len(blocks) == 14 and all(blocks.values()) and all(kept.values())
+    size = warehouse.stat().st_size
     dbt(["build"], warehouse, warehouse.parent)
+    # The file stays within 1 MiB: unchanged seeds and tables are not rewritten.
+    assert warehouse.stat().st_size - size <= NOOP_FILE_GROWTH
     assert _registry(warehouse) == before  # same ids, hashes and training times: no new version
     with duckdb.connect(str(warehouse), read_only=True) as con:
         again = registry.load_latest(con)
@@ -135,10 +168,37 @@ def test_a_build_without_new_data_reuses_every_model(warehouse: Path, dbt) -> No
         assert con.execute(PREDICTIONS).fetchall()[0] == predictions
         # No ml table was rewritten, and no frame of a Python model was left behind.
         assert _ml_blocks(con) == blocks
+        assert _blocks(con, SQL_KEEPERS) == kept
         leftovers = con.execute(
             "select table_name from duckdb_tables() where table_name like '%dbt_tmp%'"
         ).fetchall()
         assert leftovers == []
+
+
+def test_a_table_or_seed_whose_rows_differ_is_replaced(warehouse: Path, dbt) -> None:
+    """A stored table whose rows differ from what its model or seed file gives is rewritten
+    with them; one whose rows are the same keeps its blocks."""
+    tampered = {
+        "marts.mart_session_funnel_daily": "update {} set sessions = sessions + 1",
+        "reference.regions": "delete from {} where country = (select min(country) from {})",
+    }
+    untouched = ["marts.mart_data_quality", "reference.categories"]
+    with duckdb.connect(str(warehouse)) as con:
+        rows = {t: sorted(con.execute(f"select * from {t}").fetchall()) for t in tampered}
+        blocks = _blocks(con, untouched)
+        for table, sql in tampered.items():
+            con.execute(sql.format(table, table))
+            assert sorted(con.execute(f"select * from {table}").fetchall()) != rows[table]
+    names = [t.split(".")[1] for t in [*tampered, *untouched]]
+    dbt(
+        ["build", "--select", *names, "--exclude-resource-type", "test"],
+        warehouse,
+        warehouse.parent,
+    )
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for table in tampered:
+            assert sorted(con.execute(f"select * from {table}").fetchall()) == rows[table]
+        assert _blocks(con, untouched) == blocks
 
 
 def test_one_changed_training_row_retrains_only_its_models(warehouse: Path, dbt) -> None:
