@@ -51,7 +51,9 @@ from shoplens.stream.clients import (
 from shoplens.stream.producer import encode, produce, session_stream
 from shoplens.stream.recommender import LiveRecommender
 from shoplens.stream.scorer import LiveScorer
-from shoplens.stream.sink import BatchHook, Sink, SinkConfig
+from shoplens.stream.sink import BatchHook, Sink, SinkConfig, SinkStore
+from shoplens.stream.sink.buffer import Batch
+from shoplens.stream.sink.store import PreparedBatch
 
 CONFLUENT_TARGET = 0.80  # the sink reaches at least this share of the bare confluent loop
 KAFKA_PYTHON_TARGET = 1.0  # ...and at least matches the bare kafka-python loop
@@ -169,15 +171,22 @@ def _window(seen: int, first: float, cpu: float) -> tuple[float, float]:
 
 
 class CpuMarks(BatchHook):
-    """Process CPU time when the writer starts its first batch and after each commit."""
+    """Process CPU time when the writer starts validating its first batch (`watch` the
+    sink's store) and after each commit."""
 
     def __init__(self) -> None:
         self.first: float | None = None
         self.last = 0.0
 
-    def prepare(self, rows: dict[str, pa.Table]) -> Any:
-        if self.first is None:
-            self.first = time.process_time()
+    def watch(self, store: SinkStore) -> None:
+        validate = store.validate
+
+        def first_marked(batch: Batch) -> PreparedBatch:
+            if self.first is None:
+                self.first = time.process_time()
+            return validate(batch)
+
+        store.validate = first_marked  # type: ignore[method-assign]
 
     def committed(self, prepared: Any) -> None:
         self.last = time.process_time()
@@ -195,6 +204,7 @@ def sink_throughput(bootstrap: str, n: int, group: str, workdir: Path) -> tuple[
         ),
         hook=marks,
     )
+    marks.watch(sink.store)
     stats = sink.run()
     assert stats.messages == n and stats.rejects == 0, stats.line()
     assert marks.first is not None

@@ -6,6 +6,7 @@ See the package docstring for the exactly-once design.
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -402,6 +403,12 @@ class Sink:
         stop = stop or threading.Event()
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, GIL_SWITCH_INTERVAL))
+        # Every fetched message is a GC-tracked object, and a batch keeps thousands alive:
+        # Python's collector then ran full collections over the whole heap of the imported
+        # libraries. Frozen, that heap is skipped (measured, consumer thread on 48,000 bulk
+        # messages: 5.3-6.7 -> 2.1-2.4 us per message; 1.7 with no collection at all).
+        # Process-wide: a second sink in the same process ending first unfreezes it early.
+        gc.freeze()
         connected = False
         try:
             try:
@@ -412,6 +419,7 @@ class Sink:
                 self._consume(stop)
         finally:
             sys.setswitchinterval(switch_interval)
+            gc.unfreeze()
             self.writer.abandon.set()
             self.writer.close()
             if connected and self.stats.stopped not in ("kafka_lost", "idle_kafka_silent"):
@@ -432,17 +440,24 @@ class Sink:
                 self._seek_when_free(stop)
                 continue
             limit = max(cfg.max_batch, cfg.batch_size)
-            if self.buffered() >= limit:
-                # The writer is behind (or waiting for the file): let Kafka buffer. A short
-                # wait: the writer should not sit idle long once it is done.
-                self._poll_paused(0.01)
+            buffered = self.buffered()
+            ready = self.writer.ready
+            if buffered >= limit:
+                # The writer is behind (or waiting for the file): let Kafka buffer until it
+                # can take the batch (it gets it in this round).
+                self.writer.wait_ready(0.05)
             else:
-                # An idle writer gets a batch as soon as `batch_size` records are there (one
+                # A ready writer gets a batch as soon as `batch_size` records are there (one
                 # poll can return far more when the client has prefetched a backlog, and the
                 # writer would wait for all of it); while it is busy the batch grows to `limit`.
-                room = (limit if self.writer.busy else cfg.batch_size) - self.buffered()
-                if room > 0 and self._accept(self._poll(0.05, room)):
+                room = (cfg.batch_size if ready else limit) - buffered
+                # With records waiting for a busy writer, do not sit in a poll once it is
+                # ready: take what the client holds, else wait for the writer.
+                waiting = buffered > 0 and not ready
+                if room > 0 and self._accept(self._poll(0 if waiting else 0.05, room)):
                     last_record = time.monotonic()
+                elif waiting:
+                    self.writer.wait_ready(0.05)
             now = time.monotonic()
             due = (
                 bool(self.gaps_pending)
@@ -452,7 +467,7 @@ class Sink:
                     and now - self._first_buffered >= cfg.batch_interval
                 )
             )
-            if due and not self.writer.busy and not self.pending_seek:
+            if due and self.writer.ready and not self.pending_seek:
                 self._handoff()
             quiet = now - last_record
             check = now - last_progress >= cfg.progress_every or (

@@ -30,7 +30,7 @@ class PreparedBatch:
     batch: Batch
     valid: dict[str, pa.Table]  # raw table -> valid rows
     rejects: list[pa.Table]
-    hook: Any
+    hook: Any = None  # what the hook prepared (`SinkStore.prepare_hook`)
 
 
 @dataclass
@@ -99,8 +99,8 @@ class SinkStore:
         ).fetchall()
         return {(t, p): o for t, p, o in rows}
 
-    def prepare(self, batch: Batch) -> PreparedBatch:
-        """Validate a batch and let the hook prepare its part (no file needed)."""
+    def validate(self, batch: Batch) -> PreparedBatch:
+        """Validate a batch (no file needed; may run while the previous batch is written)."""
         valid: dict[str, pa.Table] = {}
         rejects: list[pa.Table] = []
         for topic, table in batch.tables.items():
@@ -108,7 +108,13 @@ class SinkStore:
             valid[CONTRACTS[topic].table] = rows
             if bad.num_rows:
                 rejects.append(bad.append_column("topic", pa.array([topic] * bad.num_rows)))
-        return PreparedBatch(batch, valid, rejects, self.hook.prepare(valid))
+        return PreparedBatch(batch, valid, rejects)
+
+    def prepare_hook(self, prepared: PreparedBatch) -> None:
+        """Let the hook prepare its part of a validated batch. Called in batch order, each
+        after the previous batch's `write` (the hook sees the batches one after the other,
+        as they commit)."""
+        prepared.hook = self.hook.prepare(prepared.valid)
 
     def write(self, con: duckdb.DuckDBPyConnection, prepared: PreparedBatch) -> WriteResult:
         """Write a prepared batch in one transaction on `con`; nothing if the stored offsets
