@@ -512,21 +512,27 @@ Where the sink's time goes (thread CPU per stage, bulk fill, 16 partitions, 192,
 message (librdkafka's `consume` and grouping the records 3.4, buffering 0.2, building the Arrow
 batch 0.8); writer thread 10.0 µs (validation in DuckDB 5.4, inserting rows and offsets and
 committing 1.6, releasing the file with its checkpoint 2.5, opening it 1.0); the whole process
-16.9 µs, against 5.9 µs for the bare confluent loop. The bare loop runs on about one core (one
-Python thread; librdkafka's fetch thread beside it), the sink on two at most: at these costs it
-reaches 80% of the loop only if its CPU per message falls to about 2 × 5.9 / 0.8 ≈ 15 µs with
-both cores free for it, and on a shared machine it loses its second core first. Validation
-alone costs about what the whole bare loop does. What changed in this run (`git log --
-python/shoplens/stream`): the consumer handed its first poll to the writer whole, and
-librdkafka had prefetched the backlog, so the first batch could hold up to 25,000 records
-(`max_batch`; a 48,000-event topic went in 2 or 3 batches) while the writer sat idle; an idle
-writer now gets a batch at `batch_size` (5,000) records and the next grows while it works (bulk
-4 partitions × 12,000, the sink before and after these changes alternately, 4 runs each at load
-16-20: median 14.9k -> 17.5k msg/s, process CPU per message 30-37 -> 24-31 µs; the effect is
-smaller than the noise of single runs on this machine). The hand-off keeps each partition's
-last offset instead of walking every record (that walk cost about 0.3 µs per message), and the
-contract decides a JSON value's kind from `ascii()` of its first character instead of `left()`
-(validation 0.7 µs per message less).
+16.9 µs, against 5.9 µs for the bare confluent loop. Two findings since (py-spy with native
+frames, then thread CPU per stage). Most of the consumer thread's `consume` time was Python's
+garbage collector: every fetched message is a GC-tracked object and a batch keeps thousands of
+them alive, so full collections walked the whole heap of the imported libraries; the sink now
+freezes that heap for the collector while it runs (`gc.freeze`; consumer thread alone on 48,000
+bulk messages: 5.3-6.7 -> 2.1-2.4 µs per message, 1.7 with no collection at all; the bare loops
+are left as they are). And the writer validated and wrote one batch after the other, so on 4
+partitions it was the serial limit (the sink kept 0.91 cores busy): validation now runs in a
+thread of its own, on the batch after the one being written (DuckDB releases the GIL), the
+write thread opens the file while a full batch is validated, and the consumer hands the next
+batch over as soon as the validation thread is free instead of finishing a 50 ms poll first.
+Batches are still written, and the scorer's hook still prepares them, one after the other in
+order. Thread CPU per message before -> after these changes, the two versions alternated,
+median of 3 runs each (2026-11-30, load 12-25 on 2 cores, so inflated alike): bulk 4
+partitions consumer 7.3-9.8 -> 4.1-4.6, validation 7.2-9.9 -> 7.6-8.8, write 2.5-3.4 ->
+2.5-3.1, whole process over the whole run 26.9-36.2 -> 22.6-27.6; trickle 4 partitions
+consumer 8.5 -> 4.3, process 41.7 -> 31.5; bulk 16 partitions consumer 11.0 -> 4.1, process
+36.5 -> 20.4. Validation (about 4.5 µs per message on a quiet machine: parsing 1.2, the key
+list 0.5, the field checks 1.5, the rest typing and the Arrow result) is now the longest stage;
+a shortcut that skips a field's checks when it is clean, and slicing string values out of their
+quotes instead of parsing them again, measured no faster and were not kept.
 
 (b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable["events"]:,} events), seconds
 from the producer handing an event to kafka-python to the commit of the DuckDB transaction
