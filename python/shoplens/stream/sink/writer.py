@@ -72,10 +72,7 @@ class Writer:
     def busy(self) -> bool:
         """A batch is being validated, waits to be written or is being written."""
         with self._lock:
-            return self._busy()
-
-    def _busy(self) -> bool:
-        return self._submitted is not None or self._validated is not None or self._writing
+            return self._submitted is not None or self._validated is not None or self._writing
 
     @property
     def ready(self) -> bool:
