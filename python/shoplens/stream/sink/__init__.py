@@ -2,8 +2,9 @@
 
 A consumer (`clients.SinkConsumer`: confluent-kafka) reads every partition of `ecommerce_events` and
 `ecommerce_transactions` and micro-batches the raw payloads (by count and by time; while the
-writer thread is busy the next batch keeps growing, so batches adapt to the load). Each batch
-is validated in bulk (`contract.Validator`), then ONE DuckDB transaction writes the valid rows,
+writer is busy the next batch keeps growing, so batches adapt to the load). Each batch is
+validated in bulk (`contract.Validator`, in a thread of its own, while the batch before it is
+written), then ONE DuckDB transaction writes the valid rows,
 the rejects and the next offset of every partition in the batch to `raw.sink_offsets`. The
 warehouse, not Kafka, is the source of truth for offsets: on start (and when a topic gains
 partitions) the sink pauses the new partitions, reads their offsets from DuckDB and seeks there
@@ -35,8 +36,8 @@ The package, by seam:
 - `config.py`: `SinkConfig`, exit codes and shared constants;
 - `core.py`: `Sink`, the consumer loop (partitions, expected offsets, buffers, gaps, hand-off);
 - `buffer.py`: per-topic buffers and the `Batch` handed to the writer;
-- `writer.py`: the writer thread (one batch at a time, holds or releases the file, retries
-  while the file is busy);
+- `writer.py`: the writer (a validation thread and a write thread: batch N+1 is validated while
+  N is written, both in order; holds or releases the file, retries while the file is busy);
 - `store.py`: `SinkStore`, the DuckDB side (open, validate, one transaction per batch);
 - `hooks.py`: `BatchHook`, what else a batch writes in its transaction (the live scorer);
 - `stats.py`: `SinkStats` and the `--json` summary; `errors.py`: the write exceptions.
