@@ -12,7 +12,8 @@ class BatchHook:
     """Extension point called around each batch write (the live scorer implements it)."""
 
     def prepare(self, rows: dict[str, pa.Table]) -> Any:
-        """Compute what to write with the batch (before the file is opened)."""
+        """Compute what to write with the batch (after the batch before it was written,
+        before this batch's transaction begins)."""
         return None
 
     def write(self, con: duckdb.DuckDBPyConnection, prepared: Any) -> None:
