@@ -517,22 +517,24 @@ frames, then thread CPU per stage). Most of the consumer thread's `consume` time
 garbage collector: every fetched message is a GC-tracked object and a batch keeps thousands of
 them alive, so full collections walked the whole heap of the imported libraries; the sink now
 freezes that heap for the collector while it runs (`gc.freeze`; consumer thread alone on 48,000
-bulk messages: 5.3-6.7 -> 2.1-2.4 µs per message, 1.7 with no collection at all; the bare loops
-are left as they are). And the writer validated and wrote one batch after the other, so on 4
-partitions it was the serial limit (the sink kept 0.91 cores busy): validation now runs in a
-thread of its own, on the batch after the one being written (DuckDB releases the GIL), the
-write thread opens the file while a full batch is validated, and the consumer hands the next
-batch over as soon as the validation thread is free instead of finishing a 50 ms poll first.
-Batches are still written, and the scorer's hook still prepares them, one after the other in
-order. Thread CPU per message before -> after these changes, the two versions alternated,
-median of 3 runs each (2026-11-30, load 12-25 on 2 cores, so inflated alike): bulk 4
-partitions consumer 7.3-9.8 -> 4.1-4.6, validation 7.2-9.9 -> 7.6-8.8, write 2.5-3.4 ->
-2.5-3.1, whole process over the whole run 26.9-36.2 -> 22.6-27.6; trickle 4 partitions
-consumer 8.5 -> 4.3, process 41.7 -> 31.5; bulk 16 partitions consumer 11.0 -> 4.1, process
-36.5 -> 20.4. Validation (about 4.5 µs per message on a quiet machine: parsing 1.2, the key
-list 0.5, the field checks 1.5, the rest typing and the Arrow result) is now the longest stage;
-a shortcut that skips a field's checks when it is clean, and slicing string values out of their
-quotes instead of parsing them again, measured no faster and were not kept.
+bulk messages: 5.3-6.7 -> 2.1-2.4 µs per message, 1.7 with no collection at all). The bare loops
+are left as a plain loop is written, without it; frozen, the bare confluent loop is faster too
+(its thread on bulk 4 partitions at load 21: 9.7-11.1 -> 5.9-6.1 µs per message, 3 runs each),
+so part of the sink's gain against it is one it could make as well. And the writer validated and
+wrote one batch after the other, so on 4 partitions it was the serial limit (the sink kept 0.91
+cores busy): validation now runs in a thread of its own, on the batch after the one being
+written (DuckDB releases the GIL), the write thread opens the file while a full batch is
+validated, and the consumer hands the next batch over as soon as the validation thread is free
+instead of finishing a 50 ms poll first. Batches are still written, and the scorer's hook still
+prepares them, one after the other in order. Thread CPU per message before -> after these
+changes, the two versions alternated, median of 3 runs each (2026-11-30, load 12-25 on 2 cores,
+so inflated alike): bulk 4 partitions consumer 7.3-9.8 -> 4.1-4.6, validation 7.2-9.9 ->
+7.6-8.8, write 2.5-3.4 -> 2.5-3.1, whole process over the whole run 26.9-36.2 -> 22.6-27.6;
+trickle 4 partitions consumer 8.5 -> 4.3, process 41.7 -> 31.5; bulk 16 partitions consumer 11.0
+-> 4.1, process 36.5 -> 20.4. Validation (about 4.5 µs per message on a quiet machine: parsing
+1.2, the key list 0.5, the field checks 1.5, the rest typing and the Arrow result) is now the
+longest stage; a shortcut that skips a field's checks when it is clean, and slicing string
+values out of their quotes instead of parsing them again, measured no faster and were not kept.
 
 (b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable["events"]:,} events), seconds
 from the producer handing an event to kafka-python to the commit of the DuckDB transaction
