@@ -177,7 +177,8 @@ def test_a_build_without_new_data_reuses_every_model(warehouse: Path, dbt) -> No
 
 def test_a_table_or_seed_whose_rows_differ_is_replaced(warehouse: Path, dbt) -> None:
     """A stored table whose rows differ from what its model or seed file gives is rewritten
-    with them; one whose rows are the same keeps its blocks."""
+    with them; one whose rows are the same keeps its blocks, and its descriptions are
+    rewritten where they differ from the YAML's."""
     tampered = {
         "marts.mart_session_funnel_daily": "update {} set sessions = sessions + 1",
         "reference.regions": "delete from {} where country = (select min(country) from {})",
@@ -186,6 +187,10 @@ def test_a_table_or_seed_whose_rows_differ_is_replaced(warehouse: Path, dbt) -> 
     with duckdb.connect(str(warehouse)) as con:
         rows = {t: sorted(con.execute(f"select * from {t}").fetchall()) for t in tampered}
         blocks = _blocks(con, untouched)
+        described = _descriptions(con, "marts.mart_data_quality")
+        assert described[0] and all(comment for _, comment in described[1])
+        con.execute("comment on table marts.mart_data_quality is 'stale'")
+        con.execute("comment on column marts.mart_data_quality.row_count is 'stale'")
         for table, sql in tampered.items():
             con.execute(sql.format(table, table))
             assert sorted(con.execute(f"select * from {table}").fetchall()) != rows[table]
@@ -199,6 +204,22 @@ def test_a_table_or_seed_whose_rows_differ_is_replaced(warehouse: Path, dbt) -> 
         for table in tampered:
             assert sorted(con.execute(f"select * from {table}").fetchall()) == rows[table]
         assert _blocks(con, untouched) == blocks
+        assert _descriptions(con, "marts.mart_data_quality") == described
+
+
+def _descriptions(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, list[tuple]]:
+    """The comment of `table` (schema.name) and (column, comment) of each of its columns."""
+    schema, name = table.split(".")
+    [(comment,)] = con.execute(
+        "select comment from duckdb_tables() where schema_name = ? and table_name = ?",
+        [schema, name],
+    ).fetchall()
+    columns = con.execute(
+        "select column_name, comment from duckdb_columns() "
+        "where schema_name = ? and table_name = ? order by column_index",
+        [schema, name],
+    ).fetchall()
+    return comment, columns
 
 
 def test_one_changed_training_row_retrains_only_its_models(warehouse: Path, dbt) -> None:
