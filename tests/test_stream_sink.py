@@ -217,12 +217,13 @@ def test_sink_killed_at_random_moments_lands_every_event_exactly_once(
     assert summary["lag"] == 0
     assert_exactly_once(db, broker.bootstrap, sent, produced)
     # The kills really interrupted work in progress: data landed between them (a sink killed
-    # during its start-up lands nothing, which is a valid random moment too), and the last
-    # run still had a backlog to land.
+    # during its start-up lands nothing, which is a valid random moment too), and whatever the
+    # last life left behind was landed by the final run (on a loaded machine the five lives can
+    # outlast the producer and the last one may land everything).
     progress = sorted({n for n in landed_before_kill if 0 < n < produced.events})
     assert len(progress) >= 2
     assert landed_before_kill == sorted(landed_before_kill)
-    assert summary["messages"] > 0
+    assert summary["messages"] > 0 or landed_before_kill[-1] == produced.events
     with duckdb.connect(str(db), read_only=True) as con:
         started = con.execute("select count(*) from raw.load_runs where kind = 'kafka'").fetchone()[
             0
