@@ -34,20 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import Producer as ConfluentProducer
-from kafka import KafkaConsumer
 
 from bench.common import ROOT, markdown_table, write_section
 from shoplens.config import EVENTS_TOPIC
 from shoplens.generate import build_world, generate_and_load, load_world
 from shoplens.stream.broker import EmbeddedBroker
-from shoplens.stream.clients import (
-    CONFLUENT_FETCH_SETTINGS,
-    CONSUMER_FETCH_SETTINGS,
-    KAFKA_API_VERSION,
-    POLL_RECORDS,
-)
 from shoplens.stream.producer import encode, produce, session_stream
 from shoplens.stream.recommender import LiveRecommender
 from shoplens.stream.scorer import LiveScorer
@@ -103,71 +95,19 @@ def preload(bootstrap: str, n: int, partitions: int, fill: str) -> int:
     return size
 
 
-def bare_kafka_python(bootstrap: str, n: int, group: str) -> tuple[float, float]:
-    """kafka-python poll loop that only deserialises: (messages/s, CPU us per message), both
-    from the first message polled to the last deserialised."""
-    consumer = KafkaConsumer(
-        EVENTS_TOPIC,
-        bootstrap_servers=bootstrap,
-        api_version=KAFKA_API_VERSION,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **CONSUMER_FETCH_SETTINGS,
-    )
-    seen, first, cpu = 0, 0.0, 0.0
-    try:
-        while seen < n:
-            # poll returns as soon as records are there: no wait after the n-th message.
-            polled = consumer.poll(timeout_ms=500, max_records=min(POLL_RECORDS, n - seen))
-            for msgs in polled.values():
-                if not seen:
-                    first, cpu = time.perf_counter(), time.process_time()
-                for m in msgs:
-                    json.loads(m.value)
-                seen += len(msgs)
-        return _window(seen, first, cpu)
-    finally:
-        consumer.close()
-
-
-def confluent(bootstrap: str, n: int, group: str) -> tuple[float, float]:
-    """confluent-kafka consume loop that deserialises: (messages/s, CPU us per message), both
-    from the first message consumed to the last deserialised."""
-    consumer = ConfluentConsumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            **CONFLUENT_FETCH_SETTINGS,
-        }
-    )
-    consumer.subscribe([EVENTS_TOPIC])
-    seen, first, cpu = 0, 0.0, 0.0
-    try:
-        while seen < n:
-            # consume() waits until it has num_messages or the timeout passed: never ask for
-            # more than remain, or the last call would wait out the timeout inside the clock.
-            msgs = consumer.consume(num_messages=min(POLL_RECORDS, n - seen), timeout=0.5)
-            for m in msgs:
-                if m.error() is None:
-                    if not seen:
-                        first, cpu = time.perf_counter(), time.process_time()
-                    json.loads(m.value())  # type: ignore[arg-type]
-                    seen += 1
-        return _window(seen, first, cpu)
-    finally:
-        consumer.close()
-
-
-def _window(seen: int, first: float, cpu: float) -> tuple[float, float]:
-    """(messages/s, CPU us per message of the process) since `first` (perf_counter) and
-    `cpu` (process_time)."""
-    return (
-        seen / (time.perf_counter() - first),
-        (time.process_time() - cpu) * 1e6 / seen,
-    )
+def bare_loop(reader: str, bootstrap: str, n: int, group: str) -> tuple[float, float]:
+    """A bare loop (`bench.bare_consumers`) in a fresh process, as a user's script would run:
+    its heap holds only its client, so the garbage collector's passes stay as cheap as theirs
+    (in this process they would walk the sink's and DuckDB's imported libraries too)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bare_consumers", reader, bootstrap, str(n), group],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rate, us = json.loads(out)
+    return rate, us
 
 
 class CpuMarks(BatchHook):
@@ -353,9 +293,9 @@ def measure_pattern(
     """Fill a fresh broker's events topic in one pattern and time the three readers on it."""
     n = per_partition * partitions
     runs: dict[str, Any] = {
-        "kafka-python": bare_kafka_python,
+        "kafka-python": lambda *a: bare_loop("kafka-python", *a),
         "sink": sink_throughput,
-        "confluent": confluent,
+        "confluent": lambda *a: bare_loop("confluent", *a),
     }
     with EmbeddedBroker(partitions=partitions) as broker:
         size = preload(broker.bootstrap, n, partitions, fill)
@@ -491,7 +431,8 @@ and each round's rates (kafka-python / sink / confluent):
         )
     }
 
-How each reader is timed. The bare loops are `consume + json.loads` only, with the sink's
+How each reader is timed. The bare loops are `consume + json.loads` only, each in a fresh
+process that imports only its client (`bench/bare_consumers.py`), with the sink's
 fetch settings (`clients.CONSUMER_FETCH_SETTINGS`, `clients.CONFLUENT_FETCH_SETTINGS`); their
 clock (wall and CPU) starts at the first message received and stops when the last one is
 deserialised. They never ask for more messages than remain (`consume(num_messages=min(10,000,
@@ -517,10 +458,12 @@ frames, then thread CPU per stage). Most of the consumer thread's `consume` time
 garbage collector: every fetched message is a GC-tracked object and a batch keeps thousands of
 them alive, so full collections walked the whole heap of the imported libraries; the sink now
 freezes that heap for the collector while it runs (`gc.freeze`; consumer thread alone on 48,000
-bulk messages: 5.3-6.7 -> 2.1-2.4 µs per message, 1.7 with no collection at all). The bare loops
-are left as a plain loop is written, without it; frozen, the bare confluent loop is faster too
-(its thread on bulk 4 partitions at load 21: 9.7-11.1 -> 5.9-6.1 µs per message, 3 runs each),
-so part of the sink's gain against it is one it could make as well. And the writer validated and
+bulk messages: 5.3-6.7 -> 2.1-2.4 µs per message, 1.7 with no collection at all). The same
+collector made the bare loops slow when they ran inside this benchmark's process (frozen, the
+bare confluent loop's thread on bulk 4 partitions at load 21: 9.7-11.1 -> 5.9-6.1 µs per
+message), a cost a user's own loop does not pay: each bare loop now runs in a process of its own
+that imports only its Kafka client (`bench/bare_consumers.py`), as written, without a freeze.
+And the writer validated and
 wrote one batch after the other, so on 4 partitions it was the serial limit (the sink kept 0.91
 cores busy): validation now runs in a thread of its own, on the batch after the one being
 written (DuckDB releases the GIL), the write thread opens the file while a full batch is
