@@ -10,7 +10,8 @@ DuckDB), a burst of new sessions (1 % more, over the last day), and the same bui
 Wall time, CPU seconds and peak memory (resident set of the dbt process and its descendants,
 the JVM included, sampled every 0.1 s). For Spark's incremental build, how much of the
 partitioned incremental tables it rewrote (bytes of Parquet files written by the run over the
-tables' bytes).
+tables' bytes). A Spark build still running after LIMIT_S is stopped and recorded as such
+(Spark has spent minutes planning an incremental query), so the bench always ends.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ SIZES = (2_000, 20_000)
 END = dt.date(2026, 10, 31)
 DAYS = 90
 SELECT = ["--selector", "spark"]
+# Seconds a Spark build may run before it is stopped and recorded as unfinished.
+LIMIT_S = 1200.0
 # The keyed incremental tables, partitioned on Spark (macros/portable.sql).
 PARTITIONED = (
     "intermediate.db/int_events_sessionized",
@@ -53,11 +56,12 @@ class Run:
     wall_s: float
     cpu_s: float
     peak_mib: float
+    finished: bool = True
 
 
-def measure(cmd: list[str], env: dict[str, str], log: Path) -> Run:
+def measure(cmd: list[str], env: dict[str, str], log: Path, limit_s: float | None = None) -> Run:
     """Run `cmd` (output to `log`); sample the resident memory and CPU time of it and its
-    descendants."""
+    descendants. Past `limit_s` seconds it and its descendants are killed: an unfinished run."""
     start = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -78,6 +82,14 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Run:
                 except psutil.NoSuchProcess:
                     continue
             peak = max(peak, rss / 2**20)
+            if limit_s is not None and time.perf_counter() - start > limit_s:
+                for p in reversed(family):
+                    try:
+                        p.kill()
+                    except psutil.NoSuchProcess:
+                        continue
+                proc.wait()
+                return Run(time.perf_counter() - start, sum(cpu.values()), peak, finished=False)
             time.sleep(0.1)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -128,12 +140,14 @@ def bench_size(sessions: int, work: Path) -> list[list[object]]:
     rows: list[list[object]] = []
 
     def record(engine: str, build: str, run: Run, note: str = "") -> None:
+        if not run.finished:
+            note = f"stopped unfinished after {run.wall_s:.0f} s (limit {LIMIT_S:.0f} s)"
         rows.append(
             [
                 f"{sessions:,} sessions ({events:,} events)",
                 engine,
                 build,
-                f"{run.wall_s:.1f}",
+                f"{run.wall_s:.1f}" if run.finished else f"> {run.wall_s:.0f}",
                 f"{run.cpu_s:.1f}",
                 f"{run.peak_mib:,.0f}",
                 note,
@@ -157,12 +171,15 @@ def bench_size(sessions: int, work: Path) -> list[list[object]]:
     register_s = time.perf_counter() - start
     cmd, env = dbt_command(["build", *SELECT, "--target", "spark"], db, work / f"spark{sessions}")
     env.update(spark_env)
+    run = measure(cmd, env, work / "spark-full.log", LIMIT_S)
     record(
         "Spark",
         "full",
-        measure(cmd, env, work / "spark-full.log"),
+        run,
         f"set-up: raw to Parquet {export_s:.1f} s, registering {register_s:.1f} s",
     )
+    if not run.finished:
+        return rows
 
     new_sessions = max(sessions // 100, 10)
     burst(db, new_sessions)
@@ -177,7 +194,7 @@ def bench_size(sessions: int, work: Path) -> list[list[object]]:
     started = time.time()
     cmd, env = dbt_command(["build", *SELECT, "--target", "spark"], db, work / f"spark{sessions}")
     env.update(spark_env)
-    run = measure(cmd, env, work / "spark-incremental.log")
+    run = measure(cmd, env, work / "spark-incremental.log", LIMIT_S)
     written = sum(parquet_bytes(tables_dir / t, started) for t in PARTITIONED)
     after = sum(parquet_bytes(tables_dir / t) for t in PARTITIONED)
     record(
@@ -192,15 +209,32 @@ def bench_size(sessions: int, work: Path) -> list[list[object]]:
 
 
 def main(sizes: tuple[int, ...]) -> None:
+    """Measure every size; the section is written after each (the sizes not yet measured are
+    named), so a stopped run keeps what it measured."""
     work = Path(tempfile.mkdtemp(prefix="shoplens-bench-spark-"))
     load_before = os.getloadavg()
     rows: list[list[object]] = []
     try:
-        for sessions in sizes:
+        for done, sessions in enumerate(sizes, start=1):
             rows += bench_size(sessions, work)
+            write(rows, sizes, sizes[done:], load_before)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def write(
+    rows: list[list[object]],
+    sizes: tuple[int, ...],
+    pending: tuple[int, ...],
+    load_before: tuple[float, float, float],
+) -> None:
+    """Write the `spark` section of docs/benchmarks.md from the rows measured so far."""
     load_after = os.getloadavg()
+    not_yet = (
+        [f"- Not measured yet in this run: {', '.join(f'{n:,}' for n in pending)} sessions."]
+        if pending
+        else []
+    )
     body = "\n".join(
         [
             "The same `dbt build --selector spark` (seeds, SQL models, data tests and unit "
@@ -223,6 +257,7 @@ def main(sizes: tuple[int, ...]) -> None:
             f"- Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/"
             f"{load_before[2]:.1f}, after: {load_after[0]:.1f}/{load_after[1]:.1f}/"
             f"{load_after[2]:.1f} (other work shares the 2 cores when this is above ~2).",
+            *not_yet,
             "",
             f"Command: `.venv/bin/python -m bench.bench_spark {' '.join(map(str, sizes))}`",
         ]
