@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 export DBT_PROFILES_DIR := $(CURDIR)
 export SHOPLENS_DB ?= $(CURDIR)/warehouse.duckdb
 DEMO_SESSIONS ?= 50000
@@ -19,15 +20,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# System packages the tests drive for real: headless chromium for the report pages and
-# docker-compose (1.29) to validate docker-compose.yml offline. Installed only when missing.
+# The `spark` extra (dbt-spark, pyspark: about 500 MB) for the Spark parity test, which `make
+# test` runs; `make demo` does not need it.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[spark]'
+	@touch $(SPARK_STAMP)
+
+# System packages the tests drive for real: headless chromium for the report pages,
+# docker-compose (1.29) to validate docker-compose.yml offline and Java 17 for the local Spark
+# session. Installed only when missing.
 sysdeps:
-	@if ! command -v chromium >/dev/null || ! command -v docker-compose >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v docker-compose >/dev/null || ! command -v java >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing chromium and docker-compose from Debian"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose >/dev/null; \
+			echo "installing chromium, docker-compose and Java 17 from Debian"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose openjdk-17-jre-headless >/dev/null; \
 		else \
-			echo "chromium or docker-compose missing and cannot apt-get install: those tests will fail" >&2; \
+			echo "chromium, docker-compose or java missing and cannot apt-get install: those tests will fail" >&2; \
 		fi; \
 	fi
 
@@ -64,14 +72,14 @@ notebook: $(STAMP)
 
 # Two workers, each test file on one of them (its module fixtures are made once); the session
 # warehouses of tests/conftest.py are made once and shared. One worker fills the other's waits
-# (dbt and broker start-up, subprocesses). The Spark parity test is `make test-spark`.
-test: $(STAMP) sysdeps lint
-	$(BIN)/pytest -n 2 --dist loadfile -m "not spark" --durations=25
+# (dbt and broker start-up, subprocesses). One worker starts with the Spark parity test
+# (tests/conftest.py, FIRST_FILES), which the other worker's files overlap.
+test: $(STAMP) $(SPARK_STAMP) sysdeps lint
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
-# DuckDB and a local Spark session build the same data and must agree (tests/test_spark_parity.py);
-# installs the `spark` extra (pyspark, about 500 MB) on first use. Needs Java 17+.
-test-spark: $(STAMP)
-	@$(BIN)/python -c 'import pyspark' 2>/dev/null || $(BIN)/pip install --quiet -e '.[spark]'
+# Only the Spark parity test: DuckDB and a local Spark session build the same data and must
+# agree (tests/test_spark_parity.py). Needs Java 17+.
+test-spark: $(SPARK_STAMP)
 	$(BIN)/pytest -m spark
 
 # The inner loop (under a minute): every test needing no dbt-built warehouse, Kafka broker,
