@@ -8,7 +8,7 @@ relation the project builds equals on both engines: the same columns with the sa
 same rows (doubles within TOLERANCE, relative or absolute), `built_at` aside (when a row was
 written). Spark's relations are read from the Parquet its on-run-end hook exports.
 
-`make test` runs it (one xdist worker starts with it, tests/conftest.py FIRST_FILES). Cost: every
+`make test-spark` runs it (`make test` leaves it out: about 9 minutes of one worker). Cost: every
 Spark dbt command (raw registration, full build; registration, incremental run) runs in one
 process (tests/dbt_worker.py): one Spark start-up and one parse instead of one per command, and
 the DuckDB build of each step runs meanwhile. Without Java or the spark extra the tests fail
@@ -139,8 +139,8 @@ def _differences(db: Path, export: Path, relation: str) -> list[str]:
 
 
 def _require_spark() -> None:
-    """Fail (not skip) with one line when what the spark target needs is missing: `make test`
-    installs the spark extra, and the machine image has Java 17."""
+    """Fail (not skip) with one line when what the spark target needs is missing: `make
+    test-spark` installs the spark extra, and the machine image has Java 17."""
     if importlib.util.find_spec("pyspark") is None:
         pytest.fail("the spark extra is not installed: pip install -e '.[spark]'", pytrace=False)
     home = os.environ.get("JAVA_HOME")
