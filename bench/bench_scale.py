@@ -21,7 +21,8 @@ not grow with other work on the machine the way wall seconds do), peak resident 
 largest process of its tree (wait4's ru_maxrss, and psutil polling of the tree's sum), the
 1-minute load average before and after, the warehouse file size after it and the peak size of
 DuckDB's temp directory (`<warehouse>.tmp`, where DuckDB spills what does not fit in memory).
-The slowest dbt nodes of the full build (dbt's run_results) are listed with the figures.
+The slowest dbt nodes of the full build and of the after-burst refresh (dbt's run_results) are
+listed with the figures.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class SizeRun:
     generate_s: float = 0.0
     steps: dict[str, Step] = field(default_factory=dict)
     slowest: list[tuple[str, float]] = field(default_factory=list)
+    refresh_slowest: list[tuple[str, float]] = field(default_factory=list)
     error: str = ""
 
 
@@ -278,6 +280,8 @@ def run_size(run: SizeRun, data: Path, work: Path, burst: Path, save) -> None:
         finally:
             if name == "build":
                 run.slowest = slowest_nodes(target, log, began)
+            elif name == "refresh":
+                run.refresh_slowest = slowest_nodes(target, log, began)
         print(f"[{run.events_target:,}] {name}: {asdict(run.steps[name])}", flush=True)
         save()
 
@@ -377,14 +381,18 @@ def render(runs: list[SizeRun], command: str) -> str:
             lines.append(f"- Stopped: {run.error}")
         if lines:
             parts += ["", f"Goals at {run.events or run.events_target:,} events:", "", *lines]
-        if run.slowest:
-            parts += [
-                "",
-                f"Slowest dbt nodes of the full build at {run.events:,} events (dbt's "
-                "execution seconds): "
-                + ", ".join(f"`{name}` {secs:.0f} s" for name, secs in run.slowest)
-                + ".",
-            ]
+        for what, nodes in (
+            ("full build", run.slowest),
+            ("after-burst refresh", run.refresh_slowest),
+        ):
+            if nodes:
+                parts += [
+                    "",
+                    f"Slowest dbt nodes of the {what} at {run.events:,} events (dbt's "
+                    "execution seconds): "
+                    + ", ".join(f"`{name}` {secs:.0f} s" for name, secs in nodes)
+                    + ".",
+                ]
     parts += ["", f"Command: `{command}`"]
     return "\n".join(parts)
 
