@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 from confluent_kafka import Producer as ConfluentProducer
 
-from bench.common import ROOT, markdown_table, write_section
+from bench.common import ROOT, machine, markdown_table, write_section
 from shoplens.config import EVENTS_TOPIC
 from shoplens.generate import build_world, generate_and_load, load_world
 from shoplens.stream.broker import EmbeddedBroker
@@ -57,6 +57,18 @@ PATTERNS = (("bulk", 4), ("trickle", 4), ("bulk", 16), ("trickle", 16))
 # makes (measured in issue 11).
 TRICKLE_BATCH = 5
 READERS = ("kafka-python", "sink", "confluent")
+THROUGHPUT_COLUMNS = [
+    "pattern",
+    "events",
+    "kafka-python loop",
+    "confluent loop",
+    "sink",
+    "sink / kafka-python",
+    "sink / confluent",
+    "goal",
+    "load avg before / after",
+]
+CPU_COLUMNS = ["pattern", "kafka-python loop", "sink", "confluent loop", "rounds, msg/s"]
 
 
 def preload(bootstrap: str, n: int, partitions: int, fill: str) -> int:
@@ -313,6 +325,36 @@ def measure_pattern(
     return result
 
 
+def throughput_rows(
+    results: list[PatternResult],
+) -> tuple[list[list[object]], list[list[object]]]:
+    """Rows of the throughput table (THROUGHPUT_COLUMNS) and of the CPU table (CPU_COLUMNS)."""
+    rows: list[list[object]] = [
+        [
+            f"{res.fill}, {res.partitions} partitions",
+            f"{res.events:,} ({res.mib:.1f} MiB)",
+            f"{res.median('kafka-python'):,.0f}",
+            f"{res.median('confluent'):,.0f}",
+            f"{res.median('sink'):,.0f}",
+            f"{res.ratio('kafka-python'):.0%}",
+            f"{res.ratio('confluent'):.0%}",
+            "**PASS**" if res.passed else "**FAIL**",
+            f"{res.load_before:.1f} / {res.load_after:.1f}",
+        ]
+        for res in results
+    ]
+    cpu_rows: list[list[object]] = [
+        [f"{res.fill}, {res.partitions} partitions"]
+        + [
+            f"{res.cpu_median(r):.1f} ({res.cpu_median(r) * res.median(r) / 1e6:.2f})"
+            for r in READERS
+        ]
+        + [" / ".join(", ".join(f"{v / 1000:.0f}k" for v in res.rates[r]) for r in READERS)]
+        for res in results
+    ]
+    return rows, cpu_rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -332,9 +374,13 @@ def main() -> None:
             measure_pattern(fill, partitions, args.per_partition, args.rounds, workdir)
             for fill, partitions in PATTERNS
         ]
+        rows, cpu_rows = throughput_rows(results)
         if args.no_latency:
-            for res in results:
-                print(res.fill, res.partitions, res.ratio("kafka-python"), res.ratio("confluent"))
+            # Nothing is written to docs/benchmarks.md: the tables are printed for it.
+            print(markdown_table(THROUGHPUT_COLUMNS, rows), end="\n\n")
+            print(markdown_table(CPU_COLUMNS, cpu_rows))
+            print(f"Load average: {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+            print(f"Machine: {machine()}. Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.")
             return
         db = workdir / "latency.duckdb"
         shutil.copy(built := built_warehouse(workdir), db)
@@ -345,29 +391,6 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    rows = [
-        [
-            f"{res.fill}, {res.partitions} partitions",
-            f"{res.events:,} ({res.mib:.1f} MiB)",
-            f"{res.median('kafka-python'):,.0f}",
-            f"{res.median('confluent'):,.0f}",
-            f"{res.median('sink'):,.0f}",
-            f"{res.ratio('kafka-python'):.0%}",
-            f"{res.ratio('confluent'):.0%}",
-            "**PASS**" if res.passed else "**FAIL**",
-            f"{res.load_before:.1f} / {res.load_after:.1f}",
-        ]
-        for res in results
-    ]
-    cpu_rows = [
-        [f"{res.fill}, {res.partitions} partitions"]
-        + [
-            f"{res.cpu_median(r):.1f} ({res.cpu_median(r) * res.median(r) / 1e6:.2f})"
-            for r in READERS
-        ]
-        + [" / ".join(", ".join(f"{v / 1000:.0f}k" for v in res.rates[r]) for r in READERS)]
-        for res in results
-    ]
     lat_rows = [
         [
             path,
@@ -404,32 +427,13 @@ nothing leaves before it). Every reader reads the whole topic; rounds alternate 
 matches the bare kafka-python loop and reaches {CONFLUENT_TARGET:.0%} of the bare
 confluent-kafka loop (ratios: median of the per-round ratios, each measured back to back).
 
-{
-        markdown_table(
-            [
-                "pattern",
-                "events",
-                "kafka-python loop",
-                "confluent loop",
-                "sink",
-                "sink / kafka-python",
-                "sink / confluent",
-                "goal",
-                "load avg before / after",
-            ],
-            rows,
-        )
-    }
+{markdown_table(THROUGHPUT_COLUMNS, rows)}
 
 CPU µs per message of the whole process in the timed window (it includes the embedded
 broker's threads, alike for all three readers; in brackets: cores busy = msg/s × CPU µs/msg),
 and each round's rates (kafka-python / sink / confluent):
 
-{
-        markdown_table(
-            ["pattern", "kafka-python loop", "sink", "confluent loop", "rounds, msg/s"], cpu_rows
-        )
-    }
+{markdown_table(CPU_COLUMNS, cpu_rows)}
 
 How each reader is timed. The bare loops are `consume + json.loads` only, each in a fresh
 process that imports only its client (`bench/bare_consumers.py`), with the sink's

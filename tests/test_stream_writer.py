@@ -1,5 +1,6 @@
 """The sink's writer on its own (no broker): validation overlaps the write before it, batches
-are written and hooked in order, and a batch queued behind a stale one is not written."""
+are written and hooked in order, a batch queued behind a stale one is not written, and the file
+stays open across batches handed over back to back."""
 
 from __future__ import annotations
 
@@ -139,3 +140,16 @@ def test_batches_land_in_order_with_their_offsets(tmp_path: Path) -> None:
         ids = [r[0] for r in con.execute("select event_id from raw.events").fetchall()]
         assert sorted(ids) == sorted(f"w-{o}" for o in range(12))
         assert con.execute("select next_offset from raw.sink_offsets").fetchall() == [(12,)]
+
+
+def test_the_file_stays_open_while_the_next_batch_is_handed_over() -> None:
+    """Batches of a trickle backlog are not full, but while the next one is already handed
+    over the file stays open (releasing costs a checkpoint, and the next write an open)."""
+    store = SlowStore()
+    writer = Writer(store, report=lambda line: None, on_lock_wait=lambda: None)  # type: ignore[arg-type]
+    writer.submit(batch(0, 2, None, full=False))
+    assert writer.wait_ready(5)
+    writer.submit(batch(2, 2, 2, full=False))  # validated while the first is written
+    writer.close()
+    assert [r.batch.next_offsets[TP] for r in writer.results()] == [2, 4]
+    assert store.log.count(("open", 0)) == 1

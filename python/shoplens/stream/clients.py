@@ -4,6 +4,7 @@ consumer (`SinkConsumer`, confluent-kafka behind the few calls the sink makes)."
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException
@@ -143,25 +144,27 @@ class SinkConsumer:
                 time.sleep(timeout_ms / 1000)
             return out
         messages = self._consumer.consume(limit - n, 0 if n else timeout_ms / 1000)
-        # Messages come in runs of one partition: look the partition up once per run.
-        key: tuple[str | None, int | None] | None = None
-        found: list[Record] | None = None
+        # Messages come in runs of one partition: look the partition up once per run (this
+        # loop runs once per message, on the thread that also feeds the writer).
+        run_topic: str | None = None
+        run_partition: int | None = None
+        add: Callable[[Record], None] | None = None
         for m in messages:
             error = m.error()
             if error is not None:
                 if error.fatal():
                     raise KafkaError(str(error))
                 continue  # transport trouble: librdkafka reconnects and refetches
-            if (m.topic(), m.partition()) != key:
-                key = (m.topic(), m.partition())
-                tp = TopicPartition(*key)
+            partition, topic = m.partition(), m.topic()
+            if partition != run_partition or topic != run_topic:
+                run_partition, run_topic = partition, topic
+                tp = TopicPartition(topic, partition)
                 if tp not in self._live:
-                    found = None  # fetched before an unassign or seek took effect
+                    add = None  # fetched before an unassign or seek took effect
                 else:
-                    target = self._held if tp in self._paused else out
-                    found = target.setdefault(tp, [])
-            if found is not None:
-                found.append(Record(m.offset() or 0, m.value()))
+                    add = (self._held if tp in self._paused else out).setdefault(tp, []).append
+            if add is not None:
+                add(Record(m.offset() or 0, m.value()))
         return out
 
     # -------------------------------------------------------------- cluster state

@@ -276,7 +276,9 @@ with decoded as (
 ), parsed as (
     select *, try(json_transform(txt, '{structure}')) as raw from decoded
 ), kinds as (
-    select *, case when raw is not null then case left(ltrim(txt, {_JSON_WS}), 1)
+    select *, case when raw is not null then case case -- '{{' first: no trimmed copy
+                  when ascii(txt) = 123 then '{{'
+                  else left(ltrim(txt, {_JSON_WS}), 1) end
                   when '{{' then 'OBJECT' when '[' then 'ARRAY' when '"' then 'VARCHAR'
                   when 't' then 'BOOLEAN' when 'f' then 'BOOLEAN'
                   else 'DOUBLE' end

@@ -29,8 +29,9 @@ class Writer:
     meanwhile). Batches are written in the order they were submitted, and the hook prepares
     each one after the previous one was written. The write thread opens the file as soon as
     a full batch is being validated (opening overlaps validating), keeps its connection across
-    back-to-back full batches for up to HOLD_SECONDS and releases the file otherwise; while
-    the file is held elsewhere it retries with back-off.
+    back-to-back batches (after a full one, or any one whose successor is already handed over)
+    for up to HOLD_SECONDS and releases the file otherwise; while the file is held elsewhere
+    it retries with back-off.
 
     The consumer side `submit`s a batch when the writer is `ready` (the validation thread is
     free: at most one batch is validated while another is written), waits with `wait_ready`,
@@ -192,8 +193,11 @@ class Writer:
                     self._results.append(result)
                     self._writing = False
                     self._changed.notify_all()
+                    # A batch already handed over: the stream is not quiet, whatever the size
+                    # of this one (releasing would cost a checkpoint now and an open for it).
+                    backlog = self._submitted is not None or self._validated is not None
                 if (
-                    not result.batch.full
+                    not (result.batch.full or backlog)
                     or result.error is not None
                     or result.stale
                     or time.monotonic() - self._held_since >= HOLD_SECONDS
