@@ -1,13 +1,14 @@
 {#-
     Tests of the big incremental models check the rows of the latest build, not all of history.
 
-    int_events_sessionized, int_sessions_aggregated and int_sessions_early_featurized stamp every
-    row they write with built_at, the start time of the dbt run that wrote it. An incremental
-    build rewrites only what new events touched, so the rows of the latest batch (built_at equal
-    to its maximum) are the only ones that can have changed since the build before, whose tests
-    passed, as long as the models' SQL is the same (after changing it, build with
-    --full-refresh or test with test_all_rows). A full refresh stamps every row alike, so its tests read everything, and
-    `--vars '{test_all_rows: true}'` makes any build or `dbt test` check every row.
+    int_events_sessionized, int_sessions_aggregated, int_sessions_early_featurized and
+    int_sessions_category_featurized stamp every row they write with built_at, the start time of
+    the dbt run that wrote it. An incremental build rewrites only what new events touched, so the
+    rows of the latest batch (built_at equal to its maximum) are the only ones that can have
+    changed since the build before, whose tests passed, as long as the models' SQL is the same
+    (after changing it, build with --full-refresh or test with test_all_rows). A full refresh
+    stamps every row alike, so its tests read everything, and `--vars '{test_all_rows: true}'`
+    makes any build or `dbt test` check every row.
 -#}
 
 {#- The literal start time of this dbt run, the value of built_at for the rows it writes. -#}

@@ -9,21 +9,7 @@
     ['threshold', 'double'],
 ] %}
 
-with events as (
-    select
-        session_id,
-        customer_id,
-        product_id,
-        event_type,
-        event_time,
-        price,
-        quantity
-    from {{ ref('fct_events') }}
-    where product_id is not null
-        and event_type in ('add_to_cart', 'remove_from_cart', 'purchase')
-),
-
-sessions as (
+with sessions as (
     select session_id, session_start, session_end from {{ ref('fct_sessions') }}
 ),
 
@@ -36,6 +22,24 @@ as_of as (
         max(session_end) as as_of_time,
         {{ timestamp_add('day', -window_days, 'max(session_end)') }} as window_start
     from sessions
+),
+
+-- Cart and purchase events from the window's start on, not all of history: a (session, product)
+-- whose last cart event is older is not an abandoned cart of the window, and only a purchase at
+-- or after a cart in the window can clear it, so the rows below are the same.
+events as (
+    select
+        session_id,
+        customer_id,
+        product_id,
+        event_type,
+        event_time,
+        price,
+        quantity
+    from {{ ref('fct_events') }}
+    where product_id is not null
+        and event_type in ('add_to_cart', 'remove_from_cart', 'purchase')
+        and event_time >= (select as_of.window_start from as_of)
 ),
 
 -- Each (session, product) with a cart event: the last cart event decides whether the product
