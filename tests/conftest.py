@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -57,9 +59,20 @@ def run_dbt(
     workdir: Path,
     check: bool = True,
     extra_env: dict[str, str] | None = None,
+    parse_cache: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run dbt against `db` with its own target and log folders under `workdir`."""
-    env = {**os.environ, "SHOPLENS_DB": str(db), "DBT_PROFILES_DIR": str(ROOT), **(extra_env or {})}
+    """Run dbt against `db` with its own target and log folders under `workdir`.
+
+    dbt runs in `db`'s folder with SHOPLENS_DB set to the file's bare name: dbt keeps a parsed
+    project (target/partial_parse.msgpack) only while the profile's connection values, the
+    --vars and the target stay the same, so an absolute path would make every test parse the
+    whole project again (6 s of CPU). With `parse_cache`, a folder shared by the test run, each
+    run starts from the parse a run before it saved for the same file name, vars, target and
+    environment, and saves its own when none is there yet; dbt still checks every file's hash
+    and reparses what changed.
+    """
+    db = db.absolute()
+    env = {**os.environ, "SHOPLENS_DB": db.name, "DBT_PROFILES_DIR": str(ROOT), **(extra_env or {})}
     cmd = [
         DBT,
         *args,
@@ -70,10 +83,35 @@ def run_dbt(
         "--log-path",
         str(workdir / "logs"),
     ]
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    parsed = workdir / "target" / "partial_parse.msgpack"
+    saved = None
+    if parse_cache is not None:
+        key = json.dumps([db.name, _option(args, "--vars"), _option(args, "--target"), extra_env])
+        saved = parse_cache / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.msgpack"
+        if saved.exists():
+            parsed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(saved, parsed)
+    proc = subprocess.run(cmd, env=env, cwd=db.parent, capture_output=True, text=True)
+    if saved is not None and not saved.exists() and parsed.exists():
+        partial = saved.with_name(f"{saved.name}.{os.getpid()}")
+        shutil.copyfile(parsed, partial)
+        partial.replace(saved)  # atomic: a worker reading it sees the whole file or none
     if check and proc.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr}")
     return proc
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """The value given to option `name` in `args`, or None."""
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+def shared_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test run's temp folder: under pytest-xdist the one every worker shares."""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # pytest-N, above the workers' own popen-gwN folders
+    return base
 
 
 def made_once(
@@ -81,9 +119,7 @@ def made_once(
 ) -> Path:
     """The folder `name` after `make(folder)`, made once per test run: under pytest-xdist in
     the run's temp folder that every worker shares, the others waiting on its lock meanwhile."""
-    base = tmp_path_factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        base = base.parent  # pytest-N, above the workers' own popen-gwN folders
+    base = shared_temp(tmp_path_factory)
     folder = base / name
     with open(base / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -96,9 +132,12 @@ def made_once(
 
 
 @pytest.fixture(scope="session")
-def dbt() -> Callable[..., subprocess.CompletedProcess]:
-    """`dbt(args, db, workdir)` runs dbt on a warehouse file; fails the test on error."""
-    return run_dbt
+def dbt(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess]:
+    """`dbt(args, db, workdir)` runs dbt on a warehouse file; fails the test on error. The runs
+    of a test run share their parsed projects (see `run_dbt`)."""
+    cache = shared_temp(tmp_path_factory) / "dbt-partial-parse"
+    cache.mkdir(exist_ok=True)
+    return functools.partial(run_dbt, parse_cache=cache)
 
 
 @pytest.fixture(scope="session")
@@ -123,32 +162,36 @@ def small_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def built_warehouse(small_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of `small_warehouse` after `dbt seed` and a full `dbt build` (including ml); the
-    build's run_results.json is in target/ beside it."""
+def built_warehouse(
+    small_warehouse: Path, tmp_path_factory: pytest.TempPathFactory, dbt: Callable
+) -> Path:
+    """A copy of `small_warehouse` after `dbt seed` and a full `dbt build` (including ml, and
+    the project's unit tests: the other fixtures' builds leave them out); the build's
+    run_results.json is in target/ beside it."""
 
     def make(work: Path) -> None:
         db = work / "warehouse.duckdb"
         shutil.copy(small_warehouse, db)
-        run_dbt(["seed"], db, work)
-        run_dbt(["build"], db, work)
+        dbt(["seed"], db, work)
+        dbt(["build"], db, work)
 
     return made_once(tmp_path_factory, "built", make) / "warehouse.duckdb"
 
 
 @pytest.fixture(scope="session")
-def rees46_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def rees46_warehouse(tmp_path_factory: pytest.TempPathFactory, dbt: Callable) -> Path:
     """The REES46 sample (shared/data) loaded alone by `shoplens load-events`, after `dbt seed`
-    and a full `dbt build` (models needing demographics or transactions build empty); the
-    build's run_results.json is in target/ beside it."""
+    and a full `dbt build` (models needing demographics or transactions build empty) without
+    the unit tests (fixed inputs: `built_warehouse`'s build runs them); the build's
+    run_results.json is in target/ beside it."""
 
     def make(work: Path) -> None:
         db = work / "warehouse.duckdb"
         load = [SHOPLENS, "load-events", "--db", str(db), "--format", "rees46", str(REES46_SAMPLE)]
         proc = subprocess.run(load, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        run_dbt(["seed"], db, work)
-        run_dbt(["build"], db, work)
+        dbt(["seed"], db, work)
+        dbt(["build", "--exclude-resource-type", "unit_test"], db, work)
 
     return made_once(tmp_path_factory, "rees46", make) / "warehouse.duckdb"
 
