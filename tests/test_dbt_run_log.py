@@ -10,8 +10,11 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from shoplens.reports import build_site
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cells(html: str) -> list[str]:
@@ -88,3 +91,17 @@ def test_each_warehouse_shows_its_own_dbt_runs(
             text = page.read_text()
             assert str(tmp_path) not in text, page
             assert not re.search(r"(?<![\w.])/(tmp|work|home|root)/", text), page
+
+
+def test_the_built_warehouse_build_ran_every_unit_test(built_warehouse: Path) -> None:
+    """The other fixtures' builds leave the unit tests out (fixed inputs, not their data): the
+    session's full build runs every unit test of the project's YAML, and each passed."""
+    defined = {
+        f"unit_test.shoplens.{test['model']}.{test['name']}"
+        for path in (ROOT / "models").rglob("_*.yml")
+        for test in (yaml.safe_load(path.read_text()) or {}).get("unit_tests", [])
+    }
+    results = json.loads((built_warehouse.parent / "target" / "run_results.json").read_text())
+    ran = {r["unique_id"]: r["status"] for r in results["results"]}
+    assert len(defined) >= 10
+    assert {name: ran.get(name) for name in defined} == dict.fromkeys(defined, "pass")

@@ -399,7 +399,7 @@ def test_session_recommendations_follow_rebuilt_features(
 ) -> None:
     """The incremental path: sessions whose feature rows were rebuilt get new recommendations,
     the others keep theirs, and the table equals a recomputation from all features."""
-    db = tmp_path / "w.duckdb"
+    db = tmp_path / "warehouse.duckdb"
     shutil.copy(built_warehouse, db)
     order = "order by session_id, rank"
     with duckdb.connect(str(db)) as con:

@@ -461,7 +461,7 @@ def test_stop_when_idle_counts_a_silent_broker_as_idle_but_fails(
 def test_gaps_reach_the_quality_mart_and_page(
     tmp_path: Path, small_warehouse: Path, dbt: Callable[..., subprocess.CompletedProcess]
 ) -> None:
-    db = tmp_path / "w.duckdb"
+    db = tmp_path / "warehouse.duckdb"
     shutil.copy(small_warehouse, db)
     with duckdb.connect(str(db)) as con:
         con.execute(
