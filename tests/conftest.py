@@ -22,6 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadFileScheduling, Scheduling
+from xdist.workermanage import WorkerController
 
 ROOT = Path(__file__).resolve().parents[1]
 DBT = str(Path(sys.executable).with_name("dbt"))
@@ -51,6 +54,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for name in sorted(set(getattr(item, "fixturenames", ())) & FIXTURE_MARKERS.keys()):
             item.add_marker(FIXTURE_MARKERS[name])
+
+
+# Test files one worker starts with under `--dist loadfile` (make test): the Spark parity test
+# (minutes of Spark builds, needing none of the shared warehouses) then runs beside the other
+# worker's files instead of alone at the end, where xdist's order (most tests first) puts it.
+FIRST_FILES = ("tests/test_spark_parity.py",)
+
+
+class _FirstFilesFirst(LoadFileScheduling):
+    """xdist's file scheduling, FIRST_FILES handed out before the others."""
+
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        for scope in reversed(FIRST_FILES):
+            if scope in self.workqueue:
+                self.workqueue.move_to_end(scope, last=False)
+        super()._assign_work_unit(node)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    """`--dist loadfile` schedules FIRST_FILES first; other modes are xdist's own."""
+    return _FirstFilesFirst(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 def run_dbt(

@@ -8,11 +8,13 @@ relation the project builds equals on both engines: the same columns with the sa
 same rows (doubles within TOLERANCE, relative or absolute), `built_at` aside (when a row was
 written). Spark's relations are read from the Parquet its on-run-end hook exports.
 
-`make test-spark` runs it (`make test` leaves it out: about 9 minutes of one worker). Cost: every
-Spark dbt command (raw registration, full build; registration, incremental run) runs in one
-process (tests/dbt_worker.py): one Spark start-up and one parse instead of one per command, and
-the DuckDB build of each step runs meanwhile. Without Java or the spark extra the tests fail
-with one line saying what is missing; they do not skip.
+`make test` runs it, first on one of its two workers (tests/conftest.py, FIRST_FILES), beside
+the other worker's files; `make test-spark` runs it alone. Cost: every Spark dbt command (raw
+registration, full build; registration, incremental run) runs in one process
+(tests/dbt_worker.py): one Spark start-up and one parse instead of one per command, with
+profiles.yml's small-data settings (SMALL_DATA_SPARK), and the DuckDB build of each step runs
+meanwhile. Without Java or the spark extra the tests fail with one line saying what is
+missing; they do not skip.
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ SAME_TYPE = {"TIMESTAMP_NS": "TIMESTAMP", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP
 # hash() there and Spark's xxhash64 here (macros/portable.sql, shoplens_hash64): what it groups
 # is the same, its values are not.
 IGNORED_COLUMNS = ("built_at", "event_key_hash")
+# profiles.yml's settings for a few hundred rows in one process (its comments say what each
+# does): no metastore (every Spark command runs in the one process of the worker), one shuffle
+# partition, no adaptive re-planning, no Java generated and compiled per query, a C1-only JIT
+# and the serial GC. Together they took the full Spark build from 443 to 300 s of CPU (baseline
+# at load 3-7, these at 7-16). The relations are the same either way.
+SMALL_DATA_SPARK = {
+    "SHOPLENS_SPARK_CATALOG": "in-memory",
+    "SHOPLENS_SPARK_SHUFFLE_PARTITIONS": "1",
+    "SHOPLENS_SPARK_ADAPTIVE": "false",
+    "SHOPLENS_SPARK_CODEGEN": "false",
+    "SHOPLENS_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
 
 
 def _burst(db: Path, loaded_at: dt.datetime) -> None:
@@ -181,6 +195,7 @@ def spark_full(
         {
             "SHOPLENS_SPARK_DIR": str(work / "spark"),
             "DBT_PROFILES_DIR": str(PROJECT_ROOT),
+            **SMALL_DATA_SPARK,
         },
     )
     state: dict[str, object] = {"work": work, "db": db, "lake": lake, "spark": spark}
