@@ -34,7 +34,9 @@ pytestmark = pytest.mark.warehouse
 
 SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
 MODELS = Path(__file__).resolve().parents[1] / "models" / "marts" / "audiences"
-SQL_ONLY = ["--exclude", "path:models/ml"]
+# SQL models and their data tests; the unit tests (fixed inputs, not this data) run once, in
+# conftest's built_warehouse build.
+SQL_ONLY = ["--exclude", "path:models/ml", "resource_type:unit_test"]
 AUDIENCE_MODELS = ["--select", "stg_live__session_scores", "path:models/marts/audiences"]
 
 # The data's as-of time is the end of the latest session (customer 6's purchase).
@@ -149,7 +151,7 @@ def _frame(db: Path, sql: str) -> pd.DataFrame:
 def bare(tmp_path_factory: pytest.TempPathFactory, dbt) -> Path:
     """The hand-made raw data built without models/ml: no ml tables, no live scores."""
     work = tmp_path_factory.mktemp("audiences")
-    db = work / "shop.duckdb"
+    db = work / "warehouse.duckdb"
     loaded = AS_OF + dt.timedelta(hours=1)
     with warehouse.connect(db) as con:
         warehouse.ensure_raw_schema(con)
@@ -177,8 +179,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory, dbt) -> Path:
         )
         warehouse.append(con, "raw.customers", customers, loaded_at=loaded)
         warehouse.append(con, "raw.transactions", _order_lines(), loaded_at=loaded)
-    dbt(["seed"], db, work)
-    dbt(["build", *SQL_ONLY], db, work)
+    dbt(["build", *SQL_ONLY], db, work)  # seeds too
     return db
 
 
@@ -186,7 +187,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory, dbt) -> Path:
 def scored(bare: Path, tmp_path_factory: pytest.TempPathFactory, dbt) -> Path:
     """`bare` plus hand-made intent predictions, live scores and segments, audiences rebuilt."""
     work = tmp_path_factory.mktemp("scored")
-    db = work / "shop.duckdb"
+    db = work / "warehouse.duckdb"
     shutil.copy(bare, db)
     with warehouse.connect(db) as con:
         con.execute("create schema if not exists ml; create schema if not exists live")

@@ -24,7 +24,9 @@ from shoplens import warehouse
 from shoplens.generate import generate_and_load, load_world, simulate_sessions
 
 END = dt.date(2026, 10, 31)
-SQL_ONLY = ["--exclude", "path:models/ml"]
+# SQL models and their data tests; the unit tests (fixed inputs, not this data) run once, in
+# conftest's built_warehouse build.
+SQL_ONLY = ["--exclude", "path:models/ml", "resource_type:unit_test"]
 MERGE_CUSTOMER = 999_999_999  # not a generated customer: only the events made here
 LATE_SESSION = "late-valid-session"  # its second event is staged only by a late valid copy
 T0 = dt.datetime(2026, 10, 20, 9, 0, 0)
@@ -166,7 +168,7 @@ def _difference(a: Path, b: Path, table: str) -> int:
 def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple[Path, Path, Path]:
     """(incrementally built db, full-refresh db, target folder of the incremental run)."""
     work = tmp_path_factory.mktemp("incremental")
-    db = work / "incremental.duckdb"
+    db = work / "warehouse.duckdb"
     generate_and_load(
         db, sessions=1500, seed=11, days=30, end=END, defect_rate=0.02, progress=False
     )
@@ -194,8 +196,7 @@ def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple
         ),
         first_load,
     )
-    dbt(["seed"], db, work / "base")
-    dbt(["build", *SQL_ONLY], db, work / "base")
+    dbt(["build", *SQL_ONLY], db, work / "base")  # seeds too
     _append(
         db,
         _events(
@@ -208,7 +209,8 @@ def incremental_and_full(tmp_path_factory: pytest.TempPathFactory, dbt) -> tuple
     _burst(db, first_load + dt.timedelta(seconds=5))
     # README's refresh after a burst: equal to a full refresh means it leaves nothing stale
     dbt(["build", "--selector", "after_burst"], db, work / "inc")
-    full = work / "full.duckdb"
+    full = work / "full" / db.name
+    full.parent.mkdir()
     shutil.copy(db, full)
     dbt(["run", "--full-refresh", *SQL_ONLY], full, work / "full")
     return db, full, work / "inc" / "target"

@@ -21,6 +21,10 @@ from shoplens.reports.pages import overview
 from shoplens.stream.producer import replay_stream
 from shoplens.stream.replay import Replay, window_weight
 
+# The history's SQL models and data tests (the unit tests have fixed inputs: built_warehouse's
+# build runs them).
+SQL_ONLY = ["--exclude", "path:models/ml", "resource_type:unit_test"]
+
 
 def _overview_numbers(db: Path) -> tuple[list, list, list]:
     """KPI tiles (value, previous), the daily trend's sessions, and the heatmap's rows."""
@@ -45,7 +49,7 @@ def same(a: object, b: object) -> bool:
 
 def test_todays_burst_leaves_period_comparison_and_heatmap_alone(dbt, tmp_path: Path) -> None:
     today = dt.datetime.now(dt.UTC).date()
-    history = tmp_path / "history" / "shop.duckdb"
+    history = tmp_path / "history" / "warehouse.duckdb"
     history.parent.mkdir()
     generate_and_load(
         history,
@@ -56,11 +60,10 @@ def test_todays_burst_leaves_period_comparison_and_heatmap_alone(dbt, tmp_path: 
         defect_rate=0.0,
         progress=False,
     )
-    dbt(["seed"], history, history.parent)
-    dbt(["build", "--exclude", "path:models/ml"], history, history.parent)
+    dbt(["build", *SQL_ONLY], history, history.parent)  # seeds too
     before = _overview_numbers(history)
 
-    burst = tmp_path / "burst" / "shop.duckdb"
+    burst = tmp_path / "burst" / "warehouse.duckdb"
     burst.parent.mkdir()
     shutil.copy(history, burst)
     # 1,000 more sessions today: about 28 days of this shop's traffic in one day
@@ -140,7 +143,7 @@ def test_a_simulated_stream_keeps_the_heatmap_and_period_comparison(dbt, tmp_pat
     from shoplens.stream.run import stream
 
     today = dt.datetime.now(dt.UTC).date()
-    history = tmp_path / "history" / "shop.duckdb"
+    history = tmp_path / "history" / "warehouse.duckdb"
     history.parent.mkdir()
     generate_and_load(
         history,
@@ -151,11 +154,10 @@ def test_a_simulated_stream_keeps_the_heatmap_and_period_comparison(dbt, tmp_pat
         defect_rate=0.0,
         progress=False,
     )
-    dbt(["seed"], history, history.parent)
-    dbt(["build", "--exclude", "path:models/ml"], history, history.parent)
+    dbt(["build", *SQL_ONLY], history, history.parent)  # seeds too
     before = _overview_numbers(history)
 
-    streamed = tmp_path / "streamed" / "shop.duckdb"
+    streamed = tmp_path / "streamed" / "warehouse.duckdb"
     streamed.parent.mkdir()
     shutil.copy(history, streamed)
     run = stream(

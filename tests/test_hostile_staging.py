@@ -26,7 +26,9 @@ from shoplens.reports.pages import quality
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 )
-SQL_ONLY = ["--exclude", "path:models/ml"]
+# SQL models and their data tests; the unit tests (fixed inputs, not this data) run once, in
+# conftest's built_warehouse build.
+SQL_ONLY = ["--exclude", "path:models/ml", "resource_type:unit_test"]
 # The REES46 file: (time, type, product, price, user, session). Purchases with a usable price:
 # 25.00 (shared, user 102; its exact duplicate line counts once) and 40.00 (long, user 103).
 REES46_ROWS = [
@@ -108,7 +110,7 @@ def _rows(db: Path, sql: str) -> list[tuple]:
 def hostile(tmp_path_factory: pytest.TempPathFactory, dbt) -> Path:
     """A warehouse built (SQL models) from the REES46 file and the Kafka-style rows."""
     work = tmp_path_factory.mktemp("hostile")
-    db = work / "hostile.duckdb"
+    db = work / "warehouse.duckdb"
     _write_rees46(work / "quirks.csv", REES46_ROWS)
     load_rees46(db, [work / "quirks.csv"])
     with warehouse.connect(db) as con:
@@ -119,8 +121,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, dbt) -> Path:
             loaded_at=T + dt.timedelta(hours=1),
         )
         warehouse.append(con, "raw.transactions", ORDER_LINES, loaded_at=T + dt.timedelta(hours=1))
-    dbt(["seed"], db, work)
-    dbt(["build", *SQL_ONLY], db, work)
+    dbt(["build", *SQL_ONLY], db, work)  # seeds too
     return db
 
 
@@ -270,7 +271,7 @@ def test_upper_case_and_padded_types_fill_the_marts(hostile: Path) -> None:
 
 def _gate_build(tmp_path: Path, dbt, bad: int, good: int) -> tuple[int, str]:
     """Build a warehouse holding one Kafka load of `bad` unknown-type and `good` valid rows."""
-    db = tmp_path / "gate.duckdb"
+    db = tmp_path / "warehouse.duckdb"
     rows = [{"event_id": f"b{i}", "event_type": "teleport"} for i in range(bad)]
     rows += [{"event_id": f"g{i}", "event_type": "page_view"} for i in range(good)]
     with warehouse.connect(db) as con:
@@ -278,8 +279,7 @@ def _gate_build(tmp_path: Path, dbt, bad: int, good: int) -> tuple[int, str]:
         warehouse.append(
             con, "raw.events", _kafka_events(rows, "gate", 301), loaded_at=T + dt.timedelta(1)
         )
-    dbt(["seed"], db, tmp_path)
-    proc = dbt(["build", *SQL_ONLY], db, tmp_path, check=False)
+    proc = dbt(["build", *SQL_ONLY], db, tmp_path, check=False)  # seeds too
     return proc.returncode, proc.stdout
 
 
@@ -290,7 +290,7 @@ def test_a_mostly_garbage_load_fails_the_build(tmp_path: Path, dbt) -> None:
     assert "Warning in test assert_load_quarantine_share_below_warn_threshold" in out
     # the gate runs after the quality mart: the counts are there to look at
     assert _rows(
-        tmp_path / "gate.duckdb",
+        tmp_path / "warehouse.duckdb",
         "select row_count from marts.mart_data_quality where check_name = 'unknown_event_type'",
     ) == [(30,)]
 
