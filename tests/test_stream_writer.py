@@ -153,3 +153,22 @@ def test_the_file_stays_open_while_the_next_batch_is_handed_over() -> None:
     writer.close()
     assert [r.batch.next_offsets[TP] for r in writer.results()] == [2, 4]
     assert store.log.count(("open", 0)) == 1
+
+
+def test_a_reader_in_the_same_process_makes_the_file_busy_not_an_error(tmp_path: Path) -> None:
+    """A read-only connection this process holds (a reader beside an embedded sink) refuses the
+    writer's connection; the sink must see a busy file and retry, not die (found under load:
+    DuckDB's "different configuration" error killed the sink thread)."""
+    from shoplens.stream.sink import WarehouseBusy
+
+    db = tmp_path / "w.duckdb"
+    store = SinkStore(db, "g", (EVENTS_TOPIC,))
+    store.open().close()
+    with duckdb.connect(str(db), read_only=True):
+        try:
+            store.open().close()
+        except WarehouseBusy as busy:
+            assert "different configuration" in str(busy)
+        else:
+            raise AssertionError("the writer opened a file a reader of this process holds")
+    store.open().close()

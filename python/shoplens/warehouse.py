@@ -24,11 +24,19 @@ class WarehouseError(Exception):
     """A problem with the warehouse file that the user can act on (missing, locked...)."""
 
 
-LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
+# The last one: this process already has the file open with another configuration (a
+# read-only reader beside the sink's writer, in a program that embeds both): held until it closes.
+LOCK_MARKERS = (
+    "Could not set lock",
+    "Conflicting lock",
+    "database is locked",
+    "with a different configuration than existing connections",
+)
 
 
 def is_lock_error(exc: BaseException) -> bool:
-    """True when DuckDB refused the file because another process holds it."""
+    """True when DuckDB refused the file because another process, or another connection of
+    this one, holds it."""
     return isinstance(exc, duckdb.Error) and any(m in str(exc) for m in LOCK_MARKERS)
 
 
@@ -130,7 +138,7 @@ def open_connection(
                 raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
             if time.monotonic() >= deadline:
                 raise WarehouseError(
-                    f"warehouse {path} is locked by another process "
+                    f"warehouse {path} is locked by another process or connection "
                     f"(a dbt build or the sink?); gave up after {timeout:.0f} s"
                 ) from exc
             time.sleep(delay)
