@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from dbt_support import SQL_ONLY
 from shoplens import warehouse
 from shoplens.audiences import AUDIENCES, PERSONAL_COLUMNS, AudienceError, export_audience
 from shoplens.reports.content import Bullets, Notice, Page, Table
@@ -34,9 +35,6 @@ pytestmark = pytest.mark.warehouse
 
 SHOPLENS = str(Path(sys.executable).with_name("shoplens"))
 MODELS = Path(__file__).resolve().parents[1] / "models" / "marts" / "audiences"
-# SQL models and their data tests; the unit tests (fixed inputs, not this data) run once, in
-# conftest's built_warehouse build.
-SQL_ONLY = ["--exclude", "path:models/ml", "resource_type:unit_test"]
 AUDIENCE_MODELS = ["--select", "stg_live__session_scores", "path:models/marts/audiences"]
 
 # The data's as-of time is the end of the latest session (customer 6's purchase).

@@ -20,13 +20,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from dbt_support import SQL_ONLY
 from shoplens import warehouse
 from shoplens.generate import generate_and_load, load_world, simulate_sessions
 
 END = dt.date(2026, 10, 31)
-# SQL models and their data tests; the unit tests (fixed inputs, not this data) run once, in
-# conftest's built_warehouse build.
-SQL_ONLY = ["--exclude", "path:models/ml", "resource_type:unit_test"]
 MERGE_CUSTOMER = 999_999_999  # not a generated customer: only the events made here
 LATE_SESSION = "late-valid-session"  # its second event is staged only by a late valid copy
 T0 = dt.datetime(2026, 10, 20, 9, 0, 0)

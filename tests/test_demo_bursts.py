@@ -14,16 +14,13 @@ import duckdb
 import numpy as np
 import pytest
 
+from dbt_support import SQL_ONLY
 from shoplens.generate import build_world, generate_and_load
 from shoplens.generate.world import HOUR_CURVE
 from shoplens.reports.data import open_report_data
 from shoplens.reports.pages import overview
 from shoplens.stream.producer import replay_stream
 from shoplens.stream.replay import Replay, window_weight
-
-# The history's SQL models and data tests (the unit tests have fixed inputs: built_warehouse's
-# build runs them).
-SQL_ONLY = ["--exclude", "path:models/ml", "resource_type:unit_test"]
 
 
 def _overview_numbers(db: Path) -> tuple[list, list, list]:

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from dbt_support import SQL_ONLY
 from shoplens import warehouse
 from shoplens.rees46 import load_rees46
 from shoplens.reports.data import ReportData
@@ -26,9 +27,6 @@ from shoplens.reports.pages import quality
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 )
-# SQL models and their data tests; the unit tests (fixed inputs, not this data) run once, in
-# conftest's built_warehouse build.
-SQL_ONLY = ["--exclude", "path:models/ml", "resource_type:unit_test"]
 # The REES46 file: (time, type, product, price, user, session). Purchases with a usable price:
 # 25.00 (shared, user 102; its exact duplicate line counts once) and 40.00 (long, user 103).
 REES46_ROWS = [

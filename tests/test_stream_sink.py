@@ -21,6 +21,7 @@ import duckdb
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from dbt_support import SQL_ONLY
 from shoplens.config import EVENTS_TOPIC, TRANSACTIONS_TOPIC
 from shoplens.generate import World, build_world, load_world
 from shoplens.stream.broker import EmbeddedBroker
@@ -390,7 +391,7 @@ def test_dbt_build_while_the_sink_runs(
     # The seeds, and every model and data test that reads raw.* (the ml models read the marts
     # and take most of the build time; the unit tests have fixed inputs and run in
     # built_warehouse's build).
-    dbt(["build", "--exclude", "path:models/ml", "resource_type:unit_test"], db, tmp_path)
+    dbt(["build", *SQL_ONLY], db, tmp_path)
     assert producer.thread.is_alive(), "dbt should finish while events are still streaming"
     dbt_done.set()
     produced = producer.result()
