@@ -26,7 +26,7 @@ from shoplens.reports.content import Table
 from shoplens.reports.data import open_report_data
 from shoplens.reports.pages import quality
 from shoplens.stream.broker import EmbeddedBroker
-from shoplens.stream.clients import KAFKA_API_VERSION
+from shoplens.stream.clients import KAFKA_API_VERSION, Fetched
 from shoplens.stream.gaps import Gap, find_gap
 from shoplens.stream.producer import produce
 from shoplens.stream.sink import EXIT_GAPS, EXIT_KAFKA, Sink, SinkConfig
@@ -248,8 +248,8 @@ def test_records_after_a_jump_are_checked_against_the_log_start(
     assert sink.gaps_pending == [Gap(EVENTS_TOPIC, 0, 0, 299)] and sink.expected[tp] == 300
     sink.gaps_pending.clear()
 
-    def records(*offsets: int) -> dict[TopicPartition, list[SimpleNamespace]]:
-        return {tp: [SimpleNamespace(offset=o, value=b"{}") for o in offsets]}
+    def records(*offsets: int) -> dict[TopicPartition, Fetched]:
+        return {tp: Fetched(list(offsets), [b"{}"] * len(offsets))}
 
     assert sink._accept(records(300, 301)) == 2
     broker.delete_records(EVENTS_TOPIC, 0, 700)  # log start now 700

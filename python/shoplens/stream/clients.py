@@ -4,8 +4,8 @@ consumer (`SinkConsumer`, confluent-kafka behind the few calls the sink makes)."
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable
-from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
@@ -32,11 +32,26 @@ CONFLUENT_FETCH_SETTINGS = {
 POLL_RECORDS = 10_000
 
 
-class Record(NamedTuple):
-    """One fetched message: its offset and raw value."""
+class Fetched:
+    """Fetched messages of one partition, in offset order: their offsets and raw values as
+    two parallel lists (no object per message: the consumer thread appends each message's
+    two fields and nothing else)."""
 
-    offset: int
-    value: bytes | None
+    __slots__ = ("offsets", "values")
+
+    def __init__(
+        self, offsets: list[int] | None = None, values: list[bytes | None] | None = None
+    ) -> None:
+        self.offsets: list[int] = [] if offsets is None else offsets
+        self.values: list[bytes | None] = [] if values is None else values
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def since(self, offset: int) -> Fetched:
+        """The messages at `offset` and after."""
+        i = bisect_left(self.offsets, offset)
+        return Fetched(self.offsets[i:], self.values[i:])
 
 
 class SinkConsumer:
@@ -78,7 +93,7 @@ class SinkConsumer:
         self._assigned: set[TopicPartition] = set()
         self._live: set[TopicPartition] = set()  # fetching in librdkafka
         self._paused: set[TopicPartition] = set()
-        self._held: dict[TopicPartition, list[Record]] = {}
+        self._held: dict[TopicPartition, Fetched] = {}
         self._partitions: dict[str, set[int]] = {}
 
     # -------------------------------------------------------------- assignment and position
@@ -129,11 +144,11 @@ class SinkConsumer:
 
     def poll(
         self, timeout_ms: int = 0, max_records: int | None = None
-    ) -> dict[TopicPartition, list[Record]]:
-        """Records of unpaused partitions, in offset order per partition, waiting at most
+    ) -> dict[TopicPartition, Fetched]:
+        """Messages of unpaused partitions, in offset order per partition, waiting at most
         `timeout_ms` (less once `max_records` are there)."""
         limit = max_records or POLL_RECORDS
-        out: dict[TopicPartition, list[Record]] = {}
+        out: dict[TopicPartition, Fetched] = {}
         n = 0
         for tp in [tp for tp in self._held if tp not in self._paused]:
             records = self._held.pop(tp)
@@ -148,7 +163,8 @@ class SinkConsumer:
         # loop runs once per message, on the thread that also feeds the writer).
         run_topic: str | None = None
         run_partition: int | None = None
-        add: Callable[[Record], None] | None = None
+        # The `append`s of the run's partition (None: its messages are dropped).
+        run: tuple[Callable[[int], None], Callable[[bytes | None], None]] | None = None
         for m in messages:
             error = m.error()
             if error is not None:
@@ -160,12 +176,30 @@ class SinkConsumer:
                 run_partition, run_topic = partition, topic
                 tp = TopicPartition(topic, partition)
                 if tp not in self._live:
-                    add = None  # fetched before an unassign or seek took effect
+                    run = None  # fetched before an unassign or seek took effect
                 else:
-                    add = (self._held if tp in self._paused else out).setdefault(tp, []).append
-            if add is not None:
-                add(Record(m.offset() or 0, m.value()))
+                    into = self._held if tp in self._paused else out
+                    fetched = into.get(tp)
+                    if fetched is None:
+                        fetched = into[tp] = Fetched()
+                    run = fetched.offsets.append, fetched.values.append
+            if run is not None:
+                run[0](m.offset() or 0)
+                run[1](m.value())
         return out
+
+    def fetched_to(self, positions: dict[TopicPartition, int]) -> bool:
+        """Every partition in `positions` (its next offset to read) is at the log end known
+        from its last fetch (librdkafka's cached high watermark; no request is sent): the
+        client holds nothing more of it. False while a partition's end is not known yet."""
+        for tp, position in positions.items():
+            try:
+                _, high = self._consumer.get_watermark_offsets(_ck(tp), cached=True)
+            except KafkaException:
+                return False
+            if high < 0 or position < high:
+                return False
+        return True
 
     # -------------------------------------------------------------- cluster state
 

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from kafka import TopicPartition
 
+from shoplens.stream.clients import Fetched
 from shoplens.stream.contract import BATCH_SCHEMA
 from shoplens.stream.gaps import Gap
 
 
 class TopicBuffer:
-    """Records of one topic waiting for the next flush, as parallel lists."""
+    """Records of one topic waiting for the next flush, as Arrow record batches.
+
+    `add` appends a partition's fetched messages to plain lists; `seal` turns what was added
+    into one record batch (the consumer seals after each poll, so the Arrow conversion is
+    done while records arrive, not when the writer is waiting for the batch).
+    """
 
     def __init__(self) -> None:
+        self.chunks: list[pa.RecordBatch] = []
+        self.sealed = 0  # rows in `chunks`
         self.partitions: list[int] = []
         self.offsets: list[int] = []
         self.payloads: list[bytes | None] = []
@@ -23,34 +31,48 @@ class TopicBuffer:
         self.last: dict[int, int] = {}
 
     def __len__(self) -> int:
-        return len(self.offsets)
+        return self.sealed + len(self.offsets)
 
-    def add(self, partition: int, records: list[Any]) -> None:
-        """Append one partition's records (objects with `offset` and `value`), in order."""
+    def add(self, partition: int, records: Fetched) -> None:
+        """Append one partition's fetched messages, in order."""
         self.partitions.extend([partition] * len(records))
-        self.offsets.extend([r.offset for r in records])
-        self.payloads.extend([r.value for r in records])
-        self.last[partition] = records[-1].offset
+        self.offsets.extend(records.offsets)
+        self.payloads.extend(records.values)
+        self.last[partition] = records.offsets[-1]
+
+    def seal(self) -> None:
+        """Convert the records added since the last seal into one Arrow record batch."""
+        if self.offsets:
+            self.chunks.append(
+                pa.record_batch(
+                    [
+                        pa.array(self.partitions, pa.int32()),
+                        pa.array(self.offsets, pa.int64()),
+                        pa.array(self.payloads, pa.binary()),
+                    ],
+                    schema=BATCH_SCHEMA,
+                )
+            )
+            self.sealed += len(self.offsets)
+            self.partitions, self.offsets, self.payloads = [], [], []
 
     def clear(self) -> None:
-        self.partitions, self.offsets, self.payloads, self.last = [], [], [], {}
+        self.chunks, self.sealed, self.last = [], 0, {}
+        self.partitions, self.offsets, self.payloads = [], [], []
 
     def drop_partitions(self, partitions: set[int]) -> None:
+        self.seal()
         self.last = {p: o for p, o in self.last.items() if p not in partitions}
-        keep = [i for i, p in enumerate(self.partitions) if p not in partitions]
-        self.partitions = [self.partitions[i] for i in keep]
-        self.offsets = [self.offsets[i] for i in keep]
-        self.payloads = [self.payloads[i] for i in keep]
+        drop = pa.array(sorted(partitions), pa.int32())
+        self.chunks = [
+            chunk.filter(pc.invert(pc.is_in(chunk["partition"], value_set=drop)))
+            for chunk in self.chunks
+        ]
+        self.sealed = sum(chunk.num_rows for chunk in self.chunks)
 
     def table(self) -> pa.Table:
-        return pa.table(
-            {
-                "partition": pa.array(self.partitions, pa.int32()),
-                "kafka_offset": pa.array(self.offsets, pa.int64()),
-                "payload": pa.array(self.payloads, pa.binary()),
-            },
-            schema=BATCH_SCHEMA,
-        )
+        self.seal()
+        return pa.Table.from_batches(self.chunks, schema=BATCH_SCHEMA)
 
 
 @dataclass

@@ -13,12 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from shoplens.stream.clients import SinkConsumer
+from shoplens.stream.clients import Fetched, SinkConsumer
 from shoplens.stream.gaps import Gap, find_gap
 from shoplens.stream.sink.buffer import Batch, TopicBuffer
 from shoplens.stream.sink.config import STALL_SECONDS, SinkConfig
@@ -69,6 +68,8 @@ class Sink:
             config.bootstrap, config.broker_timeout, config.retry_forever, self.report
         )
         self._first_buffered: float | None = None
+        # The last batch handed over was full: a backlog is being worked off.
+        self._backlog = False
         # Offsets live in DuckDB; partitions are assigned by the sink (no consumer group).
         self.consumer = SinkConsumer(config.bootstrap, client_id=f"{config.group}-consumer")
         self.writer = Writer(self.store, self.report, self._count_lock_wait)
@@ -122,8 +123,15 @@ class Sink:
 
         Raises WarehouseBusy when the file is held by another process.
         """
-        with self.store.connection() as con:
+        con = self.store.open()
+        try:
             stored = self.store.stored_offsets(con)
+        except BaseException:
+            con.close()
+            raise
+        # The writer keeps the connection for the first batch (a backlog starts at once):
+        # closing it here would cost a checkpoint now and an open of the file for that batch.
+        self.writer.adopt(con)
         ends = self._end_offsets(self.pending_seek)
         # Where the logs start now ({} if Kafka does not answer: the jump and lag checks
         # then find any gap once it answers).
@@ -163,7 +171,7 @@ class Sink:
 
     # ---------------------------------------------------------------- consuming
 
-    def _accept(self, records: dict[TopicPartition, list[Any]]) -> int:
+    def _accept(self, records: dict[TopicPartition, Fetched]) -> int:
         """Buffer polled records, skipping held partitions and offsets already stored.
 
         The records of one partition in one poll come in ascending offset order. Records that
@@ -173,17 +181,17 @@ class Sink:
         if not records:
             return 0
         self.watch.contact()
-        accepted: dict[TopicPartition, list[Any]] = {}
+        accepted: dict[TopicPartition, Fetched] = {}
         for tp, msgs in records.items():
             if not msgs or tp in self.pending_seek or tp not in self.expected:
                 continue
             expected = self.expected[tp]
-            if msgs[0].offset < expected:
-                msgs = [m for m in msgs if m.offset >= expected]
+            if msgs.offsets[0] < expected:
+                msgs = msgs.since(expected)
                 if not msgs:
                     continue
             accepted[tp] = msgs
-        jumped = [tp for tp, msgs in accepted.items() if msgs[0].offset > self.expected[tp]]
+        jumped = [tp for tp, msgs in accepted.items() if msgs.offsets[0] > self.expected[tp]]
         starts = self._beginning_offsets(set(jumped)) if jumped else {}
         for tp in jumped:
             if tp not in starts:
@@ -191,14 +199,16 @@ class Sink:
                 self.consumer.seek(tp, self.expected[tp])
                 del accepted[tp]
                 continue
-            gap = find_gap(tp, self.expected[tp], starts[tp], accepted[tp][0].offset)
+            gap = find_gap(tp, self.expected[tp], starts[tp], accepted[tp].offsets[0])
             if gap is not None:
                 self._record_gap(gap)
         n = 0
         for tp, msgs in accepted.items():
             self.buffers[tp.topic].add(tp.partition, msgs)
-            self.expected[tp] = msgs[-1].offset + 1
+            self.expected[tp] = msgs.offsets[-1] + 1
             n += len(msgs)
+        for buffer in self.buffers.values():
+            buffer.seal()
         if n and self._first_buffered is None:
             self._first_buffered = time.monotonic()
             if self.stats.first_record is None:
@@ -295,6 +305,7 @@ class Sink:
         for gap in gaps:  # a gap after the partition's last buffered record moves it further
             next_offsets[gap.tp] = max(next_offsets.get(gap.tp, 0), gap.last_offset + 1)
         self._first_buffered = None
+        self._backlog = messages >= self.config.batch_size
         expected_stored = {tp: self.committed.get(tp) for tp in next_offsets}
         # The next batch expects the offsets this one will store.
         self.committed.update(next_offsets)
@@ -355,7 +366,7 @@ class Sink:
         self,
         timeout: float,
         max_records: int | None = None,
-    ) -> dict[TopicPartition, list[Any]]:
+    ) -> dict[TopicPartition, Fetched]:
         """consumer.poll, riding out retriable client errors (broker restarts, coordinator
         moves): the consumer reconnects on its own, nothing is lost by trying again."""
         try:
@@ -442,6 +453,7 @@ class Sink:
             limit = max(cfg.max_batch, cfg.batch_size)
             buffered = self.buffered()
             ready = self.writer.ready
+            caught_up = False
             if buffered >= limit:
                 # The writer is behind (or waiting for the file): let Kafka buffer until it
                 # can take the batch (it gets it in this round).
@@ -454,14 +466,25 @@ class Sink:
                 # With records waiting for a busy writer, do not sit in a poll once it is
                 # ready: take what the client holds, else wait for the writer.
                 waiting = buffered > 0 and not ready
-                if room > 0 and self._accept(self._poll(0 if waiting else 0.05, room)):
+                polled = self._poll(0 if waiting else 0.05, room) if room > 0 else {}
+                # The client held fewer records than asked for: all fetched so far is here.
+                caught_up = room > 0 and sum(map(len, polled.values())) < room
+                if self._accept(polled):
                     last_record = time.monotonic()
                 elif waiting:
                     self.writer.wait_ready(0.05)
             now = time.monotonic()
+            buffered = self.buffered()
             due = (
                 bool(self.gaps_pending)
-                or self.buffered() >= cfg.batch_size
+                or buffered >= cfg.batch_size
+                # The end of a backlog goes at once, without waiting for `batch_interval`.
+                or (
+                    self._backlog
+                    and caught_up
+                    and buffered > 0
+                    and self.consumer.fetched_to(self.expected)
+                )
                 or (
                     self._first_buffered is not None
                     and now - self._first_buffered >= cfg.batch_interval

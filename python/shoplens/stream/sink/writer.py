@@ -93,6 +93,17 @@ class Writer:
             self._submitted = batch
             self._changed.notify_all()
 
+    def adopt(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Take a connection to the warehouse opened by the consumer side as the writer's
+        own, unless it holds one (then `con` is closed). It is released like the writer's own:
+        after LINGER_SECONDS with no batch on its way."""
+        with self._lock:
+            if self._con is None and not self._closing:
+                self._con, self._held_since = con, time.monotonic()
+                self._changed.notify_all()
+                return
+        con.close()
+
     def results(self) -> list[WriteResult]:
         with self._lock:
             out, self._results = self._results, []
@@ -157,6 +168,8 @@ class Writer:
                         self._validated is not None
                         or self._validation_done()
                         or self._open_early_due()
+                        # an adopted connection, and nothing on its way: linger, then release
+                        or (self._con is not None and self._submitted is None)
                     )
                 )
                 if self._validated is not None:
@@ -166,6 +179,8 @@ class Writer:
                     return checked
                 if self._validation_done():
                     return None
+                if not self._open_early_due():
+                    continue
             self._open_early()
 
     def _open_early_due(self) -> bool:
@@ -208,10 +223,16 @@ class Writer:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         """The writer's connection, opened if needed (raises WarehouseBusy)."""
-        if self._con is None:
-            self._con = self.store.open()
-            self._held_since = time.monotonic()
-        return self._con
+        if self._con is not None:
+            return self._con
+        con = self.store.open()
+        with self._lock:  # `adopt` may have given it one meanwhile
+            if self._con is None:
+                self._con, self._held_since = con, time.monotonic()
+                return con
+            held = self._con
+        con.close()
+        return held
 
     def _release(self) -> None:
         """Close the writer's connection, if open: the file is free for other processes."""
