@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+from collections.abc import Iterator, Sequence
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -15,7 +18,10 @@ from shoplens.stream.contract import (
     MAX_PAYLOAD_BYTES,
     TIME_RANGE_TEXT,
     TRANSACTIONS,
+    TopicContract,
     Validator,
+    plain_sql,
+    validation_sql,
 )
 from shoplens.stream.producer import encode, session_stream
 
@@ -48,7 +54,7 @@ GOOD_LINE = {
 }
 
 
-def batch(payloads: list[bytes | None]) -> pa.Table:
+def batch(payloads: Sequence[bytes | None]) -> pa.Table:
     n = len(payloads)
     return pa.table(
         {
@@ -70,8 +76,24 @@ def raw_event(field: str, json_text: str) -> bytes:
     return doc.replace('"@@"', json_text).encode()
 
 
+def compact(payload: bytes) -> bytes:
+    """`payload` written by json.dumps with its default separators, made compact (what the
+    producers send, the form `plain_sql` recognises)."""
+    return payload.replace(b'", "', b'","').replace(b', "', b',"').replace(b'": ', b'":')
+
+
+def both_queries(contract: TopicContract, payloads: list[bytes]) -> tuple[pa.Table, pa.Table]:
+    """(`plain_sql`, `validation_sql`) results on the same batch."""
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'").fetchall()
+        con.register("b", batch(payloads))
+        plain = con.sql(plain_sql(contract, "b")).to_arrow_table()
+        full = con.sql(validation_sql(contract, "b")).to_arrow_table()
+    return plain, full
+
+
 @pytest.fixture(scope="module")
-def events() -> Validator:
+def events() -> Iterator[Validator]:
     v = Validator(EVENTS)
     yield v
     v.close()
@@ -172,6 +194,45 @@ STRICT: list[tuple[bytes, str]] = [
 ]
 
 
+# Kinds, forms and enumerations the lists above do not cover. Full reasons.
+MORE: list[tuple[bytes, str]] = [
+    (raw_event("event_type", "5"), "field event_type: expected a string, got integer"),
+    (raw_event("page", "true"), "field page: expected a string, got boolean"),
+    (raw_event("brand", '["a"]'), "field brand: expected a string, got array"),
+    (
+        raw_event("event_time", "20261121"),
+        "field event_time: expected an ISO timestamp string, got integer",
+    ),
+    (
+        raw_event("user_id", "9223372036854775808"),
+        "field user_id: invalid bigint 9223372036854775808",
+    ),
+    (
+        raw_event("product_id", "-9223372036854775809"),
+        "field product_id: invalid bigint -9223372036854775809",
+    ),
+    (raw_event("quantity", "1.0"), "field quantity: expected an integer, got number"),
+    (raw_event("quantity", "1e3"), "field quantity: expected an integer, got number"),
+    (raw_event("quantity", "2147483648"), "field quantity: invalid integer 2147483648"),
+    (raw_event("price", "[1, 2]"), "field price: expected a number, got array"),
+    (raw_event("price", "true"), "field price: expected a number, got boolean"),
+    (event(traffic_source="tv"), "unknown traffic_source 'tv'"),
+    (event(device="Mobile"), "unknown device 'Mobile'"),
+    (event(event_type="page_view "), "unknown event_type 'page_view '"),
+    (event(page="</div>"), "field page: markup in text"),
+    (raw_event("brand", '"\\u003cscript>"'), "field brand: markup in text"),  # escaped '<'
+    (raw_event("brand", '"\\ud83d"'), "not valid JSON"),  # a lone surrogate
+    (raw_event("brand", '"a\x01b"'), "not valid JSON"),  # a raw control character
+    (b"\f" + event(), "not valid JSON"),  # form feed: not JSON whitespace
+    (b"\xef\xbb\xbf" + event(), "not valid JSON"),  # byte order mark
+    (event() + event(), "not valid JSON"),
+    (
+        event(event_time="2026-02-30T00:00:00"),
+        "field event_time: invalid timestamp 2026-02-30T00:00:00",
+    ),
+]
+
+
 def test_one_validator_sees_each_batch_on_its_own(events: Validator) -> None:
     # The statement is prepared once over a source that yields the current batch.
     first, _ = events.validate(batch([event(event_id="a1"), event(event_id="a2")]))
@@ -203,6 +264,86 @@ def test_strict_json_and_time_range_rejects_carry_their_exact_reason(events: Val
     assert valid["event_id"].to_pylist() == ["k1-e1", "k1-e2"]
     got = {r["kafka_offset"]: (r["payload"], r["reason"]) for r in rejects.to_pylist()}
     assert got == {101 + i: (payload, reason) for i, (payload, reason) in enumerate(STRICT)}
+
+
+def test_more_rejects_carry_their_exact_reason(events: Validator) -> None:
+    payloads = [p for p, _ in MORE]
+    valid, rejects = events.validate(batch([event(), *payloads]))
+    assert valid["event_id"].to_pylist() == ["k1-e1"]
+    got = {r["kafka_offset"]: (r["payload"], r["reason"]) for r in rejects.to_pylist()}
+    assert got == {101 + i: (payload, reason) for i, (payload, reason) in enumerate(MORE)}
+
+
+def test_compact_poison_gets_the_same_reason(events: Validator) -> None:
+    # In the producers' compact form a poison message passes the plain form's first test (its
+    # text matches its parse written back) and must still be caught by the checks after it.
+    cases = [(compact(p), r) for p, r in STRICT + MORE] + [
+        (compact(p), r) for p, r in POISON if p and p.startswith(b"{")
+    ]
+    valid, rejects = events.validate(batch([compact(event()), *[p for p, _ in cases]]))
+    assert valid["event_id"].to_pylist() == ["k1-e1"]
+    got = {r["kafka_offset"]: (r["payload"], r["reason"]) for r in rejects.to_pylist()}
+    assert len(got) == len(cases)
+    for i, (payload, reason) in enumerate(cases):
+        assert got[101 + i][0] == payload
+        assert got[101 + i][1].startswith(reason), (payload, got[101 + i][1])
+        if (payload, reason) in cases[: len(STRICT + MORE)]:
+            assert got[101 + i][1] == reason
+
+
+# Compact messages with nothing to flag, at the edges of what the plain form admits.
+PLAIN_EDGES: list[dict[str, object]] = [
+    {"brand": 'quote " backslash \\ newline \n tab \t', "page": "ünïcode ✓ 😀"},
+    {"price": -0.0, "quantity": 2_147_483_647},
+    {"price": 0.1 + 0.2, "quantity": -2_147_483_648},
+    {"price": 5e-324, "product_id": 9_223_372_036_854_775_807},
+    {
+        "price": None,
+        "user_id": -9_223_372_036_854_775_808,
+        "category_id": 2_053_013_555_631_882_655,
+    },
+    {"event_time": "2026-11-21T11:00:00+02:00"},
+    {"event_time": "2019-10-01 00:00:00 UTC", "event_type": "view", "device": None},
+    {"event_time": "2100-12-31T23:59:59.999999", "traffic_source": None},
+    {"event_time": "1970-01-01T00:00:00", "page": "", "brand": None},
+]
+
+
+def test_plain_messages_read_the_same_in_both_queries() -> None:
+    payloads = [
+        json.dumps({**GOOD_EVENT, **c}, separators=(",", ":"), ensure_ascii=False).encode()
+        for c in PLAIN_EDGES
+    ]
+    plain, full = both_queries(EVENTS, payloads)
+    assert plain["plain"].to_pylist() == [True] * len(payloads)
+    assert full["reason"].null_count == len(payloads)
+    assert plain.select(EVENTS.columns).to_pylist() == full.select(EVENTS.columns).to_pylist()
+    signs = [math.copysign(1, p) for p in plain["price"].to_pylist() if p is not None]
+    assert signs == [math.copysign(1, p) for p in full["price"].to_pylist() if p is not None]
+    assert math.copysign(1, plain["price"][1].as_py()) == -1  # -0.0 stays negative
+
+
+def test_valid_messages_in_both_forms_keep_the_batch_order(events: Validator) -> None:
+    # Plain messages and the others (here json.dumps' default separators) are checked by two
+    # queries; the valid rows and the rejects still come out in batch order.
+    payloads = [
+        compact(event(event_id="a")),
+        event(event_id="b"),
+        b"{",
+        compact(event(event_id="c")),
+        event(event_id="d", brand="A < B"),
+        compact(event(event_id="e", device="toaster")),
+        compact(event(event_id="f")),
+    ]
+    valid, rejects = events.validate(batch(payloads))
+    assert valid["event_id"].to_pylist() == ["a", "b", "c", "d", "f"]
+    assert valid["brand"].to_pylist() == ["Acme", "Acme", "Acme", "A < B", "Acme"]
+    assert rejects["kafka_offset"].to_pylist() == [102, 105]
+    assert rejects["reason"].to_pylist() == ["not valid JSON", "unknown device 'toaster'"]
+    only_plain_valid = [compact(event(event_id="a")), b"{", compact(event(event_id="b"))]
+    valid, rejects = events.validate(batch(only_plain_valid))
+    assert valid["event_id"].to_pylist() == ["a", "b"]
+    assert rejects["kafka_offset"].to_pylist() == [101]
 
 
 def test_json_whitespace_around_an_object_is_accepted(events: Validator) -> None:
@@ -300,6 +441,9 @@ def test_everything_the_producer_sends_passes_the_contract(events: Validator) ->
     valid, rejects = events.validate(batch([encode(e) for e, _ in pairs]))
     assert rejects.num_rows == 0
     assert valid.num_rows == 3_000
+    # All of it in the plain form, the cheap path.
+    plain, _ = both_queries(EVENTS, [encode(e) for e, _ in pairs[:500]])
+    assert plain["plain"].to_pylist() == [True] * 500
     assert set(valid["event_type"].to_pylist()) >= {"page_view", "product_view", "add_to_cart"}
     lines = [encode(line) for _, ls in pairs for line in ls]
     assert lines, "3,000 events should include some purchases"
@@ -309,3 +453,5 @@ def test_everything_the_producer_sends_passes_the_contract(events: Validator) ->
     finally:
         t.close()
     assert (valid_lines.num_rows, bad_lines.num_rows) == (len(lines), 0)
+    plain_lines, _ = both_queries(TRANSACTIONS, lines)
+    assert plain_lines["plain"].to_pylist() == [True] * len(lines)

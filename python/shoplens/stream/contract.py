@@ -1,10 +1,17 @@
 """The message contract of the Kafka topics, checked in bulk by DuckDB SQL.
 
 Each topic carries JSON objects whose fields are the raw table's columns (without `source` and
-`loaded_at`, which the sink sets). A micro-batch of raw payloads goes through one SQL query in
-an in-memory DuckDB: UTF-8 decoding, JSON parsing, field presence, types, enumerations and a
-markup screen all happen there (parsing JSON in Python is the measured bottleneck). Every
-message comes out either as a typed row or as a reject with a readable reason.
+`loaded_at`, which the sink sets). A micro-batch of raw payloads is checked in an in-memory
+DuckDB: UTF-8 decoding, JSON parsing, field presence, types, enumerations and a markup screen all
+happen there (parsing JSON in Python is the measured bottleneck). Every message comes out either
+as a typed row or as a reject with a readable reason.
+
+Two queries share the work. `plain_sql` recognises the plain messages, the compact JSON that
+shoplens producers send: one typed parse, written back as JSON and compared with the message
+byte for byte, plus the few checks that comparison cannot make. Only the other messages (poison,
+or valid JSON in another form: other key order, whitespace, escapes, `<` in a text...) go through
+`validation_sql`, which makes every check and words the reasons. Both give the same columns and
+values for a plain message (`validation_sql` alone decides the reasons).
 
 The contract checks structure and types only. Business rules (negative prices, zero quantities,
 duplicates, late events) are the cleaning layer's job in dbt, as for every other loader.
@@ -122,12 +129,15 @@ CONTRACTS = {c.topic: c for c in (EVENTS, TRANSACTIONS)}
 BATCH_SCHEMA = pa.schema(
     [("partition", pa.int32()), ("kafka_offset", pa.int64()), ("payload", pa.binary())]
 )
+# Rejects out of `validate`: the message and why.
+REJECTS_SCHEMA = BATCH_SCHEMA.append(pa.field("reason", pa.string()))
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
+# Column types of parsed values (timestamps are converted from their text afterwards).
 _TARGET_TYPES = {
     "string": "VARCHAR",
     "integer": "INTEGER",
@@ -242,9 +252,11 @@ def _value(f: Field, raw: str) -> str:
 def validation_sql(contract: TopicContract, relation: str) -> str:
     """One query over `relation` (BATCH_SCHEMA) giving typed columns plus `reason` per row.
 
-    Each document is parsed once into the raw JSON text of every contract field (JSON null
-    and a missing key both come out NULL), and once more into its list of keys (to find
-    repeated ones); kinds come from that text, values from small parses of it.
+    The full check, with every reason worded (`Validator` runs it on the messages that are
+    not plain, see `plain_sql`). Each document is parsed once into the raw JSON text of every
+    contract field (JSON null and a missing key both come out NULL), and once more into its
+    list of keys (to find repeated ones); kinds come from that text, values from small parses
+    of it.
     """
     structure = "{" + ", ".join(f'"{f.name}": "JSON"' for f in contract.fields) + "}"
     refs = {f.name: 'raw."' + f.name + '"' for f in contract.fields}
@@ -311,6 +323,51 @@ from typed
 """
 
 
+def plain_sql(contract: TopicContract, relation: str) -> str:
+    """One query over `relation` (BATCH_SCHEMA) giving `plain` plus the typed columns per row.
+
+    Each document is parsed once into the contract's column types (`json_transform`, which
+    reads leniently: "3" into a BIGINT gives 3, a missing key gives NULL) and the parsed values
+    are written back as JSON (`to_json`). A document equal to what comes back, byte for byte,
+    has every contract field once, in contract order, with its column's JSON kind, no other
+    key, no whitespace, and numbers and escapes as DuckDB writes them. `plain` is true for
+    such a document with no `<` anywhere (no markup to look for) whose values pass the checks
+    the comparison cannot make: required fields present, timestamps valid and in range, values
+    in their enumeration, finite numbers. For a plain message `validation_sql` gives no reason
+    and the same column values; for the others these columns mean nothing.
+    """
+    structure = ", ".join(f'"{f.name}": "{_TARGET_TYPES[f.kind]}"' for f in contract.fields)
+    columns = [f"{_typed(f, f'v.{f.name}')} as {f.name}" for f in contract.fields]
+    checks = ["to_json(v)::VARCHAR = txt", "not contains(txt, '<')"]
+    for f in contract.fields:
+        if f.required:
+            checks.append(f"v.{f.name} is not null")
+        if f.kind == "timestamp":  # (an optional one may be JSON null)
+            checks.append(
+                f"coalesce({f.name} >= TIMESTAMP '{EARLIEST_TIME}' "
+                f"and {f.name} < TIMESTAMP '{LATEST_TIME}', v.{f.name} is null)"
+            )
+        if f.kind == "number":
+            checks.append(f"({f.name} is null or isfinite({f.name}))")
+        if f.allowed:
+            checks.append(
+                f"({f.name} is null or list_contains([{_sql_list(f.allowed)}], {f.name}))"
+            )
+    return f"""
+with decoded as (
+    select case when octet_length(payload) <= {MAX_PAYLOAD_BYTES} then try(decode(payload))
+           end as txt
+    from {relation}
+), parsed as (
+    select txt, try(json_transform(txt, '{{{structure}}}')) as v from decoded
+), typed as (
+    select txt, v, {", ".join(columns)} from parsed
+)
+select coalesce({" and ".join(checks)}, false) as plain, {", ".join(contract.columns)}
+from typed
+"""
+
+
 class CurrentBatch:
     """An Arrow stream source whose content is the batch being processed (rows of `schema`).
 
@@ -330,12 +387,14 @@ class CurrentBatch:
 class Validator:
     """Validates micro-batches of one topic's raw payloads in an in-memory DuckDB.
 
-    The query is prepared once over a registered Arrow source that yields the current batch
-    (`CurrentBatch`). Planning it costs far more than running it on a few thousand rows, and
-    DuckDB 2.0 binds and plans a prepared statement again at every execution when it reads a
-    table (measured: 40-60 ms CPU per batch), but not when it reads a registered Arrow source.
-    It runs on one thread: the sink's consumer thread needs the other core. Only rejects carry
-    their payload out.
+    Each batch goes through `plain_sql` first; only the messages that are not plain (poison,
+    or valid JSON in another form: other key order, escapes, `<` in a text...) go through the
+    full `validation_sql`, which is skipped when there are none. Both queries are prepared once
+    over registered Arrow sources that yield the current rows (`CurrentBatch`). Planning a query
+    costs far more than running it on a few thousand rows, and DuckDB 2.0 binds and plans a
+    prepared statement again at every execution when it reads a table (measured: 40-60 ms CPU
+    per batch), but not when it reads a registered Arrow source. It runs on one thread: the
+    sink's consumer thread needs the other core. Only rejects carry their payload out.
     """
 
     def __init__(self, contract: TopicContract) -> None:
@@ -345,34 +404,54 @@ class Validator:
         self._con.execute("set threads = 1")
         # Enumeration checks stay expressions instead of becoming per-batch hash joins.
         self._con.execute("set disabled_optimizers = 'in_clause'")
-        self._input = CurrentBatch()
-        self._con.register("_shoplens_batch", self._input)
+        self._batch = CurrentBatch()
+        self._rest = CurrentBatch()  # the batch's messages that are not plain
+        self._con.register("_shoplens_batch", self._batch)
+        self._con.register("_shoplens_rest", self._rest)
+        self._con.execute("prepare plain_batch as " + plain_sql(contract, "_shoplens_batch"))
         self._con.execute(
-            "prepare validate_batch as select * replace (case when reason is "
+            "prepare validate_rest as select * replace (case when reason is "
             "not null then payload end as payload) from ("
-            + validation_sql(contract, "_shoplens_batch")
+            + validation_sql(contract, "_shoplens_rest")
             + ")"
         )
+
+    def _execute(self, statement: str, source: CurrentBatch, rows: pa.Table) -> pa.Table:
+        source.table = rows
+        try:
+            return self._con.sql(f"execute {statement}").to_arrow_table()
+        finally:
+            source.table = BATCH_SCHEMA.empty_table()
 
     def validate(self, batch: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Split a BATCH_SCHEMA table into (valid rows in contract columns, rejects).
 
-        Rejects have columns partition, kafka_offset, payload, reason.
+        Valid rows and rejects each keep the batch's order. Rejects have columns partition,
+        kafka_offset, payload, reason.
         """
-        self._input.table = batch.select(BATCH_SCHEMA.names).cast(BATCH_SCHEMA)
-        try:
-            result = self._con.sql("execute validate_batch").to_arrow_table()
-        finally:
-            self._input.table = BATCH_SCHEMA.empty_table()
-        if result["reason"].null_count == result.num_rows:  # no rejects: nothing to filter
-            return (
-                result.select(self.contract.columns),
-                result.slice(0, 0).select(["partition", "kafka_offset", "payload", "reason"]),
-            )
-        bad = pc.is_valid(result["reason"])
-        rejects = result.filter(bad).select(["partition", "kafka_offset", "payload", "reason"])
-        valid = result.filter(pc.invert(bad)).select(self.contract.columns)
-        return valid, rejects
+        batch = batch.select(BATCH_SCHEMA.names).cast(BATCH_SCHEMA)
+        columns = self.contract.columns
+        first = self._execute("plain_batch", self._batch, batch)
+        plain = first["plain"]
+        n_plain = pc.sum(plain).as_py() or 0
+        if n_plain == batch.num_rows:
+            return first.select(columns), REJECTS_SCHEMA.empty_table()
+        rest = self._execute("validate_rest", self._rest, batch.filter(pc.invert(plain)))
+        bad = pc.is_valid(rest["reason"])
+        rejects = rest.filter(bad).select(REJECTS_SCHEMA.names)
+        checked = rest.filter(pc.invert(bad)).select(columns)
+        if checked.num_rows == 0 or n_plain == 0:
+            valid = checked if n_plain == 0 else first.filter(plain).select(columns)
+            return valid, rejects
+        # Valid rows from both queries: back in batch order.
+        positions = pa.concat_arrays(
+            [
+                pc.indices_nonzero(plain),
+                pc.indices_nonzero(pc.invert(plain)).filter(pc.invert(bad).combine_chunks()),
+            ]
+        )
+        both = pa.concat_tables([first.filter(plain).select(columns), checked])
+        return both.take(pc.sort_indices(positions)), rejects
 
     def close(self) -> None:
         self._con.close()
