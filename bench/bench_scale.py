@@ -57,7 +57,7 @@ SEED, BURST_SEED = 42, 43
 BURST_EVENTS = 10_000
 GOALS = {
     "import_s": 120.0,  # shoplens load-events, wall
-    "import_ratio": 2.0,  # ... against a bare read_csv of the same file
+    "import_ratio": 2.0,  # ... against a bare read_csv of the same file, wall and CPU
     "build_s": 600.0,  # dbt build with ml
     "memory_gib": 12.0,  # any one process
     "refresh_s": 10.0,  # dbt build --selector after_burst
@@ -298,10 +298,16 @@ def goal_lines(run: SizeRun) -> list[str]:
     out = []
     if "import" in s and "read_csv" in s:
         imp, bare = s["import"].wall, s["read_csv"].wall
-        ok = imp <= GOALS["import_s"] and imp <= GOALS["import_ratio"] * bare
+        # within 2x in wall and in CPU seconds (wall alone follows the machine's other work)
+        ok = (
+            imp <= GOALS["import_s"]
+            and imp <= GOALS["import_ratio"] * bare
+            and s["import"].cpu <= GOALS["import_ratio"] * s["read_csv"].cpu
+        )
         out.append(
             f"- Import <= {GOALS['import_s']:.0f} s and <= {GOALS['import_ratio']:.0f}x a bare "
-            f"`read_csv`: {imp:.1f} s wall ({s['import'].cpu:.1f} s CPU) against {bare:.1f} s "
+            f"`read_csv` in wall and CPU: {imp:.1f} s wall ({s['import'].cpu:.1f} s CPU) "
+            f"against {bare:.1f} s "
             f"({s['read_csv'].cpu:.1f} s CPU), {imp / bare:.1f}x wall, "
             f"{s['import'].cpu / max(s['read_csv'].cpu, 1e-9):.1f}x CPU: "
             f"{_verdict(ok, s['import'], s['read_csv'])}."
