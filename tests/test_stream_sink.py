@@ -416,6 +416,34 @@ time.sleep(float(sys.argv[2]))
 """
 
 
+def test_the_end_of_a_backlog_is_written_at_once(
+    tmp_path: Path, broker: EmbeddedBroker, world: World
+) -> None:
+    """A backlog is written in full batches, and what is left after the last full one goes as
+    soon as the consumer has fetched it all, not after `batch_interval` (60 s here)."""
+    produced = produce(broker.bootstrap, world, rate=20_000, duration=0.15, seed=8)
+    total = produced.events + produced.transactions
+    assert total > 3_000 and total % 1_000
+    db = tmp_path / "w.duckdb"
+    sink = Sink(
+        SinkConfig(
+            db=db, bootstrap=broker.bootstrap, batch_size=1_000, max_batch=1_000, batch_interval=60
+        )
+    )
+    stop = threading.Event()
+    runner = Background(sink.run, stop)
+    deadline = time.monotonic() + 20
+    while sink.stats.messages < total and time.monotonic() < deadline:
+        time.sleep(0.05)
+    written_before_stop = sink.stats.messages
+    stop.set()
+    stats = runner.result()
+    assert written_before_stop == stats.messages == total
+    assert stats.batches == total // 1_000 + 1
+    assert stats.last_commit is not None and stats.first_record is not None
+    assert stats.last_commit - stats.first_record < 10
+
+
 def test_sink_waits_while_another_process_holds_the_warehouse(
     tmp_path: Path, broker: EmbeddedBroker, world: World
 ) -> None:
