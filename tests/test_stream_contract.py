@@ -310,8 +310,10 @@ PLAIN_EDGES: list[dict[str, object]] = [
 
 
 def test_plain_messages_read_the_same_in_both_queries() -> None:
+    # Compact (as the producer writes) and with json.dumps' default separators.
     payloads = [
-        json.dumps({**GOOD_EVENT, **c}, separators=(",", ":"), ensure_ascii=False).encode()
+        json.dumps({**GOOD_EVENT, **c}, separators=seps, ensure_ascii=False).encode()
+        for seps in ((",", ":"), (", ", ": "))
         for c in PLAIN_EDGES
     ]
     plain, full = both_queries(EVENTS, payloads)
