@@ -16,6 +16,8 @@ from shoplens.stream.contract import (
     BATCH_SCHEMA,
     EVENTS,
     MAX_PAYLOAD_BYTES,
+    PLAIN_PROBE_ROWS,
+    PLAIN_SKIP_BATCHES,
     TIME_RANGE_TEXT,
     TRANSACTIONS,
     TopicContract,
@@ -346,6 +348,34 @@ def test_valid_messages_in_both_forms_keep_the_batch_order(events: Validator) ->
     valid, rejects = events.validate(batch(only_plain_valid))
     assert valid["event_id"].to_pylist() == ["a", "b"]
     assert rejects["kafka_offset"].to_pylist() == [101]
+
+
+def test_a_stream_of_other_layouts_skips_the_plain_check() -> None:
+    v = Validator(EVENTS)
+    try:
+        pretty = [
+            json.dumps({**GOOD_EVENT, "event_id": f"p{i}"}, indent=1).encode()
+            for i in range(PLAIN_PROBE_ROWS)
+        ]
+        first, _ = v.validate(batch(pretty))
+        assert (v.checked_plain, v.checked_full) == (PLAIN_PROBE_ROWS, PLAIN_PROBE_ROWS)
+        second, _ = v.validate(batch(pretty))  # straight to the full check
+        assert (v.checked_plain, v.checked_full) == (PLAIN_PROBE_ROWS, 2 * PLAIN_PROBE_ROWS)
+        assert first.num_rows == PLAIN_PROBE_ROWS and first.equals(second)
+        for _ in range(PLAIN_SKIP_BATCHES - 1):
+            v.validate(batch([event()]))
+        assert v.checked_plain == PLAIN_PROBE_ROWS
+        valid, _ = v.validate(batch([event()]))  # tried again
+        assert v.checked_plain == PLAIN_PROBE_ROWS + 1
+        assert valid["event_id"].to_pylist() == ["k1-e1"]
+        # Small batches add up: one message at a time, the probe ends after PLAIN_PROBE_ROWS.
+        for p in pretty[1:]:
+            v.validate(batch([p]))
+        assert v.checked_plain == 2 * PLAIN_PROBE_ROWS
+        v.validate(batch([pretty[0]]))
+        assert v.checked_plain == 2 * PLAIN_PROBE_ROWS  # skipped again
+    finally:
+        v.close()
 
 
 def test_json_whitespace_around_an_object_is_accepted(events: Validator) -> None:

@@ -405,13 +405,21 @@ class CurrentBatch:
         return self.table.__arrow_c_stream__(requested_schema)
 
 
+# A stream whose messages are mostly not plain (another producer's layout) would pay the plain
+# check for nothing: when less than half of PLAIN_PROBE_ROWS messages in a row (over one batch
+# or several) were plain, the next PLAIN_SKIP_BATCHES batches go to the full check directly.
+PLAIN_PROBE_ROWS = 100
+PLAIN_SKIP_BATCHES = 16
+
+
 class Validator:
     """Validates micro-batches of one topic's raw payloads in an in-memory DuckDB.
 
     Each batch goes through `plain_sql` first (unguarded, and guarded again when that fails
     on a message that is not UTF-8 or not JSON); only the messages that are not plain (poison,
     or valid JSON in another form: other key order, escapes, `<` in a text...) go through the
-    full `validation_sql`, which is skipped when there are none. The queries are prepared once
+    full `validation_sql`, which is skipped when there are none. A stream of mostly other
+    messages skips `plain_sql` for a while (`PLAIN_SKIP_BATCHES`). The queries are prepared once
     over registered Arrow sources that yield the current rows (`CurrentBatch`). Planning a query
     costs far more than running it on a few thousand rows, and DuckDB 2.0 binds and plans a
     prepared statement again at every execution when it reads a table (measured: 40-60 ms CPU
@@ -421,6 +429,10 @@ class Validator:
 
     def __init__(self, contract: TopicContract) -> None:
         self.contract = contract
+        self.checked_plain = 0  # messages that went through `plain_sql`
+        self.checked_full = 0  # messages that went through `validation_sql`
+        self._skip_plain = 0  # batches that go to the full check directly
+        self._probed = [0, 0]  # messages through `plain_sql` since its last probe, plain ones
         self._con = duckdb.connect(":memory:")
         self._con.execute("set TimeZone = 'UTC'")
         self._con.execute("set threads = 1")
@@ -457,30 +469,48 @@ class Validator:
         """
         batch = batch.select(BATCH_SCHEMA.names).cast(BATCH_SCHEMA)
         columns = self.contract.columns
+        if self._skip_plain > 0:
+            self._skip_plain -= 1
+            valid, rejects, _ = self._full_check(batch)
+            return valid, rejects
+        self.checked_plain += batch.num_rows
         try:
             first = self._execute("plain_check", self._batch, batch)
         except duckdb.Error:  # a message that is not UTF-8 or not JSON (in the first chunks)
             first = self._execute("plain_check_guarded", self._batch, batch)
         plain = first["plain"]
         n_plain = pc.sum(plain).as_py() or 0
+        self._probe(batch.num_rows, n_plain)
         if n_plain == batch.num_rows:
             return first.select(columns), REJECTS_SCHEMA.empty_table()
-        rest = self._execute("full_check", self._rest, batch.filter(pc.invert(plain)))
-        bad = pc.is_valid(rest["reason"])
-        rejects = rest.filter(bad).select(REJECTS_SCHEMA.names)
-        checked = rest.filter(pc.invert(bad)).select(columns)
+        checked, rejects, good = self._full_check(batch.filter(pc.invert(plain)))
         if checked.num_rows == 0 or n_plain == 0:
             valid = checked if n_plain == 0 else first.filter(plain).select(columns)
             return valid, rejects
         # Valid rows from both queries: back in batch order.
         positions = pa.concat_arrays(
-            [
-                pc.indices_nonzero(plain),
-                pc.indices_nonzero(pc.invert(plain)).filter(pc.invert(bad).combine_chunks()),
-            ]
+            [pc.indices_nonzero(plain), pc.indices_nonzero(pc.invert(plain)).filter(good)]
         )
         both = pa.concat_tables([first.filter(plain).select(columns), checked])
         return both.take(pc.sort_indices(positions)), rejects
+
+    def _probe(self, n: int, n_plain: int) -> None:
+        """Count `n` messages through `plain_sql`, `n_plain` of them plain; once there are
+        PLAIN_PROBE_ROWS, less than half of them plain, skip it for the next batches."""
+        self._probed[0] += n
+        self._probed[1] += n_plain
+        if self._probed[0] >= PLAIN_PROBE_ROWS:
+            if 2 * self._probed[1] < self._probed[0]:
+                self._skip_plain = PLAIN_SKIP_BATCHES
+            self._probed = [0, 0]
+
+    def _full_check(self, rows: pa.Table) -> tuple[pa.Table, pa.Table, pa.Array]:
+        """`validation_sql` on `rows`: (valid rows, rejects, which rows were valid)."""
+        self.checked_full += rows.num_rows
+        result = self._execute("full_check", self._rest, rows)
+        good = pc.is_null(result["reason"]).combine_chunks()
+        rejects = result.filter(pc.invert(good)).select(REJECTS_SCHEMA.names)
+        return result.filter(good).select(self.contract.columns), rejects, good
 
     def close(self) -> None:
         self._con.close()
