@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
@@ -159,12 +160,14 @@ class SinkConsumer:
                 time.sleep(timeout_ms / 1000)
             return out
         messages = self._consumer.consume(limit - n, 0 if n else timeout_ms / 1000)
-        # Messages come in runs of one partition: look the partition up once per run (this
+        # Messages come in runs of one partition: look the partition up once per run, and
+        # each partition once per poll (a trickle topic makes runs of a few messages; this
         # loop runs once per message, on the thread that also feeds the writer).
         run_topic: str | None = None
         run_partition: int | None = None
         # The `append`s of the run's partition (None: its messages are dropped).
         run: tuple[Callable[[int], None], Callable[[bytes | None], None]] | None = None
+        runs: dict[tuple[str | None, int | None], Any] = {}
         for m in messages:
             error = m.error()
             if error is not None:
@@ -174,15 +177,11 @@ class SinkConsumer:
             partition, topic = m.partition(), m.topic()
             if partition != run_partition or topic != run_topic:
                 run_partition, run_topic = partition, topic
-                tp = TopicPartition(topic, partition)
-                if tp not in self._live:
-                    run = None  # fetched before an unassign or seek took effect
-                else:
-                    into = self._held if tp in self._paused else out
-                    fetched = into.get(tp)
-                    if fetched is None:
-                        fetched = into[tp] = Fetched()
-                    run = fetched.offsets.append, fetched.values.append
+                run = runs.get((topic, partition), _UNSEEN)
+                if run is _UNSEEN:
+                    run = runs[topic, partition] = self._appends(
+                        TopicPartition(topic, partition), out
+                    )
             if run is not None:
                 run[0](m.offset() or 0)
                 run[1](m.value())
@@ -200,6 +199,19 @@ class SinkConsumer:
             if high < 0 or position < high:
                 return False
         return True
+
+    def _appends(
+        self, tp: TopicPartition, out: dict[TopicPartition, Fetched]
+    ) -> tuple[Callable[[int], None], Callable[[bytes | None], None]] | None:
+        """Where `poll` puts messages of `tp`: `out`, or held while it is paused; None (they
+        are dropped) if they were fetched before an unassign or seek took effect."""
+        if tp not in self._live:
+            return None
+        into = self._held if tp in self._paused else out
+        fetched = into.get(tp)
+        if fetched is None:
+            fetched = into[tp] = Fetched()
+        return fetched.offsets.append, fetched.values.append
 
     # -------------------------------------------------------------- cluster state
 
@@ -247,6 +259,10 @@ class SinkConsumer:
     def close(self, autocommit: bool = False) -> None:
         """Leave the cluster (nothing is committed to Kafka either way)."""
         self._consumer.close()
+
+
+# `poll`'s marker for a partition not looked up yet in this poll.
+_UNSEEN: Any = object()
 
 
 def _ck(tp: TopicPartition, offset: int | None = None) -> ConfluentTopicPartition:
