@@ -407,9 +407,10 @@ class CurrentBatch:
 
 # A stream whose messages are mostly not plain (another producer's layout) would pay the plain
 # check for nothing: when less than half of PLAIN_PROBE_ROWS messages in a row (over one batch
-# or several) were plain, the next PLAIN_SKIP_BATCHES batches go to the full check directly.
+# or several) were plain, the batches of the next PLAIN_SKIP_ROWS messages go to the full check
+# directly.
 PLAIN_PROBE_ROWS = 100
-PLAIN_SKIP_BATCHES = 16
+PLAIN_SKIP_ROWS = 1_600
 
 
 class Validator:
@@ -419,7 +420,7 @@ class Validator:
     on a message that is not UTF-8 or not JSON); only the messages that are not plain (poison,
     or valid JSON in another form: other key order, escapes, `<` in a text...) go through the
     full `validation_sql`, which is skipped when there are none. A stream of mostly other
-    messages skips `plain_sql` for a while (`PLAIN_SKIP_BATCHES`). The queries are prepared once
+    messages skips `plain_sql` for a while (`PLAIN_SKIP_ROWS`). The queries are prepared once
     over registered Arrow sources that yield the current rows (`CurrentBatch`). Planning a query
     costs far more than running it on a few thousand rows, and DuckDB 2.0 binds and plans a
     prepared statement again at every execution when it reads a table (measured: 40-60 ms CPU
@@ -431,7 +432,7 @@ class Validator:
         self.contract = contract
         self.checked_plain = 0  # messages that went through `plain_sql`
         self.checked_full = 0  # messages that went through `validation_sql`
-        self._skip_plain = 0  # batches that go to the full check directly
+        self._skip_plain = 0  # messages that go to the full check directly
         self._probed = [0, 0]  # messages through `plain_sql` since its last probe, plain ones
         self._con = duckdb.connect(":memory:")
         self._con.execute("set TimeZone = 'UTC'")
@@ -470,7 +471,7 @@ class Validator:
         batch = batch.select(BATCH_SCHEMA.names).cast(BATCH_SCHEMA)
         columns = self.contract.columns
         if self._skip_plain > 0:
-            self._skip_plain -= 1
+            self._skip_plain -= batch.num_rows
             valid, rejects, _ = self._full_check(batch)
             return valid, rejects
         self.checked_plain += batch.num_rows
@@ -501,7 +502,7 @@ class Validator:
         self._probed[1] += n_plain
         if self._probed[0] >= PLAIN_PROBE_ROWS:
             if 2 * self._probed[1] < self._probed[0]:
-                self._skip_plain = PLAIN_SKIP_BATCHES
+                self._skip_plain = PLAIN_SKIP_ROWS
             self._probed = [0, 0]
 
     def _full_check(self, rows: pa.Table) -> tuple[pa.Table, pa.Table, pa.Array]:
