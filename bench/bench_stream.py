@@ -445,43 +445,35 @@ and the last call waited out its 0.5 s timeout inside the clock, which held it t
 28k msg/s on 16,000 events (the issue's own loop made 259k on bulk 16 partitions). The sink's
 clock runs from its first record buffered to its last commit, so it also holds what the bare
 loops do not do: filling and draining its pipeline (the last batch's validation and write
-overlap no fetching), opening the warehouse file, and a checkpoint each time the writer
-releases the file (at least once a second while a backlog lasts). Its CPU is taken from the
+overlap no fetching), and a checkpoint and a new open of the warehouse file each time the
+writer releases it (at least once a second while a backlog lasts; the connection that read the
+stored offsets at start is kept for the first batch). Its CPU is taken from the
 start of the first batch's validation to the last commit. The mock broker returns one record
 batch per partition per fetch: on a trickle topic each fetch carries {TRICKLE_BATCH} messages
 per partition, so a client that waits for each fetch before sending the next (kafka-python)
 is bound by round trips, not CPU; librdkafka fetches ahead in its own thread.
 
-Where the sink's time goes (thread CPU per stage, bulk fill, 16 partitions, 192,000 events,
-2026-11-30 at load 20, so every figure is inflated by contention): consumer thread 5.6 µs per
-message (librdkafka's `consume` and grouping the records 3.4, buffering 0.2, building the Arrow
-batch 0.8); writer thread 10.0 µs (validation in DuckDB 5.4, inserting rows and offsets and
-committing 1.6, releasing the file with its checkpoint 2.5, opening it 1.0); the whole process
-16.9 µs, against 5.9 µs for the bare confluent loop. Two findings since (py-spy with native
-frames, then thread CPU per stage). Most of the consumer thread's `consume` time was Python's
-garbage collector: every fetched message is a GC-tracked object and a batch keeps thousands of
-them alive, so full collections walked the whole heap of the imported libraries; the sink now
-freezes that heap for the collector while it runs (`gc.freeze`; consumer thread alone on 48,000
-bulk messages: 5.3-6.7 -> 2.1-2.4 µs per message, 1.7 with no collection at all). The same
-collector made the bare loops slow when they ran inside this benchmark's process (frozen, the
-bare confluent loop's thread on bulk 4 partitions at load 21: 9.7-11.1 -> 5.9-6.1 µs per
-message), a cost a user's own loop does not pay: each bare loop now runs in a process of its own
-that imports only its Kafka client (`bench/bare_consumers.py`), as written, without a freeze.
-And the writer validated and
-wrote one batch after the other, so on 4 partitions it was the serial limit (the sink kept 0.91
-cores busy): validation now runs in a thread of its own, on the batch after the one being
-written (DuckDB releases the GIL), the write thread opens the file while a full batch is
-validated, and the consumer hands the next batch over as soon as the validation thread is free
-instead of finishing a 50 ms poll first. Batches are still written, and the scorer's hook still
-prepares them, one after the other in order. Thread CPU per message before -> after these
-changes, the two versions alternated, median of 3 runs each (2026-11-30, load 12-25 on 2 cores,
-so inflated alike): bulk 4 partitions consumer 7.3-9.8 -> 4.1-4.6, validation 7.2-9.9 ->
-7.6-8.8, write 2.5-3.4 -> 2.5-3.1, whole process over the whole run 26.9-36.2 -> 22.6-27.6;
-trickle 4 partitions consumer 8.5 -> 4.3, process 41.7 -> 31.5; bulk 16 partitions consumer 11.0
--> 4.1, process 36.5 -> 20.4. Validation (about 4.5 µs per message on a quiet machine: parsing
-1.2, the key list 0.5, the field checks 1.5, the rest typing and the Arrow result) is now the
-longest stage; a shortcut that skips a field's checks when it is clean, and slicing string
-values out of their quotes instead of parsing them again, measured no faster and were not kept.
+Where the sink's time goes (thread CPU per message from `time.thread_time` around each stage,
+and a timeline of each batch; one sink run of 48,000 events at a time, 2026-11-30 21:20-21:30
+UTC, the sink's process in a scheduler group of its own at nice -19, so the other jobs on the
+machine took little of its CPU). Bulk, 4 partitions: consumer thread 1.3-1.4 µs
+(`SinkConsumer.poll` 0.9, buffering with the Arrow conversion of each poll 0.4), validation
+thread 2.2 (the contract's query for plain messages, e41b80c; 3.9-4.2 with the full query),
+write thread 1.4-1.6 (rows, offsets and commit; about 6 ms fixed per batch); the bare confluent
+loop 4.4 in its own process. Three batches (5,000, 25,000, 18,000): the first goes to the
+validation thread at once, the consumer holds the whole topic after 138-226 ms, and the last
+batch is validated and written 70-96 ms after that: first record to last commit 223-322 ms,
+against 200-230 ms for the bare confluent loop on the same topic. Trickle, 4 partitions:
+consumer 1.2-1.9 µs (`poll` 1.2-1.7: the messages come in runs of 5 per partition), validation
+2.2-2.8, write 1.6-2.3 (5-8 batches); the last commit comes 13-43 ms after the last record, so
+the window is set by how fast librdkafka gets the topic from the mock broker (the last record
+after 270-730 ms; on the same topic the bare confluent loop's rate varied from 87k to 203k
+msg/s between runs). What holds from earlier passes: the sink freezes the imported heap for
+Python's garbage collector while it runs (`gc.freeze`: every fetched message is a GC-tracked
+object; consumer thread 5.3-6.7 -> 2.1-2.4 µs per message), the bare loops run in processes of
+their own that import only their client (in this process the same collector slowed them), and
+validation runs in a thread of its own on the batch after the one being written (DuckDB
+releases the GIL); batches are written, and the scorer's hook prepares them, in order.
 
 (b) Latency at 1,000 events/s for {args.seconds:g} s ({queryable["events"]:,} events), seconds
 from the producer handing an event to kafka-python to the commit of the DuckDB transaction
