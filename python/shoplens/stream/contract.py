@@ -477,7 +477,7 @@ class Validator:
         self.checked_plain += batch.num_rows
         try:
             first = self._execute("plain_check", self._batch, batch)
-        except duckdb.Error:  # a message that is not UTF-8 or not JSON (in the first chunks)
+        except duckdb.Error:  # a message that is not UTF-8 or not JSON: again, guarded
             first = self._execute("plain_check_guarded", self._batch, batch)
         plain = first["plain"]
         n_plain = pc.sum(plain).as_py() or 0
@@ -510,6 +510,8 @@ class Validator:
         self.checked_full += rows.num_rows
         result = self._execute("full_check", self._rest, rows)
         good = pc.is_null(result["reason"]).combine_chunks()
+        if good.false_count == 0:  # no rejects: nothing to filter
+            return result.select(self.contract.columns), REJECTS_SCHEMA.empty_table(), good
         rejects = result.filter(pc.invert(good)).select(REJECTS_SCHEMA.names)
         return result.filter(good).select(self.contract.columns), rejects, good
 
