@@ -2,7 +2,8 @@
 
 A consumer (`clients.SinkConsumer`: confluent-kafka) reads every partition of `ecommerce_events` and
 `ecommerce_transactions` and micro-batches the raw payloads (by count and by time; while the
-writer is busy the next batch keeps growing, so batches adapt to the load). Each batch is
+writer is busy the next batch keeps growing, so batches adapt to the load; what is left at the
+end of a backlog goes as soon as it is all fetched). Each batch is
 validated in bulk (`contract.Validator`, in a thread of its own, while the batch before it is
 written), then ONE DuckDB transaction writes the valid rows,
 the rejects and the next offset of every partition in the batch to `raw.sink_offsets`. The
