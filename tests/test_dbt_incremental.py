@@ -223,6 +223,8 @@ def test_incremental_run_took_the_incremental_path(incremental_and_full) -> None
         ("intermediate", "int_sessions_early_featurized"),
         ("intermediate", "int_sessions_category_featurized"),
         ("marts", "mart_funnel_daily"),
+        ("marts", "dim_products_seen"),
+        ("marts/audiences", "time_promotion_sessions"),
     ):
         path = Path("shoplens", "models", folder, f"{model}.sql")
         compiled = (target / "compiled" / path).read_text()
@@ -241,6 +243,42 @@ def test_incremental_equals_full_refresh(incremental_and_full) -> None:
     views = ["staging.stg_shop__events", "staging.stg_shop__events_quarantined"]
     differing = {t: n for t in tables + views if (n := _difference(inc, full, t))}
     assert differing == {}
+
+
+def test_burst_rewrote_touched_products_and_sessions_old_ones_included(
+    incremental_and_full,
+) -> None:
+    """dim_products_seen and time_promotion_sessions rewrote what the burst touched, not every
+    row, and that includes products and sessions with events loaded before it: the equality
+    with the full refresh above covers rows the incremental branch merged from old and new
+    events (a branch that read only the new events, or added without replacing, fails it)."""
+    inc, _, _ = incremental_and_full
+    with duckdb.connect(str(inc), read_only=True) as con:
+        burst_load = con.execute("select max(loaded_at) from raw.events").fetchone()[0]
+        for table, key in (
+            ("marts.dim_products_seen", "product_id"),
+            ("marts.time_promotion_sessions", "session_id"),
+        ):
+            rewritten, total, mixed = con.execute(
+                f"""
+                with latest as (
+                    select distinct {key} from {table}
+                    where built_at = (select max(built_at) from {table})
+                )
+                select
+                    (select count(*) from latest),
+                    (select count(distinct {key}) from {table}),
+                    (
+                        select count(distinct events.{key})
+                        from marts.fct_events as events
+                        where events.{key} in (select {key} from latest)
+                            and events.loaded_at < ?
+                    )
+                """,
+                [burst_load],
+            ).fetchone()
+            assert 0 < rewritten < total, table
+            assert mixed > 0, table
 
 
 def test_incremental_staging_ranks_late_copies(incremental_and_full) -> None:

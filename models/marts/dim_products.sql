@@ -4,26 +4,9 @@ with catalogue as (
     select * from {{ ref('stg_shop__products') }}
 ),
 
-events as (
-    select * from {{ ref('int_events_sessionized') }}
-    where product_id is not null
-),
-
+-- per product seen in events (dim_products_seen, kept up to date incrementally)
 seen as (
-    select
-        product_id,
-        {{ shoplens_arg_max('category_code', 'event_time') }} as category_code,
-        {{ shoplens_arg_max('category', 'event_time') }} as category,
-        {{ shoplens_arg_max('brand', 'event_time') }} as brand,
-        max(price) as max_seen_price,
-        median(price) as median_seen_price,
-        count(case when event_type = 'product_view' then 1 end) as product_views,
-        count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
-        count(case when event_type = 'purchase' then 1 end) as purchases,
-        coalesce(sum(case when event_type = 'purchase' then quantity end), 0) as units_sold,
-        coalesce(sum(purchase_revenue), 0) as revenue
-    from events
-    group by product_id
+    select * from {{ ref('dim_products_seen') }}
 ),
 
 price_bands as (

@@ -3,47 +3,25 @@
 -- purchases they miss. See _audiences__models.yml for the rules.
 {%- set window_days = var('audience_promotion_days') | int %}
 
-with events as (
-    select session_id, category, event_type
-    from {{ ref('fct_events') }}
-    where product_id is not null and category is not null
-),
-
-sessions as (
-    select session_id, session_start, session_end, start_weekday, start_hour
-    from {{ ref('fct_sessions') }}
-),
-
-as_of as (
+with as_of as (
     select
         max(session_end) as as_of_time,
         {{ timestamp_add('day', -window_days, 'max(session_end)') }} as window_start
-    from sessions
+    from {{ ref('fct_sessions') }}
 ),
 
--- Each session once per category it had a product event in; bought = it bought there.
-session_categories as (
-    select
-        session_id,
-        category,
-        max(case when event_type = 'purchase' then 1 else 0 end) as bought
-    from events
-    group by session_id, category
-),
-
+-- Each session once per category it had a product event in (time_promotion_sessions, kept
+-- up to date incrementally); bought = it bought there.
 cells as (
     select
-        sessions.start_weekday,
-        sessions.start_hour,
-        session_categories.category,
+        start_weekday,
+        start_hour,
+        category,
         count(*) as sessions,
-        {{ sum_int('session_categories.bought') }} as purchase_sessions
-    from session_categories
-    inner join sessions
-        on sessions.session_id = session_categories.session_id
-    cross join as_of
-    where sessions.session_start >= as_of.window_start
-    group by sessions.start_weekday, sessions.start_hour, session_categories.category
+        {{ sum_int('bought') }} as purchase_sessions
+    from {{ ref('time_promotion_sessions') }}
+    where session_start >= (select as_of.window_start from as_of)
+    group by start_weekday, start_hour, category
 ),
 
 categories as (

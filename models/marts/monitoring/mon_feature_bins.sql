@@ -5,6 +5,7 @@
 {#- start_month differs between a year of training and one week by construction. #}
 {%- set not_numeric = categorical + ['start_month'] %}
 {%- set numeric = early_intent_feature_columns() | reject('in', not_numeric) | list %}
+{%- set period_columns = 'features.' ~ ((numeric + categorical) | join(', features.')) %}
 {%- set drift_days = var('monitoring_drift_days') | int %}
 {%- set prediction_columns = [
     ['session_id', dbt.type_string()],
@@ -12,16 +13,17 @@
     ['split', dbt.type_string()],
 ] %}
 
-with features as (
-    select * from {{ ref('int_sessions_early_featurized') }}
-    where events_so_far > 0
-),
+{#- The table is referenced directly each time: a CTE over all of it would be copied whole,
+    every column of every session, where the two periods need the training rows (at most twice
+    ml_max_training_rows: the train and validation samples) and the latest days. -#}
+{%- set all_features = ref('int_sessions_early_featurized') %}
 
-as_of as (
+with as_of as (
     select
         max(session_start) as as_of_time,
         {{ timestamp_add('day', -drift_days, 'max(session_start)') }} as window_start
-    from features
+    from {{ all_features }}
+    where events_so_far > 0
 ),
 
 training_sessions as (
@@ -32,24 +34,25 @@ training_sessions as (
 ),
 
 periods as (
-    select features.*, 'training' as period
-    from features
-    inner join training_sessions
-        on training_sessions.session_id = features.session_id
+    select {{ period_columns }}, 'training' as period
+    from {{ all_features }} as features
+    where features.events_so_far > 0
+        and features.session_id in (select training_sessions.session_id from training_sessions)
     union all
-    select features.*, 'latest' as period
-    from features
-    cross join as_of
-    where features.session_start >= as_of.window_start
+    select {{ period_columns }}, 'latest' as period
+    from {{ all_features }} as features
+    where features.events_so_far > 0
+        and features.session_start >= (select as_of.window_start from as_of)
 ),
 
-numeric_values as (
+-- the training values of the numeric features, one row per session and feature
+training_values as (
     {%- for feature in numeric %}
     select
         '{{ feature }}' as feature,
-        period,
         cast({{ feature }} as float) as feature_value
     from periods
+    where period = 'training'
     {%- if not loop.last %}
     union all
     {%- endif %}
@@ -68,56 +71,72 @@ edges as (
         percentile_cont(0.7) within group (order by feature_value) as edge_7,
         percentile_cont(0.8) within group (order by feature_value) as edge_8,
         percentile_cont(0.9) within group (order by feature_value) as edge_9
-    from numeric_values
-    where period = 'training'
+    from training_values
     group by feature
 ),
 
-numeric_bins as (
+-- The edges as one row, <feature>__<k>: each session is binned on every feature in one pass
+-- (a row per session and feature, joined to its edges, costs several times more).
+edges_wide as (
     select
-        numeric_values.feature,
-        numeric_values.period,
-        case
-            {%- for k in range(1, 10) %}
-            when numeric_values.feature_value <= edges.edge_{{ k }} then {{ k }}
-            {%- endfor %}
-            else 10
-        end as decile
-    from numeric_values
-    inner join edges
-        on edges.feature = numeric_values.feature
+        {%- for feature in numeric %}
+        {%- for k in range(1, 10) %}
+        max(case when feature = '{{ feature }}' then edge_{{ k }} end) as {{ feature }}__{{ k }},
+        {%- endfor %}
+        {%- endfor %}
+        count(*) as edged_features
+    from edges
 ),
 
+-- Each session's decile of every numeric feature (a missing value or edge falls in the last)
+-- and bin of every categorical one.
 binned as (
     select
-        feature,
-        'numeric' as feature_kind,
-        {{ dbt.concat(["'decile '", "cast(decile as " ~ dbt.type_string() ~ ")"]) }} as bin,
-        decile as bin_order,
-        period
-    from numeric_bins
-    {%- for feature in categorical %}
-    union all
-    select
-        '{{ feature }}' as feature,
-        'categorical' as feature_kind,
-        coalesce({{ feature }}, 'unknown') as bin,
-        0 as bin_order,
-        period
+        {%- for feature in numeric %}
+        case
+            {%- for k in range(1, 10) %}
+            when cast(periods.{{ feature }} as float) <= edges_wide.{{ feature }}__{{ k }}
+                then {{ k }}
+            {%- endfor %}
+            else 10
+        end as {{ feature }}__decile,
+        {%- endfor %}
+        {%- for feature in categorical %}
+        coalesce(periods.{{ feature }}, 'unknown') as {{ feature }}__bin,
+        {%- endfor %}
+        periods.period
     from periods
-    {%- endfor %}
+    cross join edges_wide
 ),
 
 counts as (
+    {%- for feature in numeric %}
+    {%- set decile_text = 'cast(' ~ feature ~ '__decile as ' ~ dbt.type_string() ~ ')' %}
     select
-        feature,
-        feature_kind,
-        bin,
-        bin_order,
+        '{{ feature }}' as feature,
+        'numeric' as feature_kind,
+        {{ dbt.concat(["'decile '", decile_text]) }} as bin,
+        {{ feature }}__decile as bin_order,
         {{ sum_int("case when period = 'training' then 1 else 0 end") }} as training_sessions,
         {{ sum_int("case when period = 'latest' then 1 else 0 end") }} as latest_sessions
     from binned
-    group by feature, feature_kind, bin, bin_order
+    group by {{ feature }}__decile
+    union all
+    {%- endfor %}
+    {%- for feature in categorical %}
+    select
+        '{{ feature }}' as feature,
+        'categorical' as feature_kind,
+        {{ feature }}__bin as bin,
+        0 as bin_order,
+        {{ sum_int("case when period = 'training' then 1 else 0 end") }} as training_sessions,
+        {{ sum_int("case when period = 'latest' then 1 else 0 end") }} as latest_sessions
+    from binned
+    group by {{ feature }}__bin
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
 ),
 
 totals as (
