@@ -228,11 +228,21 @@ MORE: list[tuple[bytes, str]] = [
     (b"\f" + event(), "not valid JSON"),  # form feed: not JSON whitespace
     (b"\xef\xbb\xbf" + event(), "not valid JSON"),  # byte order mark
     (event() + event(), "not valid JSON"),
+    (event()[:-1] + b", }", "not valid JSON (a trailing comma)"),  # DuckDB reads it
+    (raw_event("brand", '["a",\n]'), "not valid JSON (a trailing comma)"),
     (
         event(event_time="2026-02-30T00:00:00"),
         "field event_time: invalid timestamp 2026-02-30T00:00:00",
     ),
 ]
+
+
+def test_a_comma_before_a_bracket_inside_a_string_is_text(events: Validator) -> None:
+    texts = ["a,}", "b, ]", 'c\\",}', "d,\n}"]
+    # (a leading space: not plain, so the full check reads them)
+    valid, rejects = events.validate(batch([b" " + event(brand=t) for t in texts]))
+    assert rejects.num_rows == 0
+    assert valid["brand"].to_pylist() == texts
 
 
 def test_one_validator_sees_each_batch_on_its_own(events: Validator) -> None:

@@ -19,7 +19,8 @@ duplicates, late events) are the cleaning layer's job in dbt, as for every other
 Structure is strict JSON (RFC 8259) wherever DuckDB's parser is lenient: a document may be
 surrounded by JSON whitespace (space, tab, CR, LF); `NaN`, `Infinity` and numbers too large for
 a double (`1e309`) are rejected ("non-finite number"), and so is an object that repeats a key
-(its meaning is ambiguous: parsers keep the first or the last value). Timestamps must fall in
+(its meaning is ambiguous: parsers keep the first or the last value), and so is a trailing
+comma (`{"a": 1,}`, `[1,]`), which DuckDB reads and RFC 8259 does not. Timestamps must fall in
 [`EARLIEST_TIME`, `LATEST_TIME`) once converted to UTC: 1970-01-01 up to the end of 2100.
 """
 
@@ -54,6 +55,10 @@ LATEST_TIME = "2101-01-01 00:00:00"
 TIME_RANGE_TEXT = "1970-01-01 to 2100-12-31 UTC"
 # JSON whitespace (RFC 8259): space, tab, line feed, carriage return.
 _JSON_WS = "(' ' || chr(9) || chr(10) || chr(13))"
+# A comma before a closing bracket or brace (RE2), and a JSON string literal: a document with a
+# trailing comma outside its strings is not JSON, though DuckDB's parser reads it.
+TRAILING_COMMA = r",[ \t\n\r]*[\]}]"
+STRING_LITERAL = r'"(?:[^"\\]|\\.)*"'
 # An HTML tag, comment or processing instruction opening: `<b`, `</script`, `<!--`, `<?xml`.
 MARKUP_PATTERN = r"</?[A-Za-z!?]"
 
@@ -309,7 +314,11 @@ with decoded as (
                   when '{{' then 'OBJECT' when '[' then 'ARRAY' when '"' then 'VARCHAR'
                   when 't' then 'BOOLEAN' when 'f' then 'BOOLEAN'
                   else 'DOUBLE' end
-                  when trim(txt, {_JSON_WS}) = 'null' then 'NULL' end as doc_type
+                  when trim(txt, {_JSON_WS}) = 'null' then 'NULL' end as doc_type,
+           -- the cheap pattern first; string literals blanked only where it matches
+           raw is not null and regexp_matches(txt, '{TRAILING_COMMA}')
+               and regexp_matches(regexp_replace(txt, '{STRING_LITERAL}', '""', 'g'),
+                                  '{TRAILING_COMMA}') as trailing_comma
     from parsed
 ), keyed as (
     select *, case when doc_type = 'OBJECT' then json_keys(txt) end as keys from kinds
@@ -325,6 +334,7 @@ select partition, kafka_offset, payload,
                then 'payload too large: ' || n_bytes || ' bytes (limit {MAX_PAYLOAD_BYTES})'
            when txt is null then 'not valid UTF-8'
            when doc_type is null then 'not valid JSON'
+           when trailing_comma then 'not valid JSON (a trailing comma)'
            when doc_type <> 'OBJECT'
                then 'not a JSON object (got ' || {_JSON_TYPE_NAMES.format(t="doc_type")} || ')'
            when case when keys = {canonical} then false
