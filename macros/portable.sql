@@ -32,6 +32,10 @@
 {% macro default__shoplens_arg_max(arg, val) %}max_by({{ arg }}, {{ val }}){% endmacro %}
 {% macro duckdb__shoplens_arg_max(arg, val) %}arg_max({{ arg }}, {{ val }}){% endmacro %}
 
+{#- `expression` cast to `type`, null where it cannot be (DuckDB and Spark both spell it
+    try_cast; dbt.safe_cast is a plain cast on Spark, an error under its ANSI mode). -#}
+{% macro shoplens_try_cast(expression, type) %}try_cast({{ expression }} as {{ type }}){% endmacro %}
+
 {#- Sum of an integer expression as BIGINT (DuckDB widens integer sums to HUGEINT). -#}
 {% macro sum_int(expression) %}cast(sum({{ expression }}) as {{ dbt.type_bigint() }}){% endmacro %}
 

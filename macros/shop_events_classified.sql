@@ -17,39 +17,45 @@
 {% macro shop_events_classified(source_relation, where=none) %}
     -- Only keys that occur more than once (and missing keys) need ranking, and only their rows
     -- are read a second time: a window over every row would sort the whole table, and a CTE
-    -- read by two branches would be copied.
-    -- Grouping 64-bit hashes of the keys is much cheaper than grouping the strings; a hash
-    -- collision only sends a few more rows through the exact ranking below.
-    with duplicated_keys as (
-        select {{ shoplens_hash64('event_key') }} as key_hash
+    -- read by two branches would be copied. Rows are grouped by a cheap 64-bit bucket of their
+    -- key (shop_event_key_bucket: equal keys, equal buckets; no text is built), so the text
+    -- key is built only for the final event_key_hash and for the few rows ranked exactly below.
+    with duplicated_buckets as (
+        select {{ shop_event_key_bucket() }} as key_bucket
         from (
-            {{ shop_events_checked(source_relation, where) }}
+            {{ shop_events_checked(source_relation, where, with_key=false) }}
         ) as checked
-        where event_key is not null
-        group by {{ shoplens_hash64('event_key') }}
+        group by {{ shop_event_key_bucket() }}
         having count(*) > 1
     ),
 
     single_copies as (
-        select checked.*, 1 as copy_number
+        select checked.*, {{ shop_event_key() }} as event_key, 1 as copy_number
         from (
-            {{ shop_events_checked(source_relation, where) }}
+            {{ shop_events_checked(source_relation, where, with_key=false) }}
         ) as checked
-        where event_key is not null
-            and {{ shoplens_hash64('event_key') }} not in (select key_hash from duplicated_keys)
+        where {{ shop_event_key_bucket() }} not in (
+            select duplicated_buckets.key_bucket from duplicated_buckets
+            where duplicated_buckets.key_bucket is not null
+        )
     ),
 
     ranked_copies as (
         select
-            checked.*,
+            keyed.*,
             row_number() over (
                 partition by event_key order by {{ shop_event_copy_order() }}
             ) as copy_number
         from (
-            {{ shop_events_checked(source_relation, where) }}
-        ) as checked
-        where event_key is null
-            or {{ shoplens_hash64('event_key') }} in (select key_hash from duplicated_keys)
+            select checked.*, {{ shop_event_key() }} as event_key
+            from (
+                {{ shop_events_checked(source_relation, where, with_key=false) }}
+            ) as checked
+            where {{ shop_event_key_bucket() }} is null
+                or {{ shop_event_key_bucket() }} in (
+                    select duplicated_buckets.key_bucket from duplicated_buckets
+                )
+        ) as keyed
     ),
 
     ranked as (
@@ -63,6 +69,46 @@
         {{ shop_event_quarantine_reason() }} as quarantine_reason
     from ranked
 {% endmacro %}
+
+
+{#-
+    A 64-bit bucket of a checked row's event_key (shop_event_key) computed from the typed columns
+    without building the text: rows with equal keys get equal buckets (a collision only sends a
+    few more rows through the exact ranking); null when the key is null. A REES46 key joins ten
+    fields with '|', so only a '|' inside a text field (category_code, brand, user_session) can
+    make two different rows' keys equal: a key without one (exactly ten '|') is bucketed by all
+    ten fields, one with more by the four fields before the first text field (event_time,
+    event_type, product_id, category_id, which never hold a '|'). Any other row's key is its
+    event_id; one spelled like a REES46 key ('rees46|...') is bucketed by the fields read back
+    from it, so it meets the REES46 rows with that key.
+-#}
+{% macro shop_event_key_bucket() -%}
+    {%- set fields = [
+        ('event_time', dbt.type_timestamp()), ('event_type', none), ('product_id', dbt.type_bigint()),
+        ('category_id', dbt.type_bigint()), ('category_code', none), ('brand', none),
+        ('case when price_flag is null then price end', 'double'), ('price_flag', none),
+        ('customer_id', dbt.type_bigint()), ('user_session', none)] -%}
+    {%- set parsed = [] -%}
+    {%- for column, type in fields -%}
+        {%- set part = "nullif(" ~ dbt.split_part('event_id', "'|'", loop.index + 1) ~ ", '')" -%}
+        {%- do parsed.append(shoplens_try_cast(part, type) if type else part) -%}
+    {%- endfor -%}
+    {%- set separators = "length(event_id) - length(replace(event_id, '|', ''))" -%}
+    case
+        when load_source = 'rees46' and (
+                category_code like '%|%' or brand like '%|%' or user_session like '%|%'
+            )
+            then {{ shoplens_hash64(fields[:4] | map('first') | join(', ')) }}
+        when load_source = 'rees46'
+            then {{ shoplens_hash64(fields | map('first') | join(', ')) }}
+        when event_id is null then null
+        when event_id like 'rees46|%' and {{ separators }} = 10
+            then {{ shoplens_hash64(parsed | join(', ')) }}
+        when event_id like 'rees46|%' and {{ separators }} > 10
+            then {{ shoplens_hash64(parsed[:4] | join(', ')) }}
+        else {{ shoplens_hash64('event_id') }}
+    end
+{%- endmacro %}
 
 
 {#- The order of the copies of one event_key: defect-free copies first, then the earliest
@@ -142,11 +188,12 @@
 
 {#-
     Raw events renamed, trimmed and checked row by row (no deduplication): every column of the
-    raw row plus event_type (normalised, null if unknown), price_flag, event_key and
-    defect_reason (null when the row itself is fine). An unusable price is not a defect: the
-    event is kept and flagged. `where` optionally restricts the raw rows read.
+    raw row plus event_type (normalised, null if unknown), price_flag, event_key (unless
+    `with_key` is false) and defect_reason (null when the row itself is fine). An unusable price
+    is not a defect: the event is kept and flagged. `where` optionally restricts the raw rows
+    read.
 -#}
-{% macro shop_events_checked(source_relation, where=none) %}
+{% macro shop_events_checked(source_relation, where=none, with_key=true) %}
     with renamed as (
         select
             nullif(trim(event_id), '') as event_id,
@@ -181,8 +228,9 @@
 
     keyed as (
         select
-            *,
+            *{% if with_key %},
             {{ shop_event_key() }} as event_key
+            {%- endif %}
         from typed
     ),
 
