@@ -90,34 +90,33 @@ to_process as (
 with_id_events as (
     select * from to_process where user_session is not null
 ),
+{% set with_id_source = 'with_id_events' %}
 {% set id_less_source = 'to_process' %}
 {% else %}
 {#-
-    Full build: the events with a session id come from stg_shop__events; the few id-less ones
-    are staged separately from the raw rows of their event ids (all copies of those ids, so
-    deduplication picks the same copy as staging).
+    Full build: the usable events of stg_shop__events (a view over the rows staging ranked and
+    stored), read three times: keys and wide rows with a session id, and the id-less ones.
 -#}
-with id_less_staged as (
-    {{ shop_events_staged(source('shop', 'events'),
-        "event_id in (select event_id from " ~ source('shop', 'events')
-        ~ " where nullif(trim(user_session), '') is null)") }}
-),
-
-with_id_events as (
-    select {{ staged_columns | join(', ') }}
-    from {{ ref('stg_shop__events') }}
-    where user_session is not null
-),
-{% set id_less_source = 'id_less_staged' %}
+with
+{% set with_id_source = ref('stg_shop__events') %}
+{% set id_less_source = ref('stg_shop__events') %}
 {% endif %}
 
-with_id_pieces as (
-    {{ split_by_inactivity('with_id_events', 'user_session, customer_id') }}
+{#- The windows sort only the four columns they need; the wide rows join their session after
+    (sorting every column three times cost more than the join). -#}
+with_id_keys as (
+    select event_id, event_time, customer_id, user_session
+    from {{ with_id_source }}
+    where user_session is not null
 ),
 
-with_id as (
+with_id_pieces as (
+    {{ split_by_inactivity('with_id_keys', 'user_session, customer_id') }}
+),
+
+with_id_sessions as (
     select
-        *,
+        event_id,
         case
             when dense_rank() over (
                     partition by user_session order by session_start_time, customer_id
@@ -126,10 +125,22 @@ with_id as (
             else {{ dbt.concat(["user_session", "'#'",
                 "cast(customer_id as " ~ dbt.type_string() ~ ")", "'-'",
                 "cast(session_start_time as " ~ dbt.type_string() ~ ")"]) }}
-        end as session_id,
-        user_session as sessionization_key,
-        'user_session' as session_source
+        end as session_id
     from with_id_pieces
+),
+
+with_id as (
+    select
+        {%- for column in staged_columns %}
+        events.{{ column }},
+        {%- endfor %}
+        with_id_sessions.session_id,
+        events.user_session as sessionization_key,
+        'user_session' as session_source
+    from {{ with_id_source }} as events
+    inner join with_id_sessions
+        on with_id_sessions.event_id = events.event_id
+    where events.user_session is not null
 ),
 
 id_less_events as (
