@@ -67,6 +67,19 @@ session_categories as (
     group by session_id
 ),
 
+{# distinct products as a two-step group-by: DuckDB plans count(distinct) by copying every
+   input row of the aggregate first (at 8M events: 9.7 s of CPU with it, 8.2 s without) #}
+session_products as (
+    select session_id, count(*) as distinct_products_viewed
+    from (
+        select session_id, product_id
+        from {{ events }}
+        where event_type = 'product_view' and product_id is not null
+        group by session_id, product_id
+    ) as viewed
+    group by session_id
+),
+
 sessions as (
     select
         session_id,
@@ -79,8 +92,6 @@ sessions as (
         count(*) as events,
         count(case when event_type = 'page_view' then 1 end) as page_views,
         count(case when event_type = 'product_view' then 1 end) as product_views,
-        count(distinct case when event_type = 'product_view' then product_id end)
-            as distinct_products_viewed,
         count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
         cast(
             coalesce(sum(case when event_type = 'add_to_cart' then quantity end), 0)
@@ -115,7 +126,7 @@ rebuilt as (
         sessions.events,
         sessions.page_views,
         sessions.product_views,
-        sessions.distinct_products_viewed,
+        coalesce(session_products.distinct_products_viewed, 0) as distinct_products_viewed,
         coalesce(session_categories.distinct_categories, 0) as distinct_categories,
         sessions.cart_additions,
         sessions.cart_units,
@@ -145,6 +156,8 @@ rebuilt as (
     from sessions
     left join session_categories
         on session_categories.session_id = sessions.session_id
+    left join session_products
+        on session_products.session_id = sessions.session_id
 )
 
 {{ keyed_incremental_rows('rebuilt', 'sessionization_key', 'session_date') }}
