@@ -53,7 +53,9 @@ seen as (
         count(case when event_type = 'product_view' then 1 end) as product_views,
         count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
         count(case when event_type = 'purchase' then 1 end) as purchases,
-        coalesce(sum(case when event_type = 'purchase' then quantity end), 0) as units_sold,
+        coalesce(
+            {{ sum_int("case when event_type = 'purchase' then quantity end") }}, 0
+        ) as units_sold,
         coalesce(sum(purchase_revenue), 0) as revenue,
         {{ this_run_started_at() }} as built_at
     from events
