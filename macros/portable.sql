@@ -25,12 +25,24 @@
 {#- The earliest timestamp there can be: the watermark of an empty incremental table. -#}
 {% macro epoch_start() %}cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }}){% endmacro %}
 
-{#- Value of `arg` on the row with the largest `val` (ties: any). -#}
-{% macro shoplens_arg_max(arg, val) -%}
-    {{ return(adapter.dispatch('shoplens_arg_max', 'shoplens')(arg, val)) }}
+{#- Value of `arg` on the row with the largest `val` (rows where `val` is null aside). Rows of
+    equal `val` are ordered by `tie`, so the result does not depend on the order the rows are
+    stored in (without `tie`: any of them). -#}
+{% macro shoplens_arg_max(arg, val, tie=none) -%}
+    {{ return(adapter.dispatch('shoplens_arg_max', 'shoplens')(arg, val, tie)) }}
 {%- endmacro %}
-{% macro default__shoplens_arg_max(arg, val) %}max_by({{ arg }}, {{ val }}){% endmacro %}
-{% macro duckdb__shoplens_arg_max(arg, val) %}arg_max({{ arg }}, {{ val }}){% endmacro %}
+{% macro default__shoplens_arg_max(arg, val, tie) -%}
+    max_by({{ arg }}, {{ shoplens_order_key(val, tie, 'struct') }})
+{%- endmacro %}
+{% macro duckdb__shoplens_arg_max(arg, val, tie) -%}
+    arg_max({{ arg }}, {{ shoplens_order_key(val, tie, 'row') }})
+{%- endmacro %}
+{#- `val`, or with `tie` the pair (`val`, `tie`) built by `constructor`, null where `val` is. -#}
+{% macro shoplens_order_key(val, tie, constructor) -%}
+    {%- if tie is none -%}{{ val }}
+    {%- else -%}case when {{ val }} is not null then {{ constructor }}({{ val }}, {{ tie }}) end
+    {%- endif -%}
+{%- endmacro %}
 
 {#- `expression` cast to `type`, null where it cannot be (DuckDB and Spark both spell it
     try_cast; dbt.safe_cast is a plain cast on Spark, an error under its ANSI mode). -#}

@@ -45,9 +45,9 @@ with events as (
 seen as (
     select
         product_id,
-        {{ shoplens_arg_max('category_code', 'event_time') }} as category_code,
-        {{ shoplens_arg_max('category', 'event_time') }} as category,
-        {{ shoplens_arg_max('brand', 'event_time') }} as brand,
+        {{ shoplens_arg_max('category_code', 'event_time', 'event_id') }} as category_code,
+        {{ shoplens_arg_max('category', 'event_time', 'event_id') }} as category,
+        {{ shoplens_arg_max('brand', 'event_time', 'event_id') }} as brand,
         max(price) as max_seen_price,
         median(price) as median_seen_price,
         count(case when event_type = 'product_view' then 1 end) as product_views,

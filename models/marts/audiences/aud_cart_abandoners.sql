@@ -32,6 +32,7 @@ events as (
         session_id,
         customer_id,
         product_id,
+        event_id,
         event_type,
         event_time,
         price,
@@ -43,16 +44,18 @@ events as (
 ),
 
 -- Each (session, product) with a cart event: the last cart event decides whether the product
--- was left in the cart; the last addition gives its price and units.
+-- was left in the cart; the last addition gives its price and units. Events of the same time
+-- are ordered by event_id, so an addition and a removal in the same second always give the
+-- same answer.
 session_products as (
     select
         session_id,
         customer_id,
         product_id,
-        {{ shoplens_arg_max('event_type', 'event_time') }} as last_cart_event,
+        {{ shoplens_arg_max('event_type', 'event_time', 'event_id') }} as last_cart_event,
         max(event_time) as last_cart_time,
-        {{ shoplens_arg_max('price', 'event_time') }} as added_price,
-        {{ shoplens_arg_max('quantity', 'event_time') }} as added_units
+        {{ shoplens_arg_max('price', 'event_time', 'event_id') }} as added_price,
+        {{ shoplens_arg_max('quantity', 'event_time', 'event_id') }} as added_units
     from events
     where event_type in ('add_to_cart', 'remove_from_cart')
     group by session_id, customer_id, product_id
@@ -118,7 +121,7 @@ per_customer as (
         ) }} as abandoned_product_ids,
         min(last_cart_time) as first_abandoned_at,
         max(last_cart_time) as last_abandoned_at,
-        {{ shoplens_arg_max('session_id', 'last_cart_time') }} as last_session_id
+        {{ shoplens_arg_max('session_id', 'last_cart_time', 'session_id') }} as last_session_id
     from abandoned
     group by customer_id
 ),

@@ -6,7 +6,7 @@ select
     sum(psi_contribution) as psi,
     cast({{ var('monitoring_psi_limit') }} as double) as psi_limit,
     sum(psi_contribution) > {{ var('monitoring_psi_limit') }} as drifted,
-    {{ shoplens_arg_max('bin', 'psi_contribution') }} as most_shifted_bin,
+    {{ shoplens_arg_max('bin', 'psi_contribution', 'bin') }} as most_shifted_bin,
     {{ sum_int('training_sessions') }} as training_sessions,
     {{ sum_int('latest_sessions') }} as latest_sessions,
     min(window_start) as window_start,
