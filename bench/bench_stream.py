@@ -43,9 +43,7 @@ from shoplens.stream.broker import EmbeddedBroker
 from shoplens.stream.producer import encode, produce, session_stream
 from shoplens.stream.recommender import LiveRecommender
 from shoplens.stream.scorer import LiveScorer
-from shoplens.stream.sink import BatchHook, Sink, SinkConfig, SinkStore
-from shoplens.stream.sink.buffer import Batch
-from shoplens.stream.sink.store import PreparedBatch
+from shoplens.stream.sink import BatchHook, Sink, SinkConfig
 
 CONFLUENT_TARGET = 0.80  # the sink reaches at least this share of the bare confluent loop
 KAFKA_PYTHON_TARGET = 1.0  # ...and at least matches the bare kafka-python loop
@@ -122,45 +120,30 @@ def bare_loop(reader: str, bootstrap: str, n: int, group: str) -> tuple[float, f
     return rate, us
 
 
-class CpuMarks(BatchHook):
-    """Process CPU time when the writer starts validating its first batch (`watch` the
-    sink's store) and after each commit."""
-
-    def __init__(self) -> None:
-        self.first: float | None = None
-        self.last = 0.0
-
-    def watch(self, store: SinkStore) -> None:
-        validate = store.validate
-
-        def first_marked(batch: Batch) -> PreparedBatch:
-            if self.first is None:
-                self.first = time.process_time()
-            return validate(batch)
-
-        store.validate = first_marked  # type: ignore[method-assign]
-
-    def committed(self, prepared: Any) -> None:
-        self.last = time.process_time()
-
-
 def sink_throughput(bootstrap: str, n: int, group: str, workdir: Path) -> tuple[float, float]:
-    """The shoplens sink into a fresh DuckDB file: (messages/s from the first record buffered
-    to the last commit, CPU us per message from the first batch's validation to the last
-    commit)."""
-    db = workdir / f"{group}.duckdb"
-    marks = CpuMarks()
-    sink = Sink(
-        SinkConfig(
-            db=db, bootstrap=bootstrap, group=group, topics=(EVENTS_TOPIC,), stop_when_idle=1.0
-        ),
-        hook=marks,
-    )
-    marks.watch(sink.store)
-    stats = sink.run()
-    assert stats.messages == n and stats.rejects == 0, stats.line()
-    assert marks.first is not None
-    return stats.throughput, (marks.last - marks.first) * 1e6 / n
+    """The shoplens sink into a fresh DuckDB file, in a fresh process (`bench.sink_runner`) as
+    `shoplens sink` runs and as the bare loops run: (messages/s from the first record buffered
+    to the last commit, CPU us per message of the sink's process from the first batch's
+    validation to the last commit). Not in this process: its CPU would include the embedded
+    broker's threads, and its collector would walk this process's heap."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.sink_runner",
+            str(workdir / f"{group}.duckdb"),
+            bootstrap,
+            str(n),
+            group,
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rate, us, messages, rejects = json.loads(out)
+    assert messages == n and rejects == 0, out
+    return rate, us
 
 
 class CommitClock(BatchHook):
@@ -429,29 +412,36 @@ confluent-kafka loop (ratios: median of the per-round ratios, each measured back
 
 {markdown_table(THROUGHPUT_COLUMNS, rows)}
 
-CPU µs per message of the whole process in the timed window (it includes the embedded
-broker's threads, alike for all three readers; in brackets: cores busy = msg/s × CPU µs/msg),
-and each round's rates (kafka-python / sink / confluent):
+CPU µs per message of the reader's own process in its timed window (each reader runs in a
+process of its own, apart from the embedded broker, so the broker's threads are counted for
+none of the three; in brackets: cores busy = msg/s × CPU µs/msg), and each round's rates
+(kafka-python / sink / confluent):
 
 {markdown_table(CPU_COLUMNS, cpu_rows)}
 
-How each reader is timed. The bare loops are `consume + json.loads` only, each in a fresh
-process that imports only its client (`bench/bare_consumers.py`), with the sink's
-fetch settings (`clients.CONSUMER_FETCH_SETTINGS`, `clients.CONFLUENT_FETCH_SETTINGS`); their
-clock (wall and CPU) starts at the first message received and stops when the last one is
-deserialised. They never ask for more messages than remain (`consume(num_messages=min(10,000,
-remaining))`, `poll(max_records=...)`): before this run the confluent loop asked for 10,000
-and the last call waited out its 0.5 s timeout inside the clock, which held it to about
-28k msg/s on 16,000 events (the issue's own loop made 259k on bulk 16 partitions). The sink's
-clock runs from its first record buffered to its last commit, so it also holds what the bare
-loops do not do: filling and draining its pipeline (the last batch's validation and write
-overlap no fetching), and a checkpoint and a new open of the warehouse file each time the
-writer releases it (at least once a second while a backlog lasts; the connection that read the
-stored offsets at start is kept for the first batch). Its CPU is taken from the
-start of the first batch's validation to the last commit. The mock broker returns one record
-batch per partition per fetch: on a trickle topic each fetch carries {TRICKLE_BATCH} messages
-per partition, so a client that waits for each fetch before sending the next (kafka-python)
-is bound by round trips, not CPU; librdkafka fetches ahead in its own thread.
+How each reader is timed. Each reader runs in a fresh process of its own, started the same way
+(`python -m`, default garbage collector settings), while the embedded broker runs in the bench's
+process; each prints its rate and CPU per message as one JSON line. The bare loops are `consume
++ json.loads` only, in a process that imports only its client (`bench/bare_consumers.py`), with
+the sink's fetch settings (`clients.CONSUMER_FETCH_SETTINGS`,
+`clients.CONFLUENT_FETCH_SETTINGS`); their clock (wall and CPU) starts at the first message
+received and stops when the last one is deserialised. They never ask for more messages than
+remain (`consume(num_messages=min(10,000, remaining))`, `poll(max_records=...)`): before this
+run the confluent loop asked for 10,000 and the last call waited out its 0.5 s timeout inside
+the clock, which held it to about 28k msg/s on 16,000 events (the issue's own loop made 259k on
+bulk 16 partitions). The sink runs as `shoplens sink` does, in a process that holds the sink and
+nothing of the bench (`bench/sink_runner.py`: `Sink(SinkConfig(...))` with a hook that only
+takes CPU marks; until this run it ran in the bench's process, whose CPU included the embedded
+broker's threads: 15.7 CPU µs per message on trickle 4 partitions against 5.9 for the bare
+confluent loop). Its clock runs from its first record buffered to its last commit, so it also
+holds what the bare loops do not do: filling and draining its pipeline (the last batch's
+validation and write overlap no fetching), and a checkpoint and a new open of the warehouse file
+each time the writer releases it (at least once a second while a backlog lasts; the connection
+that read the stored offsets at start is kept for the first batch). Its CPU (its process's) is
+taken from the start of the first batch's validation to the last commit. The mock broker returns
+one record batch per partition per fetch: on a trickle topic each fetch carries {TRICKLE_BATCH}
+messages per partition, so a client that waits for each fetch before sending the next
+(kafka-python) is bound by round trips, not CPU; librdkafka fetches ahead in its own thread.
 
 Where the sink's time goes (thread CPU per message from `time.thread_time` around each stage,
 and a timeline of each batch; one sink run of 48,000 events at a time, 2026-11-30 21:20-21:30
