@@ -25,6 +25,12 @@
 {#- The earliest timestamp there can be: the watermark of an empty incremental table. -#}
 {% macro epoch_start() %}cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }}){% endmacro %}
 
+{#- The newest `column` among this incremental model's rows, or epoch_start() while it has none:
+    the watermark its incremental branch reads newer upstream rows from (a scalar subquery). -#}
+{% macro incremental_watermark(column) -%}
+    (select coalesce(max(built.{{ column }}), {{ epoch_start() }}) from {{ this }} as built)
+{%- endmacro %}
+
 {#- Value of `arg` on the row with the largest `val` (rows where `val` is null aside). Rows of
     equal `val` are ordered by `tie`, so the result does not depend on the order the rows are
     stored in (without `tie`: any of them). -#}

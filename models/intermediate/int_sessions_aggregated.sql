@@ -24,10 +24,7 @@ with events as (
             select touched.sessionization_key
             from {{ ref('int_events_sessionized') }} as touched
             where
-                touched.loaded_at > (
-                    select coalesce(max(built.max_loaded_at), {{ epoch_start() }})
-                    from {{ this }} as built
-                )
+                touched.loaded_at > {{ incremental_watermark('max_loaded_at') }}
         )
 ),
 {% set events = 'events' %}

@@ -26,10 +26,7 @@ with sessions as (
     where sessionization_key in (
             select fresh.sessionization_key
             from {{ ref('int_sessions_aggregated') }} as fresh
-            where fresh.max_loaded_at > (
-                    select coalesce(max(built.max_loaded_at), {{ epoch_start() }})
-                    from {{ this }} as built
-                )
+            where fresh.max_loaded_at > {{ incremental_watermark('max_loaded_at') }}
         )
     {% endif %}
 ),

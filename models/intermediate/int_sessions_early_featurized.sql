@@ -27,10 +27,7 @@ with sessions as (
             select touched.sessionization_key
             from {{ ref('int_sessions_aggregated') }} as touched
             where
-                touched.max_loaded_at > (
-                    select coalesce(max(built.max_loaded_at), {{ epoch_start() }})
-                    from {{ this }} as built
-                )
+                touched.max_loaded_at > {{ incremental_watermark('max_loaded_at') }}
         )
     {% endif %}
 ),

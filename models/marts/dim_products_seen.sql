@@ -25,10 +25,7 @@ with touched_products as (
     from {{ all_events }} as touched
     where
         touched.product_id is not null
-        and touched.built_at > (
-            select coalesce(max(built.built_at), {{ epoch_start() }})
-            from {{ this }} as built
-        )
+        and touched.built_at > {{ incremental_watermark('built_at') }}
 ),
 
 events as (

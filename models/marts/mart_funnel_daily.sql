@@ -27,10 +27,7 @@ with touched_dates as (
             select touched.sessionization_key
             from {{ all_events }} as touched
             where
-                touched.loaded_at > (
-                    select coalesce(max(built.max_loaded_at), {{ epoch_start() }})
-                    from {{ this }} as built
-                )
+                touched.loaded_at > {{ incremental_watermark('max_loaded_at') }}
         )
 ),
 

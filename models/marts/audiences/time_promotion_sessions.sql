@@ -29,10 +29,7 @@ with sessions as (
     -- the sessions int_sessions_aggregated wrote since this table's last build (its newest
     -- built_at; appended last, so the filter skips the older blocks)
     where
-        built_at > (
-            select coalesce(max(built.built_at), {{ epoch_start() }})
-            from {{ this }} as built
-        )
+        built_at > {{ incremental_watermark('built_at') }}
     {% endif %}
 ),
 
