@@ -335,6 +335,13 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# How new raw tables store some columns (the contract above is names and types; this is not
+# checked). Event ids are unique text, which DuckDB's default string compression (dictionary +
+# FSST) writes slowly; zstd writes them with less CPU into as few bytes (a REES46 import of 2M
+# events: about 0.25 s less, 55 MB instead of 57 MB) and reads them as fast.
+COLUMN_STORAGE: dict[tuple[str, str], str] = {("raw.events", "event_id"): "using compression zstd"}
+
+
 def check_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Refuse a database whose existing raw tables are not shoplens's (other columns or types,
     or a view of that name), before anything is written: another application's DuckDB file
@@ -397,7 +404,10 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table, (comment, columns) in RAW_TABLES.items():
         if table in existing:
             continue
-        cols = ", ".join(f"{name} {dtype}" for name, dtype, _ in columns)
+        cols = ", ".join(
+            " ".join(filter(None, (name, dtype, COLUMN_STORAGE.get((table, name)))))
+            for name, dtype, _ in columns
+        )
         con.execute(f"create table {table} ({cols})")
         con.execute(f"comment on table {table} is {_quote(comment)}")
         for name, _, col_comment in columns:
