@@ -61,16 +61,10 @@ training_values as (
 
 edges as (
     select
-        feature,
-        percentile_cont(0.1) within group (order by feature_value) as edge_1,
-        percentile_cont(0.2) within group (order by feature_value) as edge_2,
-        percentile_cont(0.3) within group (order by feature_value) as edge_3,
-        percentile_cont(0.4) within group (order by feature_value) as edge_4,
-        percentile_cont(0.5) within group (order by feature_value) as edge_5,
-        percentile_cont(0.6) within group (order by feature_value) as edge_6,
-        percentile_cont(0.7) within group (order by feature_value) as edge_7,
-        percentile_cont(0.8) within group (order by feature_value) as edge_8,
-        percentile_cont(0.9) within group (order by feature_value) as edge_9
+        {%- for k in range(1, 10) %}
+        {{ decile_edge('feature_value', k) }} as edge_{{ k }},
+        {%- endfor %}
+        feature
     from training_values
     group by feature
 ),
