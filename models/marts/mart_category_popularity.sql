@@ -1,20 +1,45 @@
 -- Category popularity: funnel counts from events and sales from order lines, with shares and
 -- ranks. Order-line columns are 0 when the warehouse has no transactions (REES46 imports).
-with events as (
+-- The event counts are mart_funnel_daily's summed over its days (each event with a category counts
+-- there once, in its session's activity in that category), so the events are not aggregated a
+-- second time; only the distinct buyers, which do not add up over days, read the purchases. On an
+-- incremental build the sums are as exact as mart_funnel_daily's days (see its note on a day a
+-- late event leaves without activity).
+with funnel as (
     select
         category,
-        count(case when event_type = 'product_view' then 1 end) as product_views,
-        count(case when event_type = 'add_to_cart' then 1 end) as cart_additions,
-        count(case when event_type = 'purchase' then 1 end) as purchases,
-        cast(
-            coalesce(sum(case when event_type = 'purchase' then quantity end), 0)
-            as {{ dbt.type_bigint() }}
-        ) as units_purchased,
-        coalesce(sum(purchase_revenue), 0) as event_revenue,
-        count(distinct case when event_type = 'purchase' then customer_id end) as buyers
-    from {{ ref('int_events_sessionized') }}
-    where category is not null
+        {{ sum_int('product_views') }} as product_views,
+        {{ sum_int('cart_additions') }} as cart_additions,
+        {{ sum_int('purchases') }} as purchases,
+        {{ sum_int('units_purchased') }} as units_purchased,
+        sum(revenue) as event_revenue
+    from {{ ref('mart_funnel_daily') }}
     group by category
+),
+
+buyers as (
+    select
+        category,
+        count(distinct customer_id) as buyers
+    from {{ ref('int_events_sessionized') }}
+    where
+        category is not null
+        and event_type = 'purchase'
+    group by category
+),
+
+events as (
+    select
+        funnel.category,
+        funnel.product_views,
+        funnel.cart_additions,
+        funnel.purchases,
+        funnel.units_purchased,
+        funnel.event_revenue,
+        coalesce(buyers.buyers, 0) as buyers
+    from funnel
+    left join buyers
+        on buyers.category = funnel.category
 ),
 
 lines as (
