@@ -209,3 +209,58 @@ def test_time_holdout_falls_back_to_the_latest_quarter_on_short_histories() -> N
     assert start[mask].min() >= start.quantile(0.75)
     long = pd.Series(pd.date_range("2026-01-01", "2026-12-31", periods=1_000))
     assert long[intent.time_holdout_mask(long, 4)].min() >= long.max() - pd.Timedelta(weeks=4)
+
+
+def _label_indexed_splits(y: pd.Series, test_mask: pd.Series | None, cap: int, seed: int):
+    """split_labels as first written, on a labelled object Series (the reference the
+    position-based form must reproduce draw for draw)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = pd.Series("train", index=y.index, dtype=object)
+    if test_mask is None:
+        _, test_idx = train_test_split(y.index, test_size=0.25, random_state=seed, stratify=y)
+        labels[test_idx] = "test"
+    else:
+        labels[test_mask.to_numpy()] = "test"
+    rest = y[labels == "train"]
+    _, val_idx = train_test_split(rest.index, test_size=0.2, random_state=seed + 1, stratify=rest)
+    labels[val_idx] = "validation"
+    rng = np.random.default_rng(seed + 2)
+    for part in ("train", "validation", "test"):
+        idx = labels.index[labels == part]
+        if len(idx) > cap:
+            drop = rng.choice(len(idx), size=len(idx) - cap, replace=False)
+            labels[idx[drop]] = "not_sampled"
+    return labels
+
+
+@pytest.mark.parametrize("time_based", [False, True])
+def test_split_labels_match_the_label_indexed_form(time_based: bool) -> None:
+    rng = np.random.default_rng(11)
+    # A shuffled, non-range index: labels must follow the rows, not the index values.
+    y = pd.Series(rng.integers(0, 2, 5_000), index=rng.permutation(5_000) * 3 + 7)
+    mask = pd.Series(rng.random(5_000) < 0.3, index=y.index) if time_based else None
+    for cap, seed in ((400, 1), (10_000, 2), (1_000, 3)):
+        expected = _label_indexed_splits(y, mask, cap, seed)
+        got = split_labels(
+            y, test_mask=mask, test_size=0.25, validation_size=0.2, max_training_rows=cap, seed=seed
+        )
+        pd.testing.assert_series_equal(got, expected)
+
+
+def test_training_on_the_sampled_rows_equals_training_on_every_row() -> None:
+    cfg = intent.IntentConfig(forest=FAST, max_training_rows=150, importance_rows=100)
+    frame = session_frame(2_000, seed=7).sort_values("session_id").reset_index(drop=True)
+    whole = intent.train_purchase_intent(frame, cfg)
+    splits = intent.evaluation_splits(frame, cfg)
+    positions = intent.sampled_rows(splits)
+    # Most rows are left out, so the test says something about reading only the sampled ones.
+    assert len(positions) < len(frame) / 2
+    part = intent.train_purchase_intent(
+        frame.iloc[positions], cfg, {ev: s.iloc[positions] for ev, s in splits.items()}
+    )
+    assert [f.model_name for f in part.fits] == [f.model_name for f in whole.fits]
+    for a, b in zip(whole.fits, part.fits, strict=True):
+        assert (a.metrics, a.importances, a.curves) == (b.metrics, b.importances, b.curves)
+        assert a.threshold == b.threshold and a.training_rows == b.training_rows
+    assert whole.leakage == part.leakage and whole.leaky_features == part.leaky_features

@@ -42,6 +42,16 @@ def read_frame(relation: duckdb.DuckDBPyRelation, batch_rows: int = BATCH_ROWS) 
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+def arrow_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a frame typed as DuckDB's `.df()` types the same rows (read_batches'
+    conversion)."""
+    convert = duckdb.connect()
+    try:
+        return convert.from_arrow(table).df()
+    finally:
+        convert.close()
+
+
 def stream(frames: Iterable[pd.DataFrame], schema: pa.Schema) -> pa.RecordBatchReader:
     """`frames` as one Arrow stream of `schema` (each frame's columns taken in schema order),
     converted lazily: a frame is produced only when the reader asks for the next batch."""

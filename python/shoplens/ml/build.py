@@ -6,6 +6,7 @@ from dbt vars through model config (`Settings.from_config`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -51,6 +52,10 @@ def intent_rows(
     return joined.filter("e.events_so_far > 0").project(select)
 
 
+# What the split labels need of every session (intent.intent_splits), in session_id order.
+KEY_COLUMNS = ("session_id", "session_start", "purchase_made")
+
+
 def _intent_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of intent_rows (in session_id order) with the outcome as bool."""
     frame["purchase_made"] = frame["purchase_made"].astype(bool)
@@ -76,17 +81,26 @@ def intent_training(
     rows: duckdb.DuckDBPyRelation, feature_columns: list[str], settings: Settings
 ) -> pd.DataFrame:
     """Train the four purchase-intent models on `rows` (intent_rows); one training row each
-    (empty if untrainable). Every row is loaded (the splits are drawn over all sessions), but
-    only the columns the models use."""
-    frame = _intent_frame(batches.read_frame(rows.order("session_id")))
-    if not _trainable(frame["purchase_made"]):
+    (empty if untrainable). The splits are drawn over every session, so every row is read (as
+    Arrow), but only the sampled ones (intent.sampled_rows, at most three parts of
+    max_training_rows per scheme) become a pandas frame."""
+    table = rows.order("session_id").to_arrow_table()
+    keys = _intent_frame(batches.arrow_frame(table.select(list(KEY_COLUMNS))))
+    if not _trainable(keys["purchase_made"]):
         return artifacts.training_frame([])
     cfg = intent.IntentConfig(
-        forest=settings.forest(),
-        max_training_rows=settings.max_training_rows,
-        early=feature_set_for(feature_columns, frame),
+        forest=settings.forest(), max_training_rows=settings.max_training_rows
     )
-    result = intent.train_purchase_intent(frame, cfg)
+    splits = intent.evaluation_splits(keys, cfg)
+    positions = intent.sampled_rows(splits)
+    del keys
+    frame = _intent_frame(batches.arrow_frame(table.take(positions)))
+    del table
+    frame.index = positions
+    cfg = dataclasses.replace(cfg, early=feature_set_for(feature_columns, frame))
+    result = intent.train_purchase_intent(
+        frame, cfg, {ev: labels.iloc[positions] for ev, labels in splits.items()}
+    )
     trained = []
     for fit in result.fits:
         arte: dict[str, list] = {
@@ -176,16 +190,18 @@ def session_predictions(
         rows.project("session_id, session_start, purchase_made").order("session_id").df()
     )
     pipes = artifacts.pipelines(training)
+    # One split per evaluation scheme and split parameters, shared by the models that use it.
+    splits: dict[tuple[str, str], tuple[pd.Series, np.ndarray]] = {}
     models = []
     for row in training.itertuples(index=False):
-        labels = intent.intent_splits(keys, row.evaluation, json.loads(row.split_params))
+        scheme = (row.evaluation, row.split_params)
+        if scheme not in splits:
+            labels = intent.intent_splits(keys, row.evaluation, json.loads(row.split_params))
+            splits[scheme] = (labels.astype("category"), (labels != "not_sampled").to_numpy())
+        labels, sampled = splits[scheme]
         # The deployed model scores every session; evaluation-only models their sampled rows.
-        keep = (
-            np.ones(len(keys), dtype=bool)
-            if row.model_name == intent.DEPLOYED
-            else (labels != "not_sampled").to_numpy()
-        )
-        models.append((row, labels.astype("category"), keep))
+        keep = np.ones(len(keys), dtype=bool) if row.model_name == intent.DEPLOYED else sampled
+        models.append((row, labels, keep))
     session_ids = keys["session_id"]
 
     def scored() -> Iterator[pd.DataFrame]:

@@ -165,10 +165,15 @@ def fit_binary(
     model_name: str,
     evaluation: str,
     cfg: IntentConfig,
+    labels: pd.Series | None = None,
 ) -> BinaryFit:
-    """Train on the train split, pick the threshold on validation, evaluate on test."""
+    """Train on the train split, pick the threshold on validation, evaluate on test.
+
+    `labels` are the rows' split labels for `evaluation` (intent_splits) when the caller has
+    them already: models sharing an evaluation scheme share one split."""
     split_params = cfg.split_params()
-    labels = intent_splits(frame, evaluation, split_params)
+    if labels is None:
+        labels = intent_splits(frame, evaluation, split_params)
     # Only the sampled rows become a model matrix (big warehouses leave most rows out).
     sampled = (labels != "not_sampled").to_numpy()
     frame, labels = frame[sampled], labels[sampled]
@@ -276,25 +281,54 @@ class IntentResult:
         return next(f for f in self.fits if f.model_name == model_name)
 
 
-def train_purchase_intent(frame: pd.DataFrame, cfg: IntentConfig) -> IntentResult:
+EVALUATIONS = (EVAL_TIME, EVAL_STRATIFIED)
+
+
+def evaluation_splits(keys: pd.DataFrame, cfg: IntentConfig) -> dict[str, pd.Series]:
+    """The split labels of every evaluation scheme (intent_splits) of the sessions in `keys`
+    (session_start and purchase_made, in session_id order)."""
+    return {ev: intent_splits(keys, ev, cfg.split_params()) for ev in EVALUATIONS}
+
+
+def sampled_rows(splits: dict[str, pd.Series]) -> np.ndarray:
+    """Positions of the rows some scheme samples (train, validation or test): the only rows
+    whose features a training run reads."""
+    return np.flatnonzero(
+        np.logical_or.reduce([(labels != "not_sampled").to_numpy() for labels in splits.values()])
+    )
+
+
+def train_purchase_intent(
+    frame: pd.DataFrame, cfg: IntentConfig, splits: dict[str, pd.Series] | None = None
+) -> IntentResult:
     """Train and evaluate the four purchase-intent models on a per-session frame.
 
     `frame` needs session_id, session_start, purchase_made and the columns of `cfg.early` and
     `cfg.study`. The leakage screen runs on the training part of the stratified split only.
+
+    `splits` (evaluation_splits) are given when they were drawn over more sessions than
+    `frame` holds: `frame` is then the sampled_rows of those sessions, in session_id order, and
+    each split its labels of those rows (the rows left out are not_sampled in every scheme, so
+    every fit, metric and importance is the same as on all the sessions).
     """
-    frame = frame.sort_values("session_id", kind="stable").reset_index(drop=True)
-    labels = intent_splits(frame, EVAL_STRATIFIED, cfg.split_params())
-    train = frame[labels == "train"]
+    if splits is None:
+        frame = frame.sort_values("session_id", kind="stable").reset_index(drop=True)
+        # One split per evaluation scheme, shared by the models evaluated with it.
+        splits = evaluation_splits(frame, cfg)
+    stratified = splits[EVAL_STRATIFIED]
+    train = frame[(stratified == "train").to_numpy()]
     leakage = detect_leakage(train, cfg.study, cfg.leak_auc, "session_study") + detect_leakage(
         train, cfg.early, cfg.leak_auc, "early_intent"
     )
     leaky = [r["feature"] for r in leakage if r["leaks"] and r["feature_set"] == "session_study"]
     fits = [
-        fit_binary(frame, cfg.early, DEPLOYED, EVAL_TIME, cfg),
-        fit_binary(frame, cfg.early, STRATIFIED, EVAL_STRATIFIED, cfg),
-        fit_binary(frame, cfg.study, REPLICATION, EVAL_STRATIFIED, cfg),
+        fit_binary(frame, cfg.early, DEPLOYED, EVAL_TIME, cfg, splits[EVAL_TIME]),
+        fit_binary(frame, cfg.early, STRATIFIED, EVAL_STRATIFIED, cfg, stratified),
+        fit_binary(frame, cfg.study, REPLICATION, EVAL_STRATIFIED, cfg, stratified),
     ]
     no_leak = cfg.study.without(leaky)
     if leaky and no_leak.columns:
-        fits.append(fit_binary(frame, no_leak, REPLICATION_NO_LEAK, EVAL_STRATIFIED, cfg))
+        fits.append(
+            fit_binary(frame, no_leak, REPLICATION_NO_LEAK, EVAL_STRATIFIED, cfg, stratified)
+        )
     return IntentResult(fits=fits, leakage=leakage, leaky_features=leaky)
