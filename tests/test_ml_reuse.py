@@ -8,6 +8,8 @@ registry bounded to two versions per model.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -308,3 +310,22 @@ def test_training_state_reads_versions_from_registry_and_table() -> None:
     assert state.versions == {"purchase_intent": 4, "category_choice": 2}
     assert state.fingerprints == {"purchase_intent": "abc"}
     assert reuse.TrainingState.read(con, This(), incremental=False).fingerprints == {}
+
+
+def test_unchanged_is_an_empty_arrow_stream_and_the_reuse_path_needs_no_pandas() -> None:
+    con = duckdb.connect()
+    con.execute("create schema ml")
+    con.execute("create table ml.t as select 1 as version, 'x'::blob as pipeline, now() as at")
+    kept = reuse.unchanged(con, "ml.t")
+    # A stream, not a pandas frame nor an Arrow table (dbt-duckdb imports pyarrow.dataset, and
+    # with it pandas, for a table).
+    assert type(kept).__name__ == "RecordBatchReader"
+    table = kept.read_all()
+    assert table.num_rows == 0
+    assert table.column_names == ["version", "pipeline", "at"]
+    # What a no-op build runs (the reuse checks) imports no pandas.
+    probe = (
+        "import sys; import shoplens.ml.reuse, shoplens.ml.refresh; "
+        "sys.exit('pandas' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
