@@ -27,25 +27,28 @@
     from ({{ shoplens_row_digest(a) }}) as new_rows, ({{ shoplens_row_digest(b) }}) as old_rows
 {%- endmacro %}
 
-{#- True when `new` and `old` have the same columns (names, types, order) and the same rows. -#}
+{#- True when `new` and `old` have the same columns (names, types, order) and the same rows: one
+    query (the rows are digested only when the columns match). -#}
 {% macro shoplens_same_table(new, old) -%}
-    {%- set columns -%}
-        select
-            table_name,
-            string_agg(column_name || ' ' || data_type, ', ' order by ordinal_position)
-        from information_schema.columns
-        where table_catalog = '{{ old.database }}' and table_schema = '{{ old.schema }}'
-            and table_name in ('{{ new.identifier }}', '{{ old.identifier }}')
-        group by table_name
+    {%- set sql -%}
+        with listed as (
+            select
+                table_name,
+                string_agg(column_name || ' ' || data_type, ', ' order by ordinal_position)
+                    as columns
+            from information_schema.columns
+            where table_catalog = '{{ old.database }}' and table_schema = '{{ old.schema }}'
+                and table_name in ('{{ new.identifier }}', '{{ old.identifier }}')
+            group by table_name
+        )
+        select case
+            when (select columns from listed where table_name = '{{ new.identifier }}')
+                = (select columns from listed where table_name = '{{ old.identifier }}')
+            then ({{ shoplens_same_rows(new, old) }})
+            else false
+        end
     {%- endset -%}
-    {%- set listed = run_query(columns).rows -%}
-    {%- set by_name = {} -%}
-    {%- for row in listed -%}{%- do by_name.update({row[0]: row[1]}) -%}{%- endfor -%}
-    {%- if by_name.get(new.identifier) is none
-        or by_name.get(new.identifier) != by_name.get(old.identifier) -%}
-        {{ return(false) }}
-    {%- endif -%}
-    {{ return(run_query(shoplens_same_rows(new, old)).columns[0].values()[0]) }}
+    {{ return(run_query(sql).columns[0].values()[0]) }}
 {%- endmacro %}
 
 
@@ -145,10 +148,25 @@
     {{ drop_relation_if_exists(backup_relation) }}
   {% endif %}
 
-  {{ run_hooks(post_hooks, inside_transaction=False) }}
+  {#- A kept table freed no blocks: its checkpoint hook (checkpoint_freed_blocks) is skipped. -#}
+  {{ run_hooks(shoplens_without_checkpoints(post_hooks) if kept else post_hooks,
+               inside_transaction=False) }}
 
   {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+
+{#- `hooks` less those that render to checkpoint_freed_blocks()'s statement. -#}
+{% macro shoplens_without_checkpoints(hooks) -%}
+  {%- set checkpoint = checkpoint_freed_blocks() | trim -%}
+  {%- set kept_hooks = [] -%}
+  {%- for hook in hooks -%}
+    {%- if not checkpoint or render(hook.get('sql')) | trim != checkpoint -%}
+      {%- do kept_hooks.append(hook) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(kept_hooks) }}
+{%- endmacro %}
 
 
 {#- Seeds: the stored rows are replaced only when the file's differ (full refresh: dbt's way). -#}
