@@ -57,6 +57,19 @@
 {#- Sum of an integer expression as BIGINT (DuckDB widens integer sums to HUGEINT). -#}
 {% macro sum_int(expression) %}cast(sum({{ expression }}) as {{ dbt.type_bigint() }}){% endmacro %}
 
+{#- The k-th decile edge (k = 1..9) of `expression` in a group: percentile_cont(k / 10). DuckDB
+    takes all nine from one quantile_cont over the list of fractions (the repeated aggregate is
+    computed once), so each group's values are ordered once, not once per edge; same values. -#}
+{% macro decile_edge(expression, k) -%}
+    {{ return(adapter.dispatch('decile_edge', 'shoplens')(expression, k)) }}
+{%- endmacro %}
+{% macro default__decile_edge(expression, k) -%}
+    percentile_cont({{ k / 10 }}) within group (order by {{ expression }})
+{%- endmacro %}
+{% macro duckdb__decile_edge(expression, k) -%}
+    quantile_cont({{ expression }}, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])[{{ k }}]
+{%- endmacro %}
+
 {#- A 64-bit hash of a value (for grouping and set membership; equal values, equal hashes). -#}
 {% macro shoplens_hash64(expression) -%}
     {{ return(adapter.dispatch('shoplens_hash64', 'shoplens')(expression)) }}
